@@ -1,0 +1,166 @@
+//! [`DomainError`]: every failure a caller can see, one variant per row of
+//! SPEC §5's error table. Each variant has a stable [`DomainError::code`] and
+//! carries what `details` needs. Status codes are not known here: the HTTP
+//! adapter maps them, in one place.
+
+use serde_json::{json, Value};
+
+use crate::ids::{ExecutionId, SessionId, TemplateId};
+
+/// Boxed source of an unexpected failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// A field is missing or invalid (400).
+    #[error("{message}")]
+    Validation { field: String, message: String },
+
+    /// The request body could not be decoded at all (400): malformed JSON,
+    /// an unknown field, a wrong content type.
+    #[error("{message}")]
+    InvalidRequest { message: String },
+
+    #[error("template {id} not found")]
+    TemplateNotFound { id: String },
+
+    #[error("session {id} not found")]
+    SessionNotFound { id: String },
+
+    #[error("execution {id} not found")]
+    ExecutionNotFound { id: String },
+
+    /// A script path that is safe but names no file.
+    #[error("file {path:?} not found in the session worktree")]
+    FileNotFound { path: String },
+
+    /// The route itself does not exist (404, `NOT_FOUND`).
+    #[error("{message}")]
+    RouteNotFound { message: String },
+
+    /// The route exists but not with this method (405, `METHOD_NOT_ALLOWED`).
+    #[error("{message}")]
+    MethodNotAllowed { message: String },
+
+    #[error("session {session_id} is {status}, not ready")]
+    SessionNotReady { session_id: SessionId, status: String },
+
+    #[error("session {session_id} is already running execution {running}; one execution at a time")]
+    SessionBusy { session_id: SessionId, running: String },
+
+    /// Absolute path, `..` escape, symlink escape, or a bad worktree.
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: String },
+
+    #[error("execution stopped: {limit} limit of {value} reached")]
+    OutputLimitExceeded { execution_id: ExecutionId, limit: String, value: u64 },
+
+    #[error("execution stopped after the {limit} limit of {limit_ms} ms")]
+    ExecutionTimeout { execution_id: ExecutionId, limit: String, limit_ms: u64 },
+
+    #[error("execution stopped at the memory limit of {limit_mb} MB")]
+    MemoryLimitExceeded { execution_id: ExecutionId, limit_mb: u64 },
+
+    #[error("startup mode {mode:?} is not supported; the only mode is \"eval\"")]
+    StartupModeUnsupported { mode: String },
+
+    #[error("module {name:?} cannot be configured: {reason}")]
+    ModuleNotAllowed { name: String, reason: String, allowed: Vec<String> },
+
+    #[error("library {name:?} is not in the catalog")]
+    LibraryNotAvailable { name: String, available: Vec<String> },
+
+    #[error("engine {engine:?} is not supported; supported engines: {}", supported.join(", "))]
+    EngineUnsupported { engine: String, supported: Vec<String> },
+
+    #[error("session {session_id} failed to start: {reason}")]
+    StartupFailed { session_id: SessionId, template_id: TemplateId, reason: String },
+
+    /// Anything unexpected. Its chain is logged; clients get a fixed message.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl DomainError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation { field: field.into(), message: message.into() }
+    }
+
+    pub fn invalid_path(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidPath { path: path.into(), reason: reason.into() }
+    }
+
+    pub fn internal(source: impl Into<BoxError>) -> Self {
+        Self::Internal(source.into())
+    }
+
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::InvalidRequest { .. } => "INVALID_REQUEST",
+            Self::TemplateNotFound { .. } => "TEMPLATE_NOT_FOUND",
+            Self::SessionNotFound { .. } => "SESSION_NOT_FOUND",
+            Self::ExecutionNotFound { .. } => "EXECUTION_NOT_FOUND",
+            Self::FileNotFound { .. } => "FILE_NOT_FOUND",
+            Self::RouteNotFound { .. } => "NOT_FOUND",
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Self::SessionNotReady { .. } => "SESSION_NOT_READY",
+            Self::SessionBusy { .. } => "SESSION_BUSY",
+            Self::InvalidPath { .. } => "INVALID_PATH",
+            Self::OutputLimitExceeded { .. } => "OUTPUT_LIMIT_EXCEEDED",
+            Self::ExecutionTimeout { .. } => "EXECUTION_TIMEOUT",
+            Self::MemoryLimitExceeded { .. } => "MEMORY_LIMIT_EXCEEDED",
+            Self::StartupModeUnsupported { .. } => "STARTUP_MODE_UNSUPPORTED",
+            Self::ModuleNotAllowed { .. } => "MODULE_NOT_ALLOWED",
+            Self::LibraryNotAvailable { .. } => "LIBRARY_NOT_AVAILABLE",
+            Self::EngineUnsupported { .. } => "ENGINE_UNSUPPORTED",
+            Self::StartupFailed { .. } => "STARTUP_FAILED",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Machine-readable context for the error envelope's `details`.
+    pub fn details(&self) -> Value {
+        match self {
+            Self::Validation { field, .. } => json!({ "field": field }),
+            Self::InvalidRequest { .. }
+            | Self::RouteNotFound { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::Internal(_) => json!({}),
+            Self::TemplateNotFound { id } => json!({ "template_id": id }),
+            Self::SessionNotFound { id } => json!({ "session_id": id }),
+            Self::ExecutionNotFound { id } => json!({ "execution_id": id }),
+            Self::FileNotFound { path } => json!({ "path": path }),
+            Self::SessionNotReady { session_id, status } => {
+                json!({ "session_id": session_id, "status": status })
+            }
+            Self::SessionBusy { session_id, running } => {
+                json!({ "session_id": session_id, "running_execution_id": running })
+            }
+            Self::InvalidPath { path, reason } => json!({ "path": path, "reason": reason }),
+            Self::OutputLimitExceeded { execution_id, limit, value } => {
+                json!({ "execution_id": execution_id, "limit": limit, "value": value })
+            }
+            Self::ExecutionTimeout { execution_id, limit, limit_ms } => {
+                json!({ "execution_id": execution_id, "limit": limit, "limit_ms": limit_ms })
+            }
+            Self::MemoryLimitExceeded { execution_id, limit_mb } => {
+                json!({ "execution_id": execution_id, "limit": "mem_mb", "limit_mb": limit_mb })
+            }
+            Self::StartupModeUnsupported { mode } => json!({ "mode": mode, "supported": ["eval"] }),
+            Self::ModuleNotAllowed { name, allowed, .. } => {
+                json!({ "name": name, "allowed": allowed })
+            }
+            Self::LibraryNotAvailable { name, available } => {
+                json!({ "name": name, "available": available })
+            }
+            Self::EngineUnsupported { engine, supported } => {
+                json!({ "engine": engine, "supported": supported })
+            }
+            Self::StartupFailed { session_id, template_id, reason } => {
+                json!({ "session_id": session_id, "template_id": template_id, "reason": reason })
+            }
+        }
+    }
+}

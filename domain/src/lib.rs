@@ -1,0 +1,29 @@
+//! The domain of vm-system: entities, the rules they obey, the services that
+//! apply them, and the ports (traits) through which the services reach stores,
+//! JavaScript runtimes and the clock. It knows no adapter: no tokio, poem,
+//! sqlx or boa.
+//!
+//! Layout:
+//! - [`ids`]: typed UUID identifiers.
+//! - [`error`]: [`DomainError`], one variant per row of SPEC §5's error table.
+//! - [`template`], [`session`], [`execution`], [`event`]: the entities.
+//! - [`catalog`]: native modules and third-party libraries that can be configured.
+//! - [`paths`]: worktree and script path safety.
+//! - [`ports`]: store, runtime, library cache and clock traits.
+//! - [`services`]: templates, sessions and executions — every business rule.
+
+pub mod catalog;
+pub mod error;
+pub mod event;
+pub mod execution;
+pub mod ids;
+pub mod paths;
+pub mod ports;
+pub mod services;
+pub mod session;
+pub mod template;
+
+pub use error::DomainError;
+
+/// Instants are UTC timestamps everywhere in the domain.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

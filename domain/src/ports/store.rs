@@ -1,0 +1,71 @@
+//! Store ports. Every method is one atomic unit: an implementation that
+//! writes several rows does so in one transaction.
+
+use async_trait::async_trait;
+
+use crate::catalog::{LibraryRef, ModuleName};
+use crate::event::Event;
+use crate::execution::Execution;
+use crate::ids::{ExecutionId, SessionId, TemplateId};
+use crate::session::{Session, SessionStatus};
+use crate::template::{Capability, Settings, StartupFile, Template};
+use crate::{DomainError, Timestamp};
+
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// Stores a new template with its settings (its module and library
+    /// lists are stored too, in order).
+    async fn insert(&self, template: &Template, settings: &Settings) -> Result<(), DomainError>;
+    /// The template with `exposed_modules` and `libraries` filled in.
+    async fn get(&self, id: TemplateId) -> Result<Option<Template>, DomainError>;
+    /// All templates, newest first.
+    async fn list(&self) -> Result<Vec<Template>, DomainError>;
+    /// Deletes the template and everything hanging off it. `false` if absent.
+    async fn delete(&self, id: TemplateId) -> Result<bool, DomainError>;
+    async fn settings(&self, id: TemplateId) -> Result<Option<Settings>, DomainError>;
+    /// Replaces the settings and bumps `updated_at`. `false` if absent.
+    async fn replace_settings(&self, id: TemplateId, settings: &Settings, at: Timestamp) -> Result<bool, DomainError>;
+    async fn add_capability(&self, capability: &Capability) -> Result<(), DomainError>;
+    /// Capabilities in the order they were added.
+    async fn capabilities(&self, id: TemplateId) -> Result<Vec<Capability>, DomainError>;
+    async fn add_startup_file(&self, file: &StartupFile) -> Result<(), DomainError>;
+    /// Startup files by `order_index`, then by the order they were added.
+    async fn startup_files(&self, id: TemplateId) -> Result<Vec<StartupFile>, DomainError>;
+    /// Adds a module; adding one already present changes nothing.
+    async fn add_module(&self, id: TemplateId, name: &ModuleName, at: Timestamp) -> Result<(), DomainError>;
+    /// `false` when the module was not configured.
+    async fn remove_module(&self, id: TemplateId, name: &ModuleName, at: Timestamp) -> Result<bool, DomainError>;
+    /// Appends a library to the load order; one already present stays where it is.
+    async fn add_library(&self, id: TemplateId, library: &LibraryRef, at: Timestamp) -> Result<(), DomainError>;
+    /// `false` when the library was not configured.
+    async fn remove_library(&self, id: TemplateId, library: &LibraryRef, at: Timestamp) -> Result<bool, DomainError>;
+}
+
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert(&self, session: &Session) -> Result<(), DomainError>;
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, DomainError>;
+    /// Sessions newest first, optionally only those in `status`.
+    async fn list(&self, status: Option<SessionStatus>) -> Result<Vec<Session>, DomainError>;
+    /// Writes `status`, `closed_at` and `last_error` of an existing session.
+    async fn update_state(&self, session: &Session) -> Result<(), DomainError>;
+}
+
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// Records an execution as it starts (normally `running`, no events yet).
+    async fn insert(&self, execution: &Execution) -> Result<(), DomainError>;
+    /// Writes the execution's final state and appends its events, in one
+    /// transaction: either both are stored or neither is.
+    async fn finish(&self, execution: &Execution, events: &[Event]) -> Result<(), DomainError>;
+    async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, DomainError>;
+    /// Newest first, at most `limit`, optionally of one session.
+    async fn list(&self, session_id: Option<SessionId>, limit: u32) -> Result<Vec<Execution>, DomainError>;
+    /// Events with `seq > after_seq`, in `seq` order.
+    async fn events_after(&self, id: ExecutionId, after_seq: i64) -> Result<Vec<Event>, DomainError>;
+    /// Executions still marked `running`, oldest first.
+    async fn running(&self) -> Result<Vec<Execution>, DomainError>;
+}

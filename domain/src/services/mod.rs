@@ -1,0 +1,1 @@
+//! The services: every business rule of templates, sessions and executions.
