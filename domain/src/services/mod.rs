@@ -1,1 +1,13 @@
 //! The services: every business rule of templates, sessions and executions.
+//! They hold ports as `Arc<dyn …>`; `app` injects the adapters.
+
+mod executions;
+mod sessions;
+mod templates;
+
+pub use executions::{ExecutionService, Executed, RunFileRequest};
+pub use sessions::{NewSession, ReconcileReport, SessionService};
+pub use templates::{LibraryEntry, NewCapability, NewStartupFile, NewTemplate, TemplateService};
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -1,0 +1,57 @@
+//! Values shared by the services' unit tests.
+
+use std::sync::Arc;
+
+use chrono::TimeZone;
+
+use crate::ids::{SessionId, StartupFileId, TemplateId};
+use crate::paths::{ScriptPath, WorktreePath};
+use crate::ports::clock::MockClock;
+use crate::ports::Clock;
+use crate::session::{Label, Session, SessionStatus};
+use crate::template::{StartupFile, StartupMode, Template, TemplateName};
+
+pub fn fixed_clock() -> Arc<dyn Clock> {
+    let mut clock = MockClock::new();
+    clock.expect_now().returning(|| chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+    Arc::new(clock)
+}
+
+pub fn a_template(id: TemplateId) -> Template {
+    let now = fixed_clock().now();
+    Template {
+        id,
+        name: TemplateName::parse("demo").unwrap(),
+        engine: "boa".into(),
+        is_active: true,
+        exposed_modules: vec![],
+        libraries: vec![],
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn a_session(id: SessionId, status: SessionStatus) -> Session {
+    Session {
+        id,
+        template_id: TemplateId::new(),
+        workspace_id: Label::parse("workspace_id", "ws").unwrap(),
+        base_commit_oid: Label::parse("base_commit_oid", "abc").unwrap(),
+        worktree_path: WorktreePath::from_stored("/tmp"),
+        status,
+        created_at: fixed_clock().now(),
+        closed_at: None,
+        last_error: None,
+    }
+}
+
+pub fn a_startup_file(template_id: TemplateId, path: &str) -> StartupFile {
+    StartupFile {
+        id: StartupFileId::new(),
+        template_id,
+        path: ScriptPath::parse(path).unwrap(),
+        order_index: 0,
+        mode: StartupMode::Eval,
+        created_at: fixed_clock().now(),
+    }
+}

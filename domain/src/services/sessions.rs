@@ -1,0 +1,427 @@
+//! Session rules: creation from a template (runtime, libraries, startup files
+//! as executions), the state machine, closing, and reconciliation after a
+//! restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{json, Map};
+
+use super::executions::{Recorder, Work};
+use super::ExecutionService;
+use crate::event::{Event, EventPayload, SystemLevel};
+use crate::execution::{ExecutionKind, ExecutionStatus};
+use crate::ids::{SessionId, TemplateId};
+use crate::paths::WorktreePath;
+use crate::ports::{Clock, ExecutionStore, Job, JsRuntime, RuntimeSpec, SessionStore, TemplateStore};
+use crate::session::{Label, Session, SessionStatus};
+use crate::DomainError;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewSession {
+    pub template_id: String,
+    pub workspace_id: String,
+    pub base_commit_oid: String,
+    pub worktree_path: String,
+}
+
+/// What reconciliation found left over from a previous process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub closed_sessions: usize,
+    pub finalised_executions: usize,
+}
+
+pub struct SessionService {
+    templates: Arc<dyn TemplateStore>,
+    recorder: Arc<Recorder>,
+}
+
+impl SessionService {
+    /// Builds the session service and the execution service that shares its
+    /// runtime, stores and one-execution-per-session rule.
+    pub fn new(
+        templates: Arc<dyn TemplateStore>,
+        sessions: Arc<dyn SessionStore>,
+        executions: Arc<dyn ExecutionStore>,
+        runtime: Arc<dyn JsRuntime>,
+        clock: Arc<dyn Clock>,
+    ) -> (Self, ExecutionService) {
+        let recorder = Arc::new(Recorder::new(sessions, executions, runtime, clock));
+        (Self { templates, recorder: recorder.clone() }, ExecutionService::new(recorder))
+    }
+
+    fn sessions(&self) -> &dyn SessionStore {
+        &*self.recorder.sessions
+    }
+
+    fn runtime(&self) -> &dyn JsRuntime {
+        &*self.recorder.runtime
+    }
+
+    /// Creates a session: allocates the runtime with the template's settings,
+    /// modules and libraries, then runs the startup files in order, each as a
+    /// `startup` execution. Any failure leaves the session `crashed` and is
+    /// reported as `STARTUP_FAILED` carrying the session id.
+    pub async fn create(&self, new: NewSession) -> Result<Session, DomainError> {
+        let template_id = TemplateId::parse(&new.template_id, "template_id")?;
+        let workspace_id = Label::parse("workspace_id", &new.workspace_id)?;
+        let base_commit_oid = Label::parse("base_commit_oid", &new.base_commit_oid)?;
+        let worktree_path = WorktreePath::parse(&new.worktree_path)?;
+        let template = self
+            .templates
+            .get(template_id)
+            .await?
+            .ok_or_else(|| DomainError::TemplateNotFound { id: template_id.to_string() })?;
+        if template.engine != self.runtime().engine() {
+            return Err(DomainError::EngineUnsupported {
+                engine: template.engine,
+                supported: vec![self.runtime().engine().to_owned()],
+            });
+        }
+        let settings = self
+            .templates
+            .settings(template_id)
+            .await?
+            .ok_or_else(|| DomainError::TemplateNotFound { id: template_id.to_string() })?;
+        let capabilities = self.templates.capabilities(template_id).await?;
+        let startup_files = self.templates.startup_files(template_id).await?;
+
+        let mut session = Session {
+            id: SessionId::new(),
+            template_id,
+            workspace_id,
+            base_commit_oid,
+            worktree_path,
+            status: SessionStatus::Starting,
+            created_at: self.recorder.clock.now(),
+            closed_at: None,
+            last_error: None,
+        };
+        self.sessions().insert(&session).await?;
+
+        let spec = RuntimeSpec {
+            session_id: session.id,
+            worktree: session.worktree_path.clone(),
+            settings,
+            modules: template.exposed_modules.clone(),
+            libraries: template.libraries.clone(),
+            capabilities,
+        };
+        if let Err(err) = self.runtime().start(spec).await {
+            return Err(self.fail_start(session, err.to_string()).await);
+        }
+        session.status = SessionStatus::Ready;
+        for file in startup_files {
+            let resolved = match session.worktree_path.resolve(&file.path) {
+                Ok(resolved) => resolved,
+                Err(err) => return Err(self.fail_start(session, format!("startup file {}: {err}", file.path)).await),
+            };
+            let work = Work {
+                kind: ExecutionKind::Startup,
+                input: None,
+                path: Some(file.path.as_str().to_owned()),
+                args: Map::new(),
+                env: BTreeMap::new(),
+                job: Job::RunFile { path: resolved, args: Map::new(), env: BTreeMap::new() },
+            };
+            let failure = match self.recorder.run(&session, work).await {
+                Ok(done) if done.execution.status == ExecutionStatus::Ok => None,
+                Ok(done) => Some(
+                    done.execution
+                        .error
+                        .as_ref()
+                        .and_then(|e| e["message"].as_str().map(str::to_owned))
+                        .unwrap_or_else(|| format!("ended {}", done.execution.status)),
+                ),
+                Err(err) => Some(err.to_string()),
+            };
+            if let Some(reason) = failure {
+                let reason = format!("startup file {} failed: {reason}", file.path);
+                return Err(self.fail_start(session, reason).await);
+            }
+        }
+        self.sessions().update_state(&session).await?;
+        Ok(session)
+    }
+
+    /// Marks the session crashed, discards its runtime and builds the error.
+    async fn fail_start(&self, mut session: Session, reason: String) -> DomainError {
+        self.runtime().close(session.id).await;
+        session.status = SessionStatus::Crashed;
+        session.last_error = Some(reason.clone());
+        if let Err(err) = self.sessions().update_state(&session).await {
+            return err;
+        }
+        DomainError::StartupFailed { session_id: session.id, template_id: session.template_id, reason }
+    }
+
+    pub async fn get(&self, id: SessionId) -> Result<Session, DomainError> {
+        self.sessions().get(id).await?.ok_or_else(|| DomainError::SessionNotFound { id: id.to_string() })
+    }
+
+    /// Newest first, optionally only those in `status`.
+    pub async fn list(&self, status: Option<SessionStatus>) -> Result<Vec<Session>, DomainError> {
+        self.sessions().list(status).await
+    }
+
+    /// Discards the runtime and keeps the row with `closed_at`. Closing a
+    /// closed session changes nothing.
+    pub async fn close(&self, id: SessionId) -> Result<Session, DomainError> {
+        let mut session = self.get(id).await?;
+        if session.status == SessionStatus::Closed {
+            return Ok(session);
+        }
+        self.runtime().close(id).await;
+        session.status = SessionStatus::Closed;
+        session.closed_at = Some(self.recorder.clock.now());
+        self.sessions().update_state(&session).await?;
+        Ok(session)
+    }
+
+    /// Sessions whose runtime is alive in memory.
+    pub fn live_sessions(&self) -> Vec<SessionId> {
+        let mut ids = self.runtime().live_sessions();
+        ids.sort();
+        ids
+    }
+
+    /// Run once at start: sessions that claim to be live are closed (their
+    /// runtimes died with the previous process) and executions left
+    /// `running` are finalised as `cancelled` with a `system` event saying why.
+    pub async fn reconcile_after_restart(&self) -> Result<ReconcileReport, DomainError> {
+        let now = self.recorder.clock.now();
+        let mut report = ReconcileReport::default();
+        for mut session in self.sessions().list(None).await? {
+            if !session.status.claims_live() {
+                continue;
+            }
+            session.status = SessionStatus::Closed;
+            session.closed_at = Some(now);
+            session.last_error = Some("closed at daemon start: the runtime ended with the previous process".into());
+            self.sessions().update_state(&session).await?;
+            report.closed_sessions += 1;
+        }
+        let executions = &self.recorder.executions;
+        for mut execution in executions.running().await? {
+            let next_seq = executions.events_after(execution.id, 0).await?.last().map_or(1, |e| e.seq + 1);
+            let message = "execution interrupted: the daemon stopped before it finished".to_owned();
+            let event = Event {
+                execution_id: execution.id,
+                seq: next_seq,
+                ts: now,
+                payload: EventPayload::System { message: message.clone(), level: SystemLevel::Warn },
+            };
+            execution.status = ExecutionStatus::Cancelled;
+            execution.ended_at = Some(now);
+            execution.error = Some(json!({ "code": "INTERRUPTED", "message": message }));
+            execution.metrics.event_count = next_seq as u64;
+            executions.finish(&execution, &[event]).await?;
+            report.finalised_executions += 1;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::execution::{Execution, Metrics};
+    use crate::ids::ExecutionId;
+    use crate::ports::runtime::{Ending, MockJsRuntime, Outcome, RuntimeError};
+    use crate::ports::store::{MockExecutionStore, MockSessionStore, MockTemplateStore};
+    use crate::services::fixtures::{a_session, a_startup_file, a_template, fixed_clock};
+    use crate::template::Settings;
+
+    struct Parts {
+        templates: MockTemplateStore,
+        sessions: MockSessionStore,
+        executions: MockExecutionStore,
+        runtime: MockJsRuntime,
+    }
+
+    impl Parts {
+        fn new() -> Self {
+            let mut templates = MockTemplateStore::new();
+            templates.expect_get().returning(|id| Ok(Some(a_template(id))));
+            templates.expect_settings().returning(|_| Ok(Some(Settings::default())));
+            templates.expect_capabilities().returning(|_| Ok(vec![]));
+            let mut runtime = MockJsRuntime::new();
+            runtime.expect_engine().return_const("boa");
+            Self { templates, sessions: MockSessionStore::new(), executions: MockExecutionStore::new(), runtime }
+        }
+
+        fn build(self) -> SessionService {
+            SessionService::new(
+                Arc::new(self.templates),
+                Arc::new(self.sessions),
+                Arc::new(self.executions),
+                Arc::new(self.runtime),
+                fixed_clock(),
+            )
+            .0
+        }
+    }
+
+    fn new_session(worktree: &std::path::Path) -> NewSession {
+        NewSession {
+            template_id: TemplateId::new().to_string(),
+            workspace_id: "ws".into(),
+            base_commit_oid: "abc123".into(),
+            worktree_path: worktree.to_str().unwrap().into(),
+        }
+    }
+
+    fn recorded_states(sessions: &mut MockSessionStore) -> Arc<Mutex<Vec<Session>>> {
+        let states = Arc::new(Mutex::new(Vec::new()));
+        let sink = states.clone();
+        sessions.expect_insert().returning(|s| {
+            assert_eq!(s.status, SessionStatus::Starting);
+            Ok(())
+        });
+        sessions.expect_update_state().returning(move |s| {
+            sink.lock().unwrap().push(s.clone());
+            Ok(())
+        });
+        states
+    }
+
+    #[test]
+    fn a_session_without_startup_files_becomes_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut parts = Parts::new();
+        parts.templates.expect_startup_files().returning(|_| Ok(vec![]));
+        parts.runtime.expect_start().times(1).returning(|_| Ok(()));
+        let states = recorded_states(&mut parts.sessions);
+        let session = block_on(parts.build().create(new_session(dir.path()))).unwrap();
+        assert_eq!(session.status, SessionStatus::Ready);
+        assert_eq!(states.lock().unwrap().last().unwrap().status, SessionStatus::Ready);
+    }
+
+    #[test]
+    fn a_runtime_that_cannot_start_leaves_the_session_crashed_and_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut parts = Parts::new();
+        parts.templates.expect_startup_files().returning(|_| Ok(vec![]));
+        parts
+            .runtime
+            .expect_start()
+            .returning(|_| Err(RuntimeError::StartFailed("library lodash-4.17.21 is not cached".into())));
+        parts.runtime.expect_close().returning(|_| ());
+        let states = recorded_states(&mut parts.sessions);
+        let err = block_on(parts.build().create(new_session(dir.path()))).unwrap_err();
+        assert_eq!(err.code(), "STARTUP_FAILED");
+        let crashed = states.lock().unwrap().last().unwrap().clone();
+        assert_eq!(crashed.status, SessionStatus::Crashed);
+        assert_eq!(err.details()["session_id"], crashed.id.to_string());
+        assert!(crashed.last_error.unwrap().contains("lodash"));
+    }
+
+    #[test]
+    fn a_startup_file_that_throws_fails_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("init.js"), "throw new Error('boom')").unwrap();
+        let mut parts = Parts::new();
+        parts.templates.expect_startup_files().returning(|id| Ok(vec![a_startup_file(id, "init.js")]));
+        parts.runtime.expect_start().returning(|_| Ok(()));
+        parts.runtime.expect_run().returning(|_, _| {
+            Ok(Outcome {
+                events: vec![EventPayload::Exception { message: "Error: boom".into(), stack: String::new() }],
+                ending: Ending::Threw,
+            })
+        });
+        parts.runtime.expect_close().returning(|_| ());
+        parts.executions.expect_insert().returning(|e| {
+            assert_eq!(e.kind, ExecutionKind::Startup);
+            Ok(())
+        });
+        parts.executions.expect_finish().returning(|_, _| Ok(()));
+        let states = recorded_states(&mut parts.sessions);
+        let err = block_on(parts.build().create(new_session(dir.path()))).unwrap_err();
+        assert_eq!(err.code(), "STARTUP_FAILED");
+        assert!(err.to_string().contains("boom"), "{err}");
+        assert_eq!(states.lock().unwrap().last().unwrap().status, SessionStatus::Crashed);
+    }
+
+    #[test]
+    fn a_relative_worktree_is_an_invalid_path() {
+        let mut parts = Parts::new();
+        parts.sessions.expect_insert().never();
+        let mut new = new_session(std::path::Path::new("/tmp"));
+        new.worktree_path = "relative/dir".into();
+        assert_eq!(block_on(parts.build().create(new)).unwrap_err().code(), "INVALID_PATH");
+    }
+
+    #[test]
+    fn closing_a_closed_session_changes_nothing() {
+        let mut parts = Parts::new();
+        parts.sessions.expect_get().returning(|id| Ok(Some(a_session(id, SessionStatus::Closed))));
+        parts.sessions.expect_update_state().never();
+        parts.runtime.expect_close().never();
+        let session = block_on(parts.build().close(SessionId::new())).expect("closing twice is harmless");
+        assert_eq!(session.status, SessionStatus::Closed);
+    }
+
+    #[test]
+    fn closing_a_ready_session_discards_its_runtime_and_keeps_the_row() {
+        let mut parts = Parts::new();
+        parts.sessions.expect_get().returning(|id| Ok(Some(a_session(id, SessionStatus::Ready))));
+        parts
+            .sessions
+            .expect_update_state()
+            .withf(|s| s.status == SessionStatus::Closed && s.closed_at.is_some())
+            .times(1)
+            .returning(|_| Ok(()));
+        parts.runtime.expect_close().times(1).returning(|_| ());
+        block_on(parts.build().close(SessionId::new())).unwrap();
+    }
+
+    #[test]
+    fn reconciliation_closes_live_sessions_and_cancels_running_executions() {
+        let mut parts = Parts::new();
+        let ready = a_session(SessionId::new(), SessionStatus::Ready);
+        let closed = a_session(SessionId::new(), SessionStatus::Closed);
+        let listed = vec![ready.clone(), closed];
+        parts.sessions.expect_list().returning(move |_| Ok(listed.clone()));
+        parts
+            .sessions
+            .expect_update_state()
+            .withf(move |s| s.id == ready.id && s.status == SessionStatus::Closed)
+            .times(1)
+            .returning(|_| Ok(()));
+        let running = Execution {
+            id: ExecutionId::new(),
+            session_id: SessionId::new(),
+            kind: ExecutionKind::Repl,
+            input: Some("while(true){}".into()),
+            path: None,
+            args: Map::new(),
+            env: BTreeMap::new(),
+            status: ExecutionStatus::Running,
+            started_at: fixed_clock().now(),
+            ended_at: None,
+            result: None,
+            error: None,
+            metrics: Metrics::default(),
+        };
+        parts.executions.expect_running().returning(move || Ok(vec![running.clone()]));
+        parts.executions.expect_events_after().returning(|_, _| Ok(vec![]));
+        parts
+            .executions
+            .expect_finish()
+            .withf(|e, events| {
+                e.status == ExecutionStatus::Cancelled
+                    && events.len() == 1
+                    && events[0].seq == 1
+                    && matches!(events[0].payload, EventPayload::System { .. })
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let report = block_on(parts.build().reconcile_after_restart()).unwrap();
+        assert_eq!(report, ReconcileReport { closed_sessions: 1, finalised_executions: 1 });
+    }
+}

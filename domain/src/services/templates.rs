@@ -1,0 +1,367 @@
+//! Template rules: names, engines, settings defaults and validation, module
+//! and library policy, startup-file paths and modes.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::catalog::{LibraryInfo, LibraryRef, ModuleInfo, ModuleName, LIBRARIES, MODULES};
+use crate::ids::{CapabilityId, StartupFileId, TemplateId};
+use crate::paths::ScriptPath;
+use crate::ports::{Clock, LibraryCache, TemplateStore};
+use crate::template::{
+    Capability, CapabilityKind, Settings, StartupFile, StartupMode, Template, TemplateDetail, TemplateName,
+    DEFAULT_ENGINE,
+};
+use crate::DomainError;
+
+/// What a caller sends to create a template; everything but `name` is optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewTemplate {
+    pub name: String,
+    pub engine: Option<String>,
+    pub settings: Option<Settings>,
+    pub modules: Vec<String>,
+    pub libraries: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCapability {
+    pub kind: String,
+    pub name: String,
+    pub enabled: Option<bool>,
+    pub config: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStartupFile {
+    pub path: String,
+    pub order_index: Option<i64>,
+    pub mode: Option<String>,
+}
+
+/// A catalog library and whether its file is in the local cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LibraryEntry {
+    pub info: &'static LibraryInfo,
+    pub cached: bool,
+}
+
+pub struct TemplateService {
+    store: Arc<dyn TemplateStore>,
+    cache: Arc<dyn LibraryCache>,
+    clock: Arc<dyn Clock>,
+    engines: Vec<String>,
+}
+
+impl TemplateService {
+    /// `engines` are the engine names of the registered runtimes.
+    pub fn new(
+        store: Arc<dyn TemplateStore>,
+        cache: Arc<dyn LibraryCache>,
+        clock: Arc<dyn Clock>,
+        engines: Vec<String>,
+    ) -> Self {
+        Self { store, cache, clock, engines }
+    }
+
+    pub async fn create(&self, new: NewTemplate) -> Result<TemplateDetail, DomainError> {
+        let name = TemplateName::parse(&new.name)?;
+        let engine = new.engine.as_deref().map(str::trim).unwrap_or(DEFAULT_ENGINE).to_owned();
+        if !self.engines.iter().any(|e| *e == engine) {
+            return Err(DomainError::EngineUnsupported { engine, supported: self.engines.clone() });
+        }
+        let settings = new.settings.unwrap_or_default();
+        settings.validate()?;
+        let mut exposed_modules = new.modules.iter().map(|m| ModuleName::parse(m)).collect::<Result<Vec<_>, _>>()?;
+        exposed_modules.sort();
+        exposed_modules.dedup();
+        let mut libraries: Vec<LibraryRef> = Vec::new();
+        for raw in &new.libraries {
+            let library = LibraryRef::parse(raw)?;
+            if !libraries.contains(&library) {
+                libraries.push(library);
+            }
+        }
+        let now = self.clock.now();
+        let template = Template {
+            id: TemplateId::new(),
+            name,
+            engine,
+            is_active: true,
+            exposed_modules,
+            libraries,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert(&template, &settings).await?;
+        Ok(TemplateDetail { template, settings, capabilities: Vec::new(), startup_files: Vec::new() })
+    }
+
+    pub async fn list(&self) -> Result<Vec<Template>, DomainError> {
+        self.store.list().await
+    }
+
+    pub async fn get(&self, id: TemplateId) -> Result<Template, DomainError> {
+        self.store.get(id).await?.ok_or_else(|| not_found(id))
+    }
+
+    pub async fn detail(&self, id: TemplateId) -> Result<TemplateDetail, DomainError> {
+        let template = self.get(id).await?;
+        let settings = self.settings(id).await?;
+        let capabilities = self.store.capabilities(id).await?;
+        let startup_files = self.store.startup_files(id).await?;
+        Ok(TemplateDetail { template, settings, capabilities, startup_files })
+    }
+
+    /// Deletes the template and everything configured on it. Sessions made
+    /// from it are not touched.
+    pub async fn delete(&self, id: TemplateId) -> Result<(), DomainError> {
+        if self.store.delete(id).await? {
+            Ok(())
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    pub async fn settings(&self, id: TemplateId) -> Result<Settings, DomainError> {
+        self.store.settings(id).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// Replaces all settings; fields the caller left out take their defaults.
+    pub async fn replace_settings(&self, id: TemplateId, settings: Settings) -> Result<Settings, DomainError> {
+        settings.validate()?;
+        if self.store.replace_settings(id, &settings, self.clock.now()).await? {
+            Ok(settings)
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    pub async fn add_capability(&self, id: TemplateId, new: NewCapability) -> Result<Capability, DomainError> {
+        let kind = CapabilityKind::parse(new.kind.trim())?;
+        let name = new.name.trim();
+        if name.is_empty() {
+            return Err(DomainError::validation("name", "name is required and must not be blank"));
+        }
+        self.get(id).await?;
+        let capability = Capability {
+            id: CapabilityId::new(),
+            template_id: id,
+            kind,
+            name: name.to_owned(),
+            enabled: new.enabled.unwrap_or(true),
+            config: new.config.unwrap_or_default(),
+            created_at: self.clock.now(),
+        };
+        self.store.add_capability(&capability).await?;
+        Ok(capability)
+    }
+
+    pub async fn capabilities(&self, id: TemplateId) -> Result<Vec<Capability>, DomainError> {
+        self.get(id).await?;
+        self.store.capabilities(id).await
+    }
+
+    pub async fn add_startup_file(&self, id: TemplateId, new: NewStartupFile) -> Result<StartupFile, DomainError> {
+        let path = ScriptPath::parse(&new.path)?;
+        let mode = StartupMode::parse(new.mode.as_deref().map(str::trim).unwrap_or("eval"))?;
+        self.get(id).await?;
+        let file = StartupFile {
+            id: StartupFileId::new(),
+            template_id: id,
+            path,
+            order_index: new.order_index.unwrap_or(0),
+            mode,
+            created_at: self.clock.now(),
+        };
+        self.store.add_startup_file(&file).await?;
+        Ok(file)
+    }
+
+    pub async fn startup_files(&self, id: TemplateId) -> Result<Vec<StartupFile>, DomainError> {
+        self.get(id).await?;
+        self.store.startup_files(id).await
+    }
+
+    /// Adds a catalog module; adding one twice changes nothing.
+    pub async fn add_module(&self, id: TemplateId, name: &str) -> Result<Vec<ModuleName>, DomainError> {
+        let name = ModuleName::parse(name)?;
+        self.get(id).await?;
+        self.store.add_module(id, &name, self.clock.now()).await?;
+        self.modules(id).await
+    }
+
+    /// Removes a module; removing one that is not configured changes nothing.
+    pub async fn remove_module(&self, id: TemplateId, name: &str) -> Result<Vec<ModuleName>, DomainError> {
+        let name = ModuleName::parse(name)?;
+        self.get(id).await?;
+        self.store.remove_module(id, &name, self.clock.now()).await?;
+        self.modules(id).await
+    }
+
+    pub async fn modules(&self, id: TemplateId) -> Result<Vec<ModuleName>, DomainError> {
+        Ok(self.get(id).await?.exposed_modules)
+    }
+
+    /// Appends a catalog library to the load order; adding one twice changes nothing.
+    pub async fn add_library(&self, id: TemplateId, name: &str) -> Result<Vec<LibraryRef>, DomainError> {
+        let library = LibraryRef::parse(name)?;
+        self.get(id).await?;
+        self.store.add_library(id, &library, self.clock.now()).await?;
+        self.libraries(id).await
+    }
+
+    pub async fn remove_library(&self, id: TemplateId, name: &str) -> Result<Vec<LibraryRef>, DomainError> {
+        let library = LibraryRef::parse(name)?;
+        self.get(id).await?;
+        self.store.remove_library(id, &library, self.clock.now()).await?;
+        self.libraries(id).await
+    }
+
+    pub async fn libraries(&self, id: TemplateId) -> Result<Vec<LibraryRef>, DomainError> {
+        Ok(self.get(id).await?.libraries)
+    }
+
+    pub fn module_catalog(&self) -> &'static [ModuleInfo] {
+        &MODULES
+    }
+
+    pub fn library_catalog(&self) -> Vec<LibraryEntry> {
+        LIBRARIES
+            .iter()
+            .map(|info| LibraryEntry {
+                info,
+                cached: self.cache.is_cached(&LibraryRef::parse(&info.name()).expect("catalog names parse")),
+            })
+            .collect()
+    }
+
+    /// Engines a template may name.
+    pub fn engines(&self) -> &[String] {
+        &self.engines
+    }
+}
+
+fn not_found(id: TemplateId) -> DomainError {
+    DomainError::TemplateNotFound { id: id.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+    use mockall::predicate::always;
+
+    use super::*;
+    use crate::ports::store::MockTemplateStore;
+    use crate::ports::runtime::MockLibraryCache;
+    use crate::services::fixtures::{fixed_clock, a_template};
+
+    fn service(store: MockTemplateStore) -> TemplateService {
+        let mut cache = MockLibraryCache::new();
+        cache.expect_is_cached().returning(|lib| lib.as_str().starts_with("lodash"));
+        TemplateService::new(Arc::new(store), Arc::new(cache), fixed_clock(), vec!["boa".into()])
+    }
+
+    #[test]
+    fn a_new_template_gets_the_default_engine_and_settings() {
+        let mut store = MockTemplateStore::new();
+        store.expect_insert().times(1).returning(|_, _| Ok(()));
+        let detail = block_on(service(store).create(NewTemplate { name: " demo ".into(), ..Default::default() })).unwrap();
+        assert_eq!(detail.template.name.as_str(), "demo");
+        assert_eq!(detail.template.engine, "boa");
+        assert!(detail.template.is_active);
+        assert_eq!(detail.settings, Settings::default());
+    }
+
+    #[test]
+    fn an_unknown_engine_is_refused_with_the_supported_list() {
+        let mut store = MockTemplateStore::new();
+        store.expect_insert().never();
+        let err = block_on(service(store).create(NewTemplate {
+            name: "x".into(),
+            engine: Some("v8".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(err.code(), "ENGINE_UNSUPPORTED");
+        assert_eq!(err.details()["supported"], serde_json::json!(["boa"]));
+    }
+
+    #[test]
+    fn a_built_in_module_is_refused_before_the_store_is_touched() {
+        let mut store = MockTemplateStore::new();
+        store.expect_get().never();
+        store.expect_add_module().never();
+        let err = block_on(service(store).add_module(TemplateId::new(), "json")).unwrap_err();
+        assert_eq!(err.code(), "MODULE_NOT_ALLOWED");
+    }
+
+    #[test]
+    fn modules_of_a_missing_template_are_not_found() {
+        let mut store = MockTemplateStore::new();
+        store.expect_get().returning(|_| Ok(None));
+        store.expect_add_module().never();
+        let err = block_on(service(store).add_module(TemplateId::new(), "fs")).unwrap_err();
+        assert_eq!(err.code(), "TEMPLATE_NOT_FOUND");
+    }
+
+    #[test]
+    fn a_library_outside_the_catalog_is_not_available() {
+        let mut store = MockTemplateStore::new();
+        store.expect_add_library().never();
+        let err = block_on(service(store).add_library(TemplateId::new(), "jquery-3.7.1")).unwrap_err();
+        assert_eq!(err.code(), "LIBRARY_NOT_AVAILABLE");
+    }
+
+    #[test]
+    fn startup_files_must_be_relative_and_eval() {
+        let mut store = MockTemplateStore::new();
+        store.expect_get().returning(|id| Ok(Some(a_template(id))));
+        store.expect_add_startup_file().never();
+        let svc = service(store);
+        let id = TemplateId::new();
+        let escape = NewStartupFile { path: "../init.js".into(), order_index: None, mode: None };
+        assert_eq!(block_on(svc.add_startup_file(id, escape)).unwrap_err().code(), "INVALID_PATH");
+        let esm = NewStartupFile { path: "init.js".into(), order_index: None, mode: Some("module".into()) };
+        assert_eq!(block_on(svc.add_startup_file(id, esm)).unwrap_err().code(), "STARTUP_MODE_UNSUPPORTED");
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_and_not_stored() {
+        let mut store = MockTemplateStore::new();
+        store.expect_replace_settings().never();
+        let mut settings = Settings::default();
+        settings.limits.wall_ms = 0;
+        let err = block_on(service(store).replace_settings(TemplateId::new(), settings)).unwrap_err();
+        assert_eq!(err.code(), "VALIDATION_ERROR");
+    }
+
+    #[test]
+    fn replacing_settings_of_a_missing_template_is_not_found() {
+        let mut store = MockTemplateStore::new();
+        store.expect_replace_settings().with(always(), always(), always()).returning(|_, _, _| Ok(false));
+        let err = block_on(service(store).replace_settings(TemplateId::new(), Settings::default())).unwrap_err();
+        assert_eq!(err.code(), "TEMPLATE_NOT_FOUND");
+    }
+
+    #[test]
+    fn the_library_catalog_says_which_files_are_cached() {
+        let entries = service(MockTemplateStore::new()).library_catalog();
+        assert_eq!(entries.len(), 6);
+        for entry in entries {
+            assert_eq!(entry.cached, entry.info.id == "lodash", "{}", entry.info.id);
+        }
+    }
+
+    #[test]
+    fn capabilities_need_a_known_kind_and_a_name() {
+        let mut store = MockTemplateStore::new();
+        store.expect_add_capability().never();
+        let svc = service(store);
+        let bad_kind = NewCapability { kind: "disk".into(), name: "x".into(), enabled: None, config: None };
+        assert_eq!(block_on(svc.add_capability(TemplateId::new(), bad_kind)).unwrap_err().code(), "VALIDATION_ERROR");
+        let no_name = NewCapability { kind: "fs".into(), name: " ".into(), enabled: None, config: None };
+        assert_eq!(block_on(svc.add_capability(TemplateId::new(), no_name)).unwrap_err().code(), "VALIDATION_ERROR");
+    }
+}
