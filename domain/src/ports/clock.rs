@@ -7,12 +7,14 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }
 
-/// The wall clock.
+/// The wall clock, truncated to microseconds: the precision both stores
+/// keep, so a value reads back exactly as it was written.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        chrono::Utc::now()
+        chrono::DurationRound::duration_trunc(chrono::Utc::now(), chrono::TimeDelta::microseconds(1))
+            .expect("truncating the current time to microseconds cannot overflow")
     }
 }

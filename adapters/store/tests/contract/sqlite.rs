@@ -1,0 +1,68 @@
+//! What only SQLite has: the file, its pragmas, and reopening it.
+
+use vm_domain::ports::{SessionStore, TemplateStore};
+use vm_domain::template::Settings;
+use vm_store::SqliteStore;
+
+use crate::seed::{at, session, template};
+
+#[tokio::test]
+async fn opening_creates_the_file_and_its_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/nested/vm-system.db");
+
+    let store = SqliteStore::open(&path).await.unwrap();
+
+    assert!(path.is_file());
+    assert!(TemplateStore::list(&store).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn connections_use_wal_foreign_keys_normal_sync_and_a_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("vm-system.db"))
+        .await
+        .unwrap();
+    let pragma = async |name: &str| -> String {
+        sqlx::query_scalar(&format!("SELECT CAST({name} AS TEXT) FROM pragma_{name}"))
+            .fetch_one(store.pool())
+            .await
+            .unwrap_or_else(|err| panic!("pragma {name}: {err}"))
+    };
+
+    assert_eq!(pragma("journal_mode").await, "wal");
+    assert_eq!(pragma("foreign_keys").await, "1");
+    assert_eq!(pragma("synchronous").await, "1", "1 is NORMAL");
+    let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(busy_timeout, 5000);
+}
+
+#[tokio::test]
+async fn reopening_the_same_file_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vm-system.db");
+    let demo = template("demo", at(1));
+    let made = session(demo.id, at(2));
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        TemplateStore::insert(&store, &demo, &Settings::default())
+            .await
+            .unwrap();
+        SessionStore::insert(&store, &made).await.unwrap();
+        store.close().await;
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+
+    assert_eq!(
+        TemplateStore::get(&store, demo.id).await.unwrap(),
+        Some(demo)
+    );
+    assert_eq!(
+        SessionStore::get(&store, made.id).await.unwrap(),
+        Some(made)
+    );
+}
