@@ -1,0 +1,61 @@
+//! `/sessions`: create, list, get, close.
+
+use std::sync::Arc;
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use vm_domain::session::SessionStatus;
+
+use super::{session_id, Tag};
+use crate::dto::{CreateSessionBody, SessionView};
+use crate::error::ApiResult;
+use crate::payload::JsonBody;
+use crate::Services;
+
+pub struct SessionsApi(pub Arc<Services>);
+
+#[derive(ApiResponse)]
+pub enum SessionCreated {
+    /// Ready: the runtime is up, libraries loaded and startup files run.
+    #[oai(status = 201)]
+    Created(Json<SessionView>),
+}
+
+#[OpenApi(tag = "Tag::Sessions")]
+impl SessionsApi {
+    /// List sessions, newest first.
+    #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
+    async fn list(
+        &self,
+        /// Only sessions in this state: `starting`, `ready`, `crashed` or `closed`.
+        status: Query<Option<String>>,
+    ) -> ApiResult<Json<Vec<SessionView>>> {
+        let status = status.0.as_deref().map(SessionStatus::parse).transpose()?;
+        Ok(Json(self.0.sessions.list(status).await?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Start a session from a template, bound to an existing worktree directory.
+    #[oai(path = "/sessions", method = "post", operation_id = "createSession")]
+    async fn create(&self, body: JsonBody<CreateSessionBody>) -> ApiResult<SessionCreated> {
+        let session = self.0.sessions.create(body.0.into()).await?;
+        Ok(SessionCreated::Created(Json(session.into())))
+    }
+
+    #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
+    async fn get(&self, id: Path<String>) -> ApiResult<Json<SessionView>> {
+        Ok(Json(self.0.sessions.get(session_id(&id)?).await?.into()))
+    }
+
+    /// Close the session (same as `POST /sessions/{id}/close`).
+    #[oai(path = "/sessions/:id", method = "delete", operation_id = "deleteSession")]
+    async fn delete(&self, id: Path<String>) -> ApiResult<Json<SessionView>> {
+        Ok(Json(self.0.sessions.close(session_id(&id)?).await?.into()))
+    }
+
+    /// Discard the runtime and keep the record; closing twice is harmless.
+    #[oai(path = "/sessions/:id/close", method = "post", operation_id = "closeSession")]
+    async fn close(&self, id: Path<String>) -> ApiResult<Json<SessionView>> {
+        Ok(Json(self.0.sessions.close(session_id(&id)?).await?.into()))
+    }
+}

@@ -1,0 +1,137 @@
+//! Maps `DomainError` to HTTP; no other file does. Also turns poem's own
+//! failures (bad bodies, bad parameters, unknown routes, wrong methods) into
+//! the one error envelope.
+
+use poem::error::{MethodNotAllowedError, NotFoundError};
+use poem::{IntoResponse, Response};
+use poem_openapi::error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+use serde_json::Value;
+use vm_domain::DomainError;
+
+use crate::payload::BodyError;
+
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `SESSION_BUSY`.
+    pub code: String,
+    pub message: String,
+    pub details: Value,
+}
+
+/// `{"error": {"code", "message", "details"}}`, for every error.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// `VALIDATION_ERROR` or `INVALID_REQUEST`.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorEnvelope>),
+    /// `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `NOT_FOUND`.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorEnvelope>),
+    /// `METHOD_NOT_ALLOWED`.
+    #[oai(status = 405)]
+    MethodNotAllowed(Json<ErrorEnvelope>),
+    /// `SESSION_NOT_READY`, `SESSION_BUSY`.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorEnvelope>),
+    /// `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+    /// `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorEnvelope>),
+    /// `INTERNAL`: always a bug.
+    #[oai(status = 500)]
+    Internal(Json<ErrorEnvelope>),
+}
+
+/// The response variant (hence status) of each domain error. No `_` arm on
+/// purpose: a new variant does not compile until someone picks its status.
+fn variant_of(err: &DomainError) -> fn(Json<ErrorEnvelope>) -> ApiError {
+    use DomainError as E;
+    match err {
+        E::Validation { .. } | E::InvalidRequest { .. } => ApiError::BadRequest,
+        E::TemplateNotFound { .. }
+        | E::SessionNotFound { .. }
+        | E::ExecutionNotFound { .. }
+        | E::FileNotFound { .. }
+        | E::RouteNotFound { .. } => ApiError::NotFound,
+        E::MethodNotAllowed { .. } => ApiError::MethodNotAllowed,
+        E::SessionNotReady { .. } | E::SessionBusy { .. } => ApiError::Conflict,
+        E::InvalidPath { .. }
+        | E::OutputLimitExceeded { .. }
+        | E::ExecutionTimeout { .. }
+        | E::MemoryLimitExceeded { .. }
+        | E::StartupModeUnsupported { .. }
+        | E::ModuleNotAllowed { .. }
+        | E::LibraryNotAvailable { .. }
+        | E::EngineUnsupported { .. }
+        | E::StartupFailed { .. } => ApiError::Unprocessable,
+        E::Internal(_) => ApiError::Internal,
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        if let DomainError::Internal(source) = &err {
+            tracing::error!(error = %source, chain = ?source, "internal error");
+        }
+        let envelope = ErrorEnvelope {
+            error: ErrorBody { code: err.code().to_owned(), message: err.to_string(), details: err.details() },
+        };
+        variant_of(&err)(Json(envelope))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Request extraction failures: a body that is not the expected JSON object
+/// is `INVALID_REQUEST`; a missing or invalid field, path or query value is
+/// `VALIDATION_ERROR` naming it.
+fn extraction_error(err: &poem::Error) -> Option<DomainError> {
+    if let Some(body) = err.downcast_ref::<BodyError>() {
+        return Some(match body {
+            BodyError::Malformed(message) => DomainError::InvalidRequest { message: message.clone() },
+            BodyError::Field { field, message } => DomainError::validation(field.clone(), message.clone()),
+        });
+    }
+    if let Some(param) = err.downcast_ref::<ParseParamError>() {
+        return Some(DomainError::validation(param.name, format!("query parameter {}: {}", param.name, param.reason)));
+    }
+    if let Some(path) = err.downcast_ref::<ParsePathError>() {
+        return Some(DomainError::validation(path.name, format!("path parameter {}: {}", path.name, path.reason)));
+    }
+    if err.is::<ContentTypeError>() {
+        return Some(DomainError::InvalidRequest {
+            message: format!("{err}; send a JSON body with Content-Type: application/json"),
+        });
+    }
+    if let Some(payload) = err.downcast_ref::<ParseRequestPayloadError>() {
+        return Some(DomainError::InvalidRequest { message: payload.to_string() });
+    }
+    None
+}
+
+/// The catch-all for everything outside operations: unknown routes, wrong
+/// methods, and any poem error that has no envelope yet.
+pub async fn envelope_poem_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let domain = if let Some(domain) = extraction_error(&err) {
+        domain
+    } else if err.is::<NotFoundError>() {
+        DomainError::RouteNotFound { message: "no such route; see /api/v1/openapi.json".into() }
+    } else if err.is::<MethodNotAllowedError>() {
+        DomainError::MethodNotAllowed { message: "this route does not support that method".into() }
+    } else if err.status().is_client_error() {
+        DomainError::InvalidRequest { message: err.to_string() }
+    } else {
+        DomainError::internal(err.to_string())
+    };
+    ApiError::from(domain).into_response()
+}

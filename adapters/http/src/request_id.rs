@@ -1,0 +1,44 @@
+//! Every response carries `X-Request-Id`: a valid incoming one is echoed,
+//! otherwise a fresh UUID is issued.
+
+use poem::{Endpoint, IntoResponse, Request, Response, Result};
+
+pub const HEADER: &str = "x-request-id";
+
+/// 1–128 characters of `[A-Za-z0-9._:-]`.
+fn is_valid(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+pub async fn stamp<E: Endpoint>(next: E, req: Request) -> Result<Response> {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut response = match next.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => crate::error::envelope_poem_error(err).await,
+    };
+    tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "request");
+    response.headers_mut().insert(HEADER, id.parse().expect("validated ids are valid header values"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid;
+
+    #[test]
+    fn request_ids_are_short_plain_tokens() {
+        assert!(is_valid("abc-123_x.y:z"));
+        assert!(!is_valid(""));
+        assert!(!is_valid("has space"));
+        assert!(!is_valid(&"x".repeat(129)));
+        assert!(!is_valid("new\nline"));
+    }
+}

@@ -1,0 +1,156 @@
+//! `spawn_app()`: a fresh database, library cache and worktree per test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use poem::endpoint::BoxEndpoint;
+use poem::http::{Method, StatusCode};
+use poem::test::TestClient;
+use poem::EndpointExt;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use vm_domain::ports::{Clock, JsRuntime, SystemClock};
+use vm_domain::services::{SessionService, TemplateService};
+use vm_http::Services;
+use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
+use vm_store::SqliteStore;
+
+pub struct TestApp {
+    pub client: TestClient<BoxEndpoint<'static>>,
+    pub services: Arc<Services>,
+    pub dir: TempDir,
+    pub worktree: PathBuf,
+}
+
+/// What a call answered.
+pub struct Answer {
+    pub status: StatusCode,
+    pub request_id: Option<String>,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts the error envelope's status and code, and returns `details`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "status of {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "code of {}", self.body);
+        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "message of {}", self.body);
+        assert!(self.body["error"]["details"].is_object(), "details of {}", self.body);
+        &self.body["error"]["details"]
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "status of {}", self.body);
+        &self.body
+    }
+}
+
+pub async fn services_over(db: &Path, cache_dir: PathBuf) -> Arc<Services> {
+    let store = Arc::new(SqliteStore::open(db).await.expect("the test database opens"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let runtime: Arc<dyn JsRuntime> = Arc::new(BoaRuntime::new(cache_dir.clone()));
+    let templates = TemplateService::new(
+        store.clone(),
+        Arc::new(FsLibraryCache::new(cache_dir)),
+        clock.clone(),
+        vec!["boa".into()],
+    );
+    let (sessions, executions) = SessionService::new(store.clone(), store.clone(), store, runtime, clock);
+    sessions.reconcile_after_restart().await.expect("reconciliation succeeds");
+    Arc::new(Services { templates, sessions, executions })
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let worktree = dir.path().join("worktree");
+    std::fs::create_dir_all(&worktree).unwrap();
+    std::fs::create_dir_all(dir.path().join("cache")).unwrap();
+    let services = services_over(&dir.path().join("vm.db"), dir.path().join("cache")).await;
+    let client = TestClient::new(vm_http::app(services.clone(), None).boxed());
+    TestApp { client, services, dir, worktree: worktree.canonicalize().unwrap() }
+}
+
+impl TestApp {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.client.request(method, path);
+        if let Some(body) = body {
+            request = request.body_json(&body);
+        }
+        answer(request.send().await).await
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, content_type: &str, body: &str) -> Answer {
+        let request = self.client.request(method, path).content_type(content_type).body(body.to_owned());
+        answer(request.send().await).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    pub fn write(&self, relative: &str, contents: &str) {
+        let path = self.worktree.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+
+    /// Creates a template and returns its id.
+    pub async fn template(&self, body: Value) -> String {
+        let answer = self.post("/api/v1/templates", body).await;
+        answer.assert_status(201)["id"].as_str().expect("a template id").to_owned()
+    }
+
+    pub fn session_body(&self, template_id: &str) -> Value {
+        json!({
+            "template_id": template_id,
+            "workspace_id": "ws-1",
+            "base_commit_oid": "0123abcd",
+            "worktree_path": self.worktree.to_str().unwrap(),
+        })
+    }
+
+    /// Creates a template with defaults and a ready session; returns the session id.
+    pub async fn ready_session(&self) -> String {
+        let template = self.template(json!({ "name": "default" })).await;
+        let answer = self.post("/api/v1/sessions", self.session_body(&template)).await;
+        let session = answer.assert_status(201);
+        assert_eq!(session["status"], "ready", "{session}");
+        session["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn repl(&self, session: &str, input: &str) -> Answer {
+        self.post("/api/v1/executions/repl", json!({ "session_id": session, "input": input })).await
+    }
+}
+
+async fn answer(response: poem::test::TestResponse) -> Answer {
+    let status = response.0.status();
+    let request_id = response.0.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let bytes = response.0.into_body().into_bytes().await.expect("a readable body");
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    Answer { status, request_id, body }
+}
+
+/// The value event's payload of an execution answer.
+pub fn value_of(execution: &Value) -> &Value {
+    execution["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["type"] == "value"))
+        .map(|e| &e["payload"])
+        .unwrap_or_else(|| panic!("no value event in {execution}"))
+}
+
+/// The event types of an execution answer, in order.
+pub fn event_types(execution: &Value) -> Vec<String> {
+    execution["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
+}
