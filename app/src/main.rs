@@ -1,1 +1,31 @@
-fn main(){}
+//! The `vm-system` binary: the daemon (`serve`) and the command line.
+//!
+//! Layout:
+//! - `cli`: the clap command tree.
+//! - `bench`: load measurements against a running daemon.
+//! - `serve`: wiring of the adapters into the domain and the HTTP server.
+
+mod bench;
+mod cli;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging(&cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -182,10 +182,7 @@ impl LibraryRef {
 
     /// The catalog entry; always present because `parse` checked it.
     pub fn info(&self) -> &'static LibraryInfo {
-        LIBRARIES
-            .iter()
-            .find(|l| l.name() == self.0)
-            .expect("a LibraryRef is only built from a catalog name")
+        LIBRARIES.iter().find(|l| l.name() == self.0).expect("a LibraryRef is only built from a catalog name")
     }
 }
 

@@ -31,8 +31,13 @@ pub enum SystemLevel {
 #[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum EventPayload {
     /// The snippet, or the file path, that was run.
-    InputEcho { text: String },
-    Console { level: ConsoleLevel, text: String },
+    InputEcho {
+        text: String,
+    },
+    Console {
+        level: ConsoleLevel,
+        text: String,
+    },
     /// The completion value: its type, a REPL-like preview, and its JSON form
     /// when it has one.
     Value {
@@ -42,10 +47,20 @@ pub enum EventPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         json: Option<Value>,
     },
-    Exception { message: String, stack: String },
-    System { message: String, level: SystemLevel },
-    Stdout { text: String },
-    Stderr { text: String },
+    Exception {
+        message: String,
+        stack: String,
+    },
+    System {
+        message: String,
+        level: SystemLevel,
+    },
+    Stdout {
+        text: String,
+    },
+    Stderr {
+        text: String,
+    },
 }
 
 impl EventPayload {

@@ -110,10 +110,9 @@ impl ListLimit {
         match raw {
             None => Ok(Self(Self::DEFAULT)),
             Some(n) if n >= 1 && n <= Self::MAX as i64 => Ok(Self(n as u32)),
-            Some(n) => Err(DomainError::validation(
-                "limit",
-                format!("limit must be between 1 and {}, got {n}", Self::MAX),
-            )),
+            Some(n) => {
+                Err(DomainError::validation("limit", format!("limit must be between 1 and {}, got {n}", Self::MAX)))
+            }
         }
     }
 

@@ -139,9 +139,7 @@ impl ScriptPath {
             match component {
                 Component::Normal(part) => kept.push(part.to_string_lossy().into_owned()),
                 Component::CurDir => {}
-                Component::ParentDir => {
-                    return Err(DomainError::invalid_path(raw, "'..' would leave the worktree"))
-                }
+                Component::ParentDir => return Err(DomainError::invalid_path(raw, "'..' would leave the worktree")),
                 Component::RootDir | Component::Prefix(_) => {
                     return Err(DomainError::invalid_path(raw, "the path must be relative to the worktree"))
                 }

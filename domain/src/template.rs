@@ -25,10 +25,7 @@ impl TemplateName {
             return Err(DomainError::validation("name", "name is required and must not be blank"));
         }
         if name.chars().count() > Self::MAX_LEN {
-            return Err(DomainError::validation(
-                "name",
-                format!("name must be at most {} characters", Self::MAX_LEN),
-            ));
+            return Err(DomainError::validation("name", format!("name must be at most {} characters", Self::MAX_LEN)));
         }
         if name.chars().any(char::is_control) {
             return Err(DomainError::validation("name", "name must not contain control characters"));
@@ -100,11 +97,7 @@ pub struct ResolverSettings {
 
 impl Default for ResolverSettings {
     fn default() -> Self {
-        Self {
-            roots: Vec::new(),
-            extensions: vec![".js".into(), ".mjs".into()],
-            allow_absolute_repo_imports: false,
-        }
+        Self { roots: Vec::new(), extensions: vec![".js".into(), ".mjs".into()], allow_absolute_repo_imports: false }
     }
 }
 
@@ -168,9 +161,8 @@ impl Settings {
             }
         }
         for root in &self.resolver.roots {
-            ScriptPath::parse(root).map_err(|err| {
-                DomainError::validation("resolver.roots", format!("root {root:?}: {err}"))
-            })?;
+            ScriptPath::parse(root)
+                .map_err(|err| DomainError::validation("resolver.roots", format!("root {root:?}: {err}")))?;
         }
         Ok(())
     }
@@ -202,10 +194,7 @@ impl CapabilityKind {
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         Self::ALL.into_iter().find(|k| k.as_str() == raw).ok_or_else(|| {
-            DomainError::validation(
-                "kind",
-                format!("kind must be one of module, global, fs, net, env; got {raw:?}"),
-            )
+            DomainError::validation("kind", format!("kind must be one of module, global, fs, net, env; got {raw:?}"))
         })
     }
 }

@@ -45,10 +45,7 @@ pub(crate) fn db_error(err: sqlx::Error) -> DomainError {
 
 /// Like [`db_error`], except that a foreign-key violation (the parent row is
 /// gone) becomes `not_found()`.
-pub(crate) fn missing_parent_or_db_error(
-    err: sqlx::Error,
-    not_found: impl FnOnce() -> DomainError,
-) -> DomainError {
+pub(crate) fn missing_parent_or_db_error(err: sqlx::Error, not_found: impl FnOnce() -> DomainError) -> DomainError {
     match &err {
         sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => not_found(),
         _ => db_error(err),

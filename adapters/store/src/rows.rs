@@ -12,9 +12,7 @@ use vm_domain::event::{Event, EventPayload};
 use vm_domain::execution::{Execution, ExecutionKind, ExecutionStatus, Metrics};
 use vm_domain::paths::{ScriptPath, WorktreePath};
 use vm_domain::session::{Label, Session, SessionStatus};
-use vm_domain::template::{
-    Capability, CapabilityKind, Settings, StartupFile, StartupMode, Template, TemplateName,
-};
+use vm_domain::template::{Capability, CapabilityKind, Settings, StartupFile, StartupMode, Template, TemplateName};
 use vm_domain::{DomainError, Timestamp};
 
 use crate::error::StoreError;
@@ -151,10 +149,8 @@ impl TryFrom<SessionRow> for Session {
         Ok(Session {
             id: uuid(TABLE, &row.id)?,
             template_id: uuid(TABLE, &row.template_id)?,
-            workspace_id: Label::parse("workspace_id", &row.workspace_id)
-                .map_err(|e| corrupt(TABLE, e))?,
-            base_commit_oid: Label::parse("base_commit_oid", &row.base_commit_oid)
-                .map_err(|e| corrupt(TABLE, e))?,
+            workspace_id: Label::parse("workspace_id", &row.workspace_id).map_err(|e| corrupt(TABLE, e))?,
+            base_commit_oid: Label::parse("base_commit_oid", &row.base_commit_oid).map_err(|e| corrupt(TABLE, e))?,
             worktree_path: WorktreePath::from_stored(row.worktree_path),
             status: SessionStatus::parse(&row.status).map_err(|e| corrupt(TABLE, e))?,
             created_at: timestamp(TABLE, &row.created_at)?,
@@ -189,9 +185,7 @@ impl TryFrom<ExecutionRow> for Execution {
 
     fn try_from(row: ExecutionRow) -> Result<Self, DomainError> {
         const TABLE: &str = "executions";
-        let count = |raw: i64| {
-            u64::try_from(raw).map_err(|_| corrupt(TABLE, format!("negative metric {raw}")))
-        };
+        let count = |raw: i64| u64::try_from(raw).map_err(|_| corrupt(TABLE, format!("negative metric {raw}")));
         Ok(Execution {
             id: uuid(TABLE, &row.id)?,
             session_id: uuid(TABLE, &row.session_id)?,
@@ -236,8 +230,7 @@ impl TryFrom<EventRow> for Event {
             execution_id: uuid(TABLE, &row.execution_id)?,
             seq: row.seq,
             ts: timestamp(TABLE, &row.ts)?,
-            payload: EventPayload::from_parts(&row.type_name, payload)
-                .map_err(|e| corrupt(TABLE, e))?,
+            payload: EventPayload::from_parts(&row.type_name, payload).map_err(|e| corrupt(TABLE, e))?,
         })
     }
 }
@@ -259,17 +252,11 @@ pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
 }
 
 fn corrupt(table: &'static str, detail: impl Display) -> DomainError {
-    StoreError::CorruptRow {
-        table,
-        detail: detail.to_string(),
-    }
-    .into()
+    StoreError::CorruptRow { table, detail: detail.to_string() }.into()
 }
 
 fn uuid<T: From<uuid::Uuid>>(table: &'static str, raw: &str) -> Result<T, DomainError> {
-    uuid::Uuid::from_str(raw)
-        .map(T::from)
-        .map_err(|e| corrupt(table, format!("id {raw:?}: {e}")))
+    uuid::Uuid::from_str(raw).map(T::from).map_err(|e| corrupt(table, format!("id {raw:?}: {e}")))
 }
 
 fn timestamp(table: &'static str, raw: &str) -> Result<Timestamp, DomainError> {

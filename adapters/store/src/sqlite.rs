@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use vm_domain::catalog::{LibraryRef, ModuleName};
 use vm_domain::event::Event;
@@ -22,8 +20,8 @@ use vm_domain::{DomainError, Timestamp};
 
 use crate::error::{db_error, missing_parent_or_db_error, StoreError};
 use crate::rows::{
-    count_value, json_text, timestamp_text, CapabilityRow, EventRow, ExecutionRow, SessionRow,
-    SettingsRow, StartupFileRow, TemplateRow,
+    count_value, json_text, timestamp_text, CapabilityRow, EventRow, ExecutionRow, SessionRow, SettingsRow,
+    StartupFileRow, TemplateRow,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -93,10 +91,8 @@ impl SqliteStore {
     /// directories) if missing, and applies pending migrations. Connections
     /// use WAL, `synchronous = NORMAL`, foreign keys and a busy timeout.
     pub async fn open(path: &Path) -> Result<Self, DomainError> {
-        let open_error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        };
+        let open_error =
+            |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { path: path.to_owned(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|err| open_error(err.into()))?;
         }
@@ -131,11 +127,7 @@ impl SqliteStore {
 }
 
 /// Sets a template's `updated_at`; `false` when there is no such template.
-async fn touch_template(
-    conn: &mut SqliteConnection,
-    id: TemplateId,
-    at: Timestamp,
-) -> Result<bool, DomainError> {
+async fn touch_template(conn: &mut SqliteConnection, id: TemplateId, at: Timestamp) -> Result<bool, DomainError> {
     let done = sqlx::query("UPDATE templates SET updated_at = ?2 WHERE id = ?1")
         .bind(id.to_string())
         .bind(timestamp_text(at))
@@ -174,14 +166,12 @@ impl TemplateStore for SqliteStore {
             .await
             .map_err(db_error)?;
         for module in &template.exposed_modules {
-            sqlx::query(
-                "INSERT INTO template_modules (template_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )
-            .bind(&id)
-            .bind(module.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            sqlx::query("INSERT INTO template_modules (template_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .bind(&id)
+                .bind(module.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
         }
         for (position, library) in template.libraries.iter().enumerate() {
             sqlx::query(
@@ -228,23 +218,16 @@ impl TemplateStore for SqliteStore {
     }
 
     async fn settings(&self, id: TemplateId) -> Result<Option<Settings>, DomainError> {
-        sqlx::query_as::<_, SettingsRow>(
-            "SELECT settings FROM template_settings WHERE template_id = ?1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .map(Settings::try_from)
-        .transpose()
+        sqlx::query_as::<_, SettingsRow>("SELECT settings FROM template_settings WHERE template_id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(Settings::try_from)
+            .transpose()
     }
 
-    async fn replace_settings(
-        &self,
-        id: TemplateId,
-        settings: &Settings,
-        at: Timestamp,
-    ) -> Result<bool, DomainError> {
+    async fn replace_settings(&self, id: TemplateId, settings: &Settings, at: Timestamp) -> Result<bool, DomainError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
         if !touch_template(&mut tx, id, at).await? {
             return Ok(false);
@@ -325,33 +308,22 @@ impl TemplateStore for SqliteStore {
         .collect()
     }
 
-    async fn add_module(
-        &self,
-        id: TemplateId,
-        name: &ModuleName,
-        at: Timestamp,
-    ) -> Result<(), DomainError> {
+    async fn add_module(&self, id: TemplateId, name: &ModuleName, at: Timestamp) -> Result<(), DomainError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
-        let done = sqlx::query(
-            "INSERT INTO template_modules (template_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(name.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(|err| missing_parent_or_db_error(err, template_not_found(id)))?;
+        let done =
+            sqlx::query("INSERT INTO template_modules (template_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .bind(id.to_string())
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| missing_parent_or_db_error(err, template_not_found(id)))?;
         if done.rows_affected() > 0 {
             touch_template(&mut tx, id, at).await?;
         }
         tx.commit().await.map_err(db_error)
     }
 
-    async fn remove_module(
-        &self,
-        id: TemplateId,
-        name: &ModuleName,
-        at: Timestamp,
-    ) -> Result<bool, DomainError> {
+    async fn remove_module(&self, id: TemplateId, name: &ModuleName, at: Timestamp) -> Result<bool, DomainError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
         let done = sqlx::query("DELETE FROM template_modules WHERE template_id = ?1 AND name = ?2")
             .bind(id.to_string())
@@ -367,12 +339,7 @@ impl TemplateStore for SqliteStore {
         Ok(true)
     }
 
-    async fn add_library(
-        &self,
-        id: TemplateId,
-        library: &LibraryRef,
-        at: Timestamp,
-    ) -> Result<(), DomainError> {
+    async fn add_library(&self, id: TemplateId, library: &LibraryRef, at: Timestamp) -> Result<(), DomainError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
         let done = sqlx::query(
             "INSERT INTO template_libraries (template_id, name, position) \
@@ -390,20 +357,14 @@ impl TemplateStore for SqliteStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn remove_library(
-        &self,
-        id: TemplateId,
-        library: &LibraryRef,
-        at: Timestamp,
-    ) -> Result<bool, DomainError> {
+    async fn remove_library(&self, id: TemplateId, library: &LibraryRef, at: Timestamp) -> Result<bool, DomainError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
-        let done =
-            sqlx::query("DELETE FROM template_libraries WHERE template_id = ?1 AND name = ?2")
-                .bind(id.to_string())
-                .bind(library.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        let done = sqlx::query("DELETE FROM template_libraries WHERE template_id = ?1 AND name = ?2")
+            .bind(id.to_string())
+            .bind(library.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -448,38 +409,26 @@ impl SessionStore for SqliteStore {
 
     async fn list(&self, status: Option<SessionStatus>) -> Result<Vec<Session>, DomainError> {
         let query = match status {
-            Some(status) => sqlx::query_as::<_, SessionRow>(select_sessions!(
-                "WHERE status = ?1 ORDER BY created_at DESC, pk DESC"
-            ))
-            .bind(status.as_str()),
-            None => sqlx::query_as::<_, SessionRow>(select_sessions!(
-                "ORDER BY created_at DESC, pk DESC"
-            )),
+            Some(status) => {
+                sqlx::query_as::<_, SessionRow>(select_sessions!("WHERE status = ?1 ORDER BY created_at DESC, pk DESC"))
+                    .bind(status.as_str())
+            }
+            None => sqlx::query_as::<_, SessionRow>(select_sessions!("ORDER BY created_at DESC, pk DESC")),
         };
-        query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(Session::try_from)
-            .collect()
+        query.fetch_all(&self.pool).await.map_err(db_error)?.into_iter().map(Session::try_from).collect()
     }
 
     async fn update_state(&self, session: &Session) -> Result<(), DomainError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET status = ?2, closed_at = ?3, last_error = ?4 WHERE id = ?1",
-        )
-        .bind(session.id.to_string())
-        .bind(session.status.as_str())
-        .bind(session.closed_at.map(timestamp_text))
-        .bind(session.last_error.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let done = sqlx::query("UPDATE sessions SET status = ?2, closed_at = ?3, last_error = ?4 WHERE id = ?1")
+            .bind(session.id.to_string())
+            .bind(session.status.as_str())
+            .bind(session.closed_at.map(timestamp_text))
+            .bind(session.last_error.as_deref())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         if done.rows_affected() == 0 {
-            return Err(DomainError::SessionNotFound {
-                id: session.id.to_string(),
-            });
+            return Err(DomainError::SessionNotFound { id: session.id.to_string() });
         }
         Ok(())
     }
@@ -548,9 +497,8 @@ impl ExecutionStore for SqliteStore {
             return Err(DomainError::ExecutionNotFound { id });
         }
         for chunk in events.chunks(EVENTS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO execution_events (execution_id, seq, ts, type, payload) ",
-            );
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO execution_events (execution_id, seq, ts, type, payload) ");
             insert.push_values(chunk, |mut row, event| {
                 row.push_bind(id.clone())
                     .push_bind(event.seq)
@@ -573,19 +521,13 @@ impl ExecutionStore for SqliteStore {
             .transpose()
     }
 
-    async fn list(
-        &self,
-        session_id: Option<SessionId>,
-        limit: u32,
-    ) -> Result<Vec<Execution>, DomainError> {
+    async fn list(&self, session_id: Option<SessionId>, limit: u32) -> Result<Vec<Execution>, DomainError> {
         let query = match session_id {
             Some(session_id) => sqlx::query_as::<_, ExecutionRow>(select_executions!(
                 "WHERE session_id = ?1 ORDER BY started_at DESC, pk DESC LIMIT ?2"
             ))
             .bind(session_id.to_string()),
-            None => sqlx::query_as::<_, ExecutionRow>(select_executions!(
-                "ORDER BY started_at DESC, pk DESC LIMIT ?1"
-            )),
+            None => sqlx::query_as::<_, ExecutionRow>(select_executions!("ORDER BY started_at DESC, pk DESC LIMIT ?1")),
         };
         query
             .bind(i64::from(limit))
@@ -597,11 +539,7 @@ impl ExecutionStore for SqliteStore {
             .collect()
     }
 
-    async fn events_after(
-        &self,
-        id: ExecutionId,
-        after_seq: i64,
-    ) -> Result<Vec<Event>, DomainError> {
+    async fn events_after(&self, id: ExecutionId, after_seq: i64) -> Result<Vec<Event>, DomainError> {
         sqlx::query_as::<_, EventRow>(
             "SELECT execution_id, seq, ts, type AS type_name, payload \
              FROM execution_events WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq",
@@ -617,14 +555,12 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn running(&self) -> Result<Vec<Execution>, DomainError> {
-        sqlx::query_as::<_, ExecutionRow>(select_executions!(
-            "WHERE status = 'running' ORDER BY started_at, pk"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .map(Execution::try_from)
-        .collect()
+        sqlx::query_as::<_, ExecutionRow>(select_executions!("WHERE status = 'running' ORDER BY started_at, pk"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(Execution::try_from)
+            .collect()
     }
 }

@@ -240,7 +240,9 @@ fn limit_error(hit: LimitHit, execution_id: ExecutionId) -> DomainError {
         LimitHit::WallTime { limit_ms } => {
             DomainError::ExecutionTimeout { execution_id, limit: "wall_ms".into(), limit_ms }
         }
-        LimitHit::CpuTime { limit_ms } => DomainError::ExecutionTimeout { execution_id, limit: "cpu_ms".into(), limit_ms },
+        LimitHit::CpuTime { limit_ms } => {
+            DomainError::ExecutionTimeout { execution_id, limit: "cpu_ms".into(), limit_ms }
+        }
         LimitHit::Memory { limit_mb } => DomainError::MemoryLimitExceeded { execution_id, limit_mb },
         LimitHit::Events { max_events } => {
             DomainError::OutputLimitExceeded { execution_id, limit: "max_events".into(), value: max_events }
@@ -299,11 +301,7 @@ impl ExecutionService {
     }
 
     pub async fn get(&self, id: ExecutionId) -> Result<Execution, DomainError> {
-        self.recorder
-            .executions
-            .get(id)
-            .await?
-            .ok_or_else(|| DomainError::ExecutionNotFound { id: id.to_string() })
+        self.recorder.executions.get(id).await?.ok_or_else(|| DomainError::ExecutionNotFound { id: id.to_string() })
     }
 
     /// Newest first. `limit` defaults to 50 and must be positive.
@@ -323,12 +321,8 @@ impl ExecutionService {
     }
 
     async fn ready_session(&self, id: SessionId) -> Result<Session, DomainError> {
-        let session = self
-            .recorder
-            .sessions
-            .get(id)
-            .await?
-            .ok_or_else(|| DomainError::SessionNotFound { id: id.to_string() })?;
+        let session =
+            self.recorder.sessions.get(id).await?.ok_or_else(|| DomainError::SessionNotFound { id: id.to_string() })?;
         if session.status != SessionStatus::Ready {
             return Err(DomainError::SessionNotReady { session_id: id, status: session.status.to_string() });
         }

@@ -5,7 +5,7 @@ mod executions;
 mod sessions;
 mod templates;
 
-pub use executions::{ExecutionService, Executed, RunFileRequest};
+pub use executions::{Executed, ExecutionService, RunFileRequest};
 pub use sessions::{NewSession, ReconcileReport, SessionService};
 pub use templates::{LibraryEntry, NewCapability, NewStartupFile, NewTemplate, TemplateService};
 

@@ -253,9 +253,9 @@ mod tests {
     use mockall::predicate::always;
 
     use super::*;
-    use crate::ports::store::MockTemplateStore;
     use crate::ports::runtime::MockLibraryCache;
-    use crate::services::fixtures::{fixed_clock, a_template};
+    use crate::ports::store::MockTemplateStore;
+    use crate::services::fixtures::{a_template, fixed_clock};
 
     fn service(store: MockTemplateStore) -> TemplateService {
         let mut cache = MockLibraryCache::new();
@@ -267,7 +267,8 @@ mod tests {
     fn a_new_template_gets_the_default_engine_and_settings() {
         let mut store = MockTemplateStore::new();
         store.expect_insert().times(1).returning(|_, _| Ok(()));
-        let detail = block_on(service(store).create(NewTemplate { name: " demo ".into(), ..Default::default() })).unwrap();
+        let detail =
+            block_on(service(store).create(NewTemplate { name: " demo ".into(), ..Default::default() })).unwrap();
         assert_eq!(detail.template.name.as_str(), "demo");
         assert_eq!(detail.template.engine, "boa");
         assert!(detail.template.is_active);

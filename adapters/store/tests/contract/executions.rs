@@ -20,313 +20,161 @@ fn seqs(events: &[Event]) -> Vec<i64> {
     events.iter().map(|e| e.seq).collect()
 }
 
-contract!(
-    an_execution_reads_back_as_it_was_inserted,
-    async |h: &Harness| {
-        let session = a_session(h).await;
-        let mut run_file = running(session.id, at(1));
-        run_file.kind = ExecutionKind::RunFile;
-        run_file.input = None;
-        run_file.path = Some("scripts/etl.js".into());
-        run_file.args = json!({ "n": 3, "tags": ["a", "b"], "nested": { "ok": true } })
-            .as_object()
-            .cloned()
-            .unwrap();
-        run_file.env = BTreeMap::from([
-            ("MODE".into(), "test".into()),
-            ("EMPTY".into(), String::new()),
-        ]);
-        h.executions.insert(&run_file).await.unwrap();
+contract!(an_execution_reads_back_as_it_was_inserted, async |h: &Harness| {
+    let session = a_session(h).await;
+    let mut run_file = running(session.id, at(1));
+    run_file.kind = ExecutionKind::RunFile;
+    run_file.input = None;
+    run_file.path = Some("scripts/etl.js".into());
+    run_file.args = json!({ "n": 3, "tags": ["a", "b"], "nested": { "ok": true } }).as_object().cloned().unwrap();
+    run_file.env = BTreeMap::from([("MODE".into(), "test".into()), ("EMPTY".into(), String::new())]);
+    h.executions.insert(&run_file).await.unwrap();
 
-        assert_eq!(h.executions.get(run_file.id).await.unwrap(), Some(run_file));
-        assert_eq!(h.executions.get(ExecutionId::new()).await.unwrap(), None);
+    assert_eq!(h.executions.get(run_file.id).await.unwrap(), Some(run_file));
+    assert_eq!(h.executions.get(ExecutionId::new()).await.unwrap(), None);
+});
+
+contract!(an_execution_of_a_missing_session_is_session_not_found, async |h: &Harness| {
+    let orphan = running(SessionId::new(), at(1));
+    let err = h.executions.insert(&orphan).await.unwrap_err();
+    assert_eq!(err.code(), "SESSION_NOT_FOUND");
+    assert_eq!(h.executions.get(orphan.id).await.unwrap(), None);
+});
+
+contract!(finishing_writes_the_final_state_and_all_events_together, async |h: &Harness| {
+    let session = a_session(h).await;
+    let started = running(session.id, at(1));
+    h.executions.insert(&started).await.unwrap();
+    assert!(h.executions.events_after(started.id, 0).await.unwrap().is_empty());
+
+    let mut failed = finished(&started, 3);
+    failed.status = ExecutionStatus::Error;
+    failed.result = None;
+    failed.error = Some(json!({ "code": "EXCEPTION", "message": "TypeError: x is undefined" }));
+    let recorded = events(&started, 3);
+    h.executions.finish(&failed, &recorded).await.unwrap();
+
+    assert_eq!(h.executions.get(started.id).await.unwrap(), Some(failed));
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), recorded);
+});
+
+contract!(a_finish_that_fails_leaves_the_execution_running_without_events, async |h: &Harness| {
+    let session = a_session(h).await;
+    let started = running(session.id, at(1));
+    h.executions.insert(&started).await.unwrap();
+    let mut clashing = events(&started, 1500);
+    clashing[1200].seq = 7;
+
+    let err = h.executions.finish(&finished(&started, 1500), &clashing).await.unwrap_err();
+
+    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(h.executions.get(started.id).await.unwrap(), Some(started.clone()));
+    assert!(h.executions.events_after(started.id, 0).await.unwrap().is_empty());
+    assert_eq!(h.count_rows("execution_events", "execution_id", started.id).await, 0);
+    let retried = finished(&started, 2);
+    h.executions.finish(&retried, &events(&started, 2)).await.expect("a later, valid finish succeeds");
+    assert_eq!(h.executions.get(started.id).await.unwrap(), Some(retried));
+});
+
+contract!(finishing_a_missing_execution_is_execution_not_found, async |h: &Harness| {
+    let ghost = running(SessionId::new(), at(1));
+    let err = h.executions.finish(&finished(&ghost, 1), &events(&ghost, 1)).await.unwrap_err();
+    assert_eq!(err.code(), "EXECUTION_NOT_FOUND");
+});
+
+contract!(events_of_another_execution_are_refused_by_finish, async |h: &Harness| {
+    let session = a_session(h).await;
+    let mine = running(session.id, at(1));
+    let other = running(session.id, at(2));
+    h.executions.insert(&mine).await.unwrap();
+
+    let err = h.executions.finish(&finished(&mine, 1), &events(&other, 1)).await.unwrap_err();
+
+    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(h.executions.get(mine.id).await.unwrap(), Some(mine));
+});
+
+contract!(executions_are_listed_newest_first_within_the_limit, async |h: &Harness| {
+    let one = a_session(h).await;
+    let two = a_session(h).await;
+    let e1 = running(one.id, at(1));
+    let e2 = running(two.id, at(2));
+    let e3 = running(one.id, at(3));
+    let e4 = running(one.id, at(3));
+    for e in [&e1, &e2, &e3, &e4] {
+        h.executions.insert(e).await.unwrap();
     }
-);
 
-contract!(
-    an_execution_of_a_missing_session_is_session_not_found,
-    async |h: &Harness| {
-        let orphan = running(SessionId::new(), at(1));
-        let err = h.executions.insert(&orphan).await.unwrap_err();
-        assert_eq!(err.code(), "SESSION_NOT_FOUND");
-        assert_eq!(h.executions.get(orphan.id).await.unwrap(), None);
+    assert_eq!(ids(&h.executions.list(None, 50).await.unwrap()), [e4.id, e3.id, e2.id, e1.id]);
+    assert_eq!(ids(&h.executions.list(None, 2).await.unwrap()), [e4.id, e3.id]);
+    assert_eq!(ids(&h.executions.list(Some(one.id), 50).await.unwrap()), [e4.id, e3.id, e1.id]);
+    assert_eq!(ids(&h.executions.list(Some(one.id), 1).await.unwrap()), [e4.id]);
+    assert_eq!(ids(&h.executions.list(Some(two.id), 50).await.unwrap()), [e2.id]);
+    assert!(h.executions.list(Some(SessionId::new()), 50).await.unwrap().is_empty());
+});
+
+contract!(events_after_a_cursor_come_back_in_seq_order, async |h: &Harness| {
+    let execution = execution_with_events(h, 5).await;
+    let neighbour = execution_with_events(h, 3).await;
+
+    assert_eq!(seqs(&h.executions.events_after(execution.id, 0).await.unwrap()), [1, 2, 3, 4, 5]);
+    assert_eq!(seqs(&h.executions.events_after(execution.id, 2).await.unwrap()), [3, 4, 5]);
+    assert!(h.executions.events_after(execution.id, 5).await.unwrap().is_empty());
+    assert_eq!(seqs(&h.executions.events_after(neighbour.id, -1).await.unwrap()), [1, 2, 3]);
+
+    let mut cursor = 0;
+    let mut pages = Vec::new();
+    loop {
+        let page: Vec<_> = h.executions.events_after(execution.id, cursor).await.unwrap().into_iter().take(2).collect();
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        pages.push(seqs(&page));
     }
-);
-
-contract!(
-    finishing_writes_the_final_state_and_all_events_together,
-    async |h: &Harness| {
-        let session = a_session(h).await;
-        let started = running(session.id, at(1));
-        h.executions.insert(&started).await.unwrap();
-        assert!(h
-            .executions
-            .events_after(started.id, 0)
-            .await
-            .unwrap()
-            .is_empty());
-
-        let mut failed = finished(&started, 3);
-        failed.status = ExecutionStatus::Error;
-        failed.result = None;
-        failed.error = Some(json!({ "code": "EXCEPTION", "message": "TypeError: x is undefined" }));
-        let recorded = events(&started, 3);
-        h.executions.finish(&failed, &recorded).await.unwrap();
-
-        assert_eq!(h.executions.get(started.id).await.unwrap(), Some(failed));
-        assert_eq!(
-            h.executions.events_after(started.id, 0).await.unwrap(),
-            recorded
-        );
-    }
-);
-
-contract!(
-    a_finish_that_fails_leaves_the_execution_running_without_events,
-    async |h: &Harness| {
-        let session = a_session(h).await;
-        let started = running(session.id, at(1));
-        h.executions.insert(&started).await.unwrap();
-        let mut clashing = events(&started, 1500);
-        clashing[1200].seq = 7;
-
-        let err = h
-            .executions
-            .finish(&finished(&started, 1500), &clashing)
-            .await
-            .unwrap_err();
-
-        assert_eq!(err.code(), "INTERNAL");
-        assert_eq!(
-            h.executions.get(started.id).await.unwrap(),
-            Some(started.clone())
-        );
-        assert!(h
-            .executions
-            .events_after(started.id, 0)
-            .await
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            h.count_rows("execution_events", "execution_id", started.id)
-                .await,
-            0
-        );
-        let retried = finished(&started, 2);
-        h.executions
-            .finish(&retried, &events(&started, 2))
-            .await
-            .expect("a later, valid finish succeeds");
-        assert_eq!(h.executions.get(started.id).await.unwrap(), Some(retried));
-    }
-);
-
-contract!(
-    finishing_a_missing_execution_is_execution_not_found,
-    async |h: &Harness| {
-        let ghost = running(SessionId::new(), at(1));
-        let err = h
-            .executions
-            .finish(&finished(&ghost, 1), &events(&ghost, 1))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "EXECUTION_NOT_FOUND");
-    }
-);
-
-contract!(
-    events_of_another_execution_are_refused_by_finish,
-    async |h: &Harness| {
-        let session = a_session(h).await;
-        let mine = running(session.id, at(1));
-        let other = running(session.id, at(2));
-        h.executions.insert(&mine).await.unwrap();
-
-        let err = h
-            .executions
-            .finish(&finished(&mine, 1), &events(&other, 1))
-            .await
-            .unwrap_err();
-
-        assert_eq!(err.code(), "INTERNAL");
-        assert_eq!(h.executions.get(mine.id).await.unwrap(), Some(mine));
-    }
-);
-
-contract!(
-    executions_are_listed_newest_first_within_the_limit,
-    async |h: &Harness| {
-        let one = a_session(h).await;
-        let two = a_session(h).await;
-        let e1 = running(one.id, at(1));
-        let e2 = running(two.id, at(2));
-        let e3 = running(one.id, at(3));
-        let e4 = running(one.id, at(3));
-        for e in [&e1, &e2, &e3, &e4] {
-            h.executions.insert(e).await.unwrap();
-        }
-
-        assert_eq!(
-            ids(&h.executions.list(None, 50).await.unwrap()),
-            [e4.id, e3.id, e2.id, e1.id]
-        );
-        assert_eq!(
-            ids(&h.executions.list(None, 2).await.unwrap()),
-            [e4.id, e3.id]
-        );
-        assert_eq!(
-            ids(&h.executions.list(Some(one.id), 50).await.unwrap()),
-            [e4.id, e3.id, e1.id]
-        );
-        assert_eq!(
-            ids(&h.executions.list(Some(one.id), 1).await.unwrap()),
-            [e4.id]
-        );
-        assert_eq!(
-            ids(&h.executions.list(Some(two.id), 50).await.unwrap()),
-            [e2.id]
-        );
-        assert!(h
-            .executions
-            .list(Some(SessionId::new()), 50)
-            .await
-            .unwrap()
-            .is_empty());
-    }
-);
-
-contract!(
-    events_after_a_cursor_come_back_in_seq_order,
-    async |h: &Harness| {
-        let execution = execution_with_events(h, 5).await;
-        let neighbour = execution_with_events(h, 3).await;
-
-        assert_eq!(
-            seqs(&h.executions.events_after(execution.id, 0).await.unwrap()),
-            [1, 2, 3, 4, 5]
-        );
-        assert_eq!(
-            seqs(&h.executions.events_after(execution.id, 2).await.unwrap()),
-            [3, 4, 5]
-        );
-        assert!(h
-            .executions
-            .events_after(execution.id, 5)
-            .await
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            seqs(&h.executions.events_after(neighbour.id, -1).await.unwrap()),
-            [1, 2, 3]
-        );
-
-        let mut cursor = 0;
-        let mut pages = Vec::new();
-        loop {
-            let page: Vec<_> = h
-                .executions
-                .events_after(execution.id, cursor)
-                .await
-                .unwrap()
-                .into_iter()
-                .take(2)
-                .collect();
-            let Some(last) = page.last() else { break };
-            cursor = last.seq;
-            pages.push(seqs(&page));
-        }
-        assert_eq!(pages, [vec![1, 2], vec![3, 4], vec![5]]);
-    }
-);
+    assert_eq!(pages, [vec![1, 2], vec![3, 4], vec![5]]);
+});
 
 contract!(every_event_type_round_trips, async |h: &Harness| {
     let session = a_session(h).await;
     let started = running(session.id, at(1));
     h.executions.insert(&started).await.unwrap();
     let payloads = [
-        EventPayload::InputEcho {
-            text: "1 + 1".into(),
-        },
-        EventPayload::Console {
-            level: ConsoleLevel::Warn,
-            text: "careful \u{1F600} \"quoted\"".into(),
-        },
-        EventPayload::Value {
-            kind: "number".into(),
-            preview: "2".into(),
-            json: Some(json!(2)),
-        },
-        EventPayload::Value {
-            kind: "function".into(),
-            preview: "[Function: f]".into(),
-            json: None,
-        },
-        EventPayload::Exception {
-            message: "TypeError: x".into(),
-            stack: "at <eval>:1:1".into(),
-        },
-        EventPayload::System {
-            message: "wall_ms limit reached".into(),
-            level: SystemLevel::Error,
-        },
-        EventPayload::Stdout {
-            text: "out\n".into(),
-        },
-        EventPayload::Stderr {
-            text: "err\n".into(),
-        },
+        EventPayload::InputEcho { text: "1 + 1".into() },
+        EventPayload::Console { level: ConsoleLevel::Warn, text: "careful \u{1F600} \"quoted\"".into() },
+        EventPayload::Value { kind: "number".into(), preview: "2".into(), json: Some(json!(2)) },
+        EventPayload::Value { kind: "function".into(), preview: "[Function: f]".into(), json: None },
+        EventPayload::Exception { message: "TypeError: x".into(), stack: "at <eval>:1:1".into() },
+        EventPayload::System { message: "wall_ms limit reached".into(), level: SystemLevel::Error },
+        EventPayload::Stdout { text: "out\n".into() },
+        EventPayload::Stderr { text: "err\n".into() },
     ];
     let recorded: Vec<_> = payloads
         .into_iter()
         .zip(1..)
-        .map(|(payload, seq)| Event {
-            execution_id: started.id,
-            seq,
-            ts: at(seq),
-            payload,
-        })
+        .map(|(payload, seq)| Event { execution_id: started.id, seq, ts: at(seq), payload })
         .collect();
 
-    h.executions
-        .finish(&finished(&started, recorded.len()), &recorded)
-        .await
-        .unwrap();
+    h.executions.finish(&finished(&started, recorded.len()), &recorded).await.unwrap();
 
-    assert_eq!(
-        h.executions.events_after(started.id, 0).await.unwrap(),
-        recorded
-    );
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), recorded);
 });
 
-contract!(
-    ten_thousand_events_are_stored_by_one_finish,
-    async |h: &Harness| {
-        let session = a_session(h).await;
-        let started = running(session.id, at(1));
-        h.executions.insert(&started).await.unwrap();
-        let recorded = events(&started, 10_000);
+contract!(ten_thousand_events_are_stored_by_one_finish, async |h: &Harness| {
+    let session = a_session(h).await;
+    let started = running(session.id, at(1));
+    h.executions.insert(&started).await.unwrap();
+    let recorded = events(&started, 10_000);
 
-        let clock = Instant::now();
-        h.executions
-            .finish(&finished(&started, recorded.len()), &recorded)
-            .await
-            .unwrap();
-        let took = clock.elapsed();
+    let clock = Instant::now();
+    h.executions.finish(&finished(&started, recorded.len()), &recorded).await.unwrap();
+    let took = clock.elapsed();
 
-        assert!(
-            took < Duration::from_secs(10),
-            "finishing with 10,000 events took {took:?}"
-        );
-        let stored = h.executions.events_after(started.id, 0).await.unwrap();
-        assert_eq!(stored.len(), 10_000);
-        assert_eq!(stored.first(), recorded.first());
-        assert_eq!(stored.last(), recorded.last());
-        assert_eq!(
-            seqs(&h.executions.events_after(started.id, 9_997).await.unwrap()),
-            [9_998, 9_999, 10_000]
-        );
-    }
-);
+    assert!(took < Duration::from_secs(10), "finishing with 10,000 events took {took:?}");
+    let stored = h.executions.events_after(started.id, 0).await.unwrap();
+    assert_eq!(stored.len(), 10_000);
+    assert_eq!(stored.first(), recorded.first());
+    assert_eq!(stored.last(), recorded.last());
+    assert_eq!(seqs(&h.executions.events_after(started.id, 9_997).await.unwrap()), [9_998, 9_999, 10_000]);
+});
 
 contract!(concurrent_writers_all_succeed, async |h: &Harness| {
     const WRITERS: usize = 8;
@@ -340,55 +188,35 @@ contract!(concurrent_writers_all_succeed, async |h: &Harness| {
                 for n in 0..EXECUTIONS_EACH {
                     let started = running(session.id, at((writer * EXECUTIONS_EACH + n) as i64));
                     store.insert(&started).await?;
-                    store
-                        .finish(
-                            &finished(&started, EVENTS_EACH),
-                            &events(&started, EVENTS_EACH),
-                        )
-                        .await?;
+                    store.finish(&finished(&started, EVENTS_EACH), &events(&started, EVENTS_EACH)).await?;
                 }
                 Ok::<_, vm_domain::DomainError>(())
             })
         })
         .collect();
     for writer in writers {
-        writer
-            .await
-            .expect("the writer task ran")
-            .expect("every write succeeds");
+        writer.await.expect("the writer task ran").expect("every write succeeds");
     }
 
     let all = h.executions.list(Some(session.id), 1000).await.unwrap();
     assert_eq!(all.len(), WRITERS * EXECUTIONS_EACH);
     assert!(all.iter().all(|e| e.status == ExecutionStatus::Ok));
-    assert_eq!(
-        h.count_rows("executions", "session_id", session.id).await,
-        (WRITERS * EXECUTIONS_EACH) as i64
-    );
+    assert_eq!(h.count_rows("executions", "session_id", session.id).await, (WRITERS * EXECUTIONS_EACH) as i64);
     for e in all.iter().step_by(17) {
-        assert_eq!(
-            h.executions.events_after(e.id, 0).await.unwrap().len(),
-            EVENTS_EACH
-        );
+        assert_eq!(h.executions.events_after(e.id, 0).await.unwrap().len(), EVENTS_EACH);
     }
 });
 
-contract!(
-    running_lists_unfinished_executions_oldest_first,
-    async |h: &Harness| {
-        let session = a_session(h).await;
-        let later = running(session.id, at(2));
-        let earliest = running(session.id, at(1));
-        let done = running(session.id, at(0));
-        let tied = running(session.id, at(2));
-        for e in [&later, &earliest, &done, &tied] {
-            h.executions.insert(e).await.unwrap();
-        }
-        h.executions.finish(&finished(&done, 0), &[]).await.unwrap();
-
-        assert_eq!(
-            ids(&h.executions.running().await.unwrap()),
-            [earliest.id, later.id, tied.id]
-        );
+contract!(running_lists_unfinished_executions_oldest_first, async |h: &Harness| {
+    let session = a_session(h).await;
+    let later = running(session.id, at(2));
+    let earliest = running(session.id, at(1));
+    let done = running(session.id, at(0));
+    let tied = running(session.id, at(2));
+    for e in [&later, &earliest, &done, &tied] {
+        h.executions.insert(e).await.unwrap();
     }
-);
+    h.executions.finish(&finished(&done, 0), &[]).await.unwrap();
+
+    assert_eq!(ids(&h.executions.running().await.unwrap()), [earliest.id, later.id, tied.id]);
+});

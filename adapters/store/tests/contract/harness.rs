@@ -27,9 +27,7 @@ enum Backend {
 /// A SQLite store on a new file in a new temporary directory.
 pub async fn fresh_sqlite() -> Harness {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = SqliteStore::open(&dir.path().join("vm-system.db"))
-        .await
-        .expect("a fresh SQLite store opens");
+    let store = SqliteStore::open(&dir.path().join("vm-system.db")).await.expect("a fresh SQLite store opens");
     let store = Arc::new(store);
     Harness {
         templates: store.clone(),

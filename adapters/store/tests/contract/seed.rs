@@ -63,10 +63,7 @@ pub fn session(template_id: TemplateId, created_at: Timestamp) -> Session {
 /// A stored session of a template that need not exist.
 pub async fn a_session(h: &Harness) -> Session {
     let session = session(TemplateId::new(), at(0));
-    h.sessions
-        .insert(&session)
-        .await
-        .expect("the session is stored");
+    h.sessions.insert(&session).await.expect("the session is stored");
     session
 }
 
@@ -96,11 +93,7 @@ pub fn finished(execution: &Execution, event_count: usize) -> Execution {
         status: ExecutionStatus::Ok,
         ended_at: Some(execution.started_at + Duration::seconds(1)),
         result: Some(json!(2)),
-        metrics: Metrics {
-            duration_ms: 1000,
-            event_count: event_count as u64,
-            output_bytes: 42,
-        },
+        metrics: Metrics { duration_ms: 1000, event_count: event_count as u64, output_bytes: 42 },
         ..execution.clone()
     }
 }
@@ -112,10 +105,7 @@ pub fn events(execution: &Execution, count: usize) -> Vec<Event> {
             execution_id: execution.id,
             seq,
             ts: execution.started_at + Duration::microseconds(seq),
-            payload: EventPayload::Console {
-                level: ConsoleLevel::Log,
-                text: format!("line {seq}"),
-            },
+            payload: EventPayload::Console { level: ConsoleLevel::Log, text: format!("line {seq}") },
         })
         .collect()
 }
@@ -124,14 +114,8 @@ pub fn events(execution: &Execution, count: usize) -> Vec<Event> {
 pub async fn execution_with_events(h: &Harness, count: usize) -> Execution {
     let session = a_session(h).await;
     let execution = running(session.id, at(1));
-    h.executions
-        .insert(&execution)
-        .await
-        .expect("the execution is stored");
+    h.executions.insert(&execution).await.expect("the execution is stored");
     let done = finished(&execution, count);
-    h.executions
-        .finish(&done, &events(&execution, count))
-        .await
-        .expect("the execution finishes");
+    h.executions.finish(&done, &events(&execution, count)).await.expect("the execution finishes");
     done
 }

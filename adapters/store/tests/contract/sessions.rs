@@ -7,86 +7,58 @@ use vm_domain::session::SessionStatus;
 use crate::harness::Harness;
 use crate::seed::{at, session};
 
-contract!(
-    a_session_reads_back_as_it_was_inserted,
-    async |h: &Harness| {
-        let mut crashed = session(TemplateId::new(), at(1));
-        crashed.status = SessionStatus::Crashed;
-        crashed.closed_at = Some(at(2));
-        crashed.last_error = Some("startup file init.js threw: ReferenceError".into());
-        let ready = session(TemplateId::new(), at(3));
-        for s in [&crashed, &ready] {
-            h.sessions.insert(s).await.unwrap();
-        }
-
-        assert_eq!(h.sessions.get(crashed.id).await.unwrap(), Some(crashed));
-        assert_eq!(h.sessions.get(ready.id).await.unwrap(), Some(ready));
-        assert_eq!(h.sessions.get(SessionId::new()).await.unwrap(), None);
+contract!(a_session_reads_back_as_it_was_inserted, async |h: &Harness| {
+    let mut crashed = session(TemplateId::new(), at(1));
+    crashed.status = SessionStatus::Crashed;
+    crashed.closed_at = Some(at(2));
+    crashed.last_error = Some("startup file init.js threw: ReferenceError".into());
+    let ready = session(TemplateId::new(), at(3));
+    for s in [&crashed, &ready] {
+        h.sessions.insert(s).await.unwrap();
     }
-);
 
-contract!(
-    sessions_are_listed_newest_first_and_filtered_by_status,
-    async |h: &Harness| {
-        let template_id = TemplateId::new();
-        let first = session(template_id, at(1));
-        let mut closed = session(template_id, at(2));
-        closed.status = SessionStatus::Closed;
-        closed.closed_at = Some(at(5));
-        let third = session(template_id, at(3));
-        let tied = session(template_id, at(3));
-        for s in [&first, &closed, &third, &tied] {
-            h.sessions.insert(s).await.unwrap();
-        }
-        let ids = |sessions: Vec<vm_domain::session::Session>| {
-            sessions.into_iter().map(|s| s.id).collect::<Vec<_>>()
-        };
+    assert_eq!(h.sessions.get(crashed.id).await.unwrap(), Some(crashed));
+    assert_eq!(h.sessions.get(ready.id).await.unwrap(), Some(ready));
+    assert_eq!(h.sessions.get(SessionId::new()).await.unwrap(), None);
+});
 
-        assert_eq!(
-            ids(h.sessions.list(None).await.unwrap()),
-            [tied.id, third.id, closed.id, first.id]
-        );
-        assert_eq!(
-            ids(h.sessions.list(Some(SessionStatus::Ready)).await.unwrap()),
-            [tied.id, third.id, first.id]
-        );
-        assert_eq!(
-            ids(h.sessions.list(Some(SessionStatus::Closed)).await.unwrap()),
-            [closed.id]
-        );
-        assert!(h
-            .sessions
-            .list(Some(SessionStatus::Starting))
-            .await
-            .unwrap()
-            .is_empty());
+contract!(sessions_are_listed_newest_first_and_filtered_by_status, async |h: &Harness| {
+    let template_id = TemplateId::new();
+    let first = session(template_id, at(1));
+    let mut closed = session(template_id, at(2));
+    closed.status = SessionStatus::Closed;
+    closed.closed_at = Some(at(5));
+    let third = session(template_id, at(3));
+    let tied = session(template_id, at(3));
+    for s in [&first, &closed, &third, &tied] {
+        h.sessions.insert(s).await.unwrap();
     }
-);
+    let ids = |sessions: Vec<vm_domain::session::Session>| sessions.into_iter().map(|s| s.id).collect::<Vec<_>>();
 
-contract!(
-    updating_state_writes_status_closed_at_and_last_error,
-    async |h: &Harness| {
-        let mut live = session(TemplateId::new(), at(1));
-        live.status = SessionStatus::Starting;
-        h.sessions.insert(&live).await.unwrap();
+    assert_eq!(ids(h.sessions.list(None).await.unwrap()), [tied.id, third.id, closed.id, first.id]);
+    assert_eq!(ids(h.sessions.list(Some(SessionStatus::Ready)).await.unwrap()), [tied.id, third.id, first.id]);
+    assert_eq!(ids(h.sessions.list(Some(SessionStatus::Closed)).await.unwrap()), [closed.id]);
+    assert!(h.sessions.list(Some(SessionStatus::Starting)).await.unwrap().is_empty());
+});
 
-        live.status = SessionStatus::Crashed;
-        live.last_error = Some("worker exited".into());
-        h.sessions.update_state(&live).await.unwrap();
-        assert_eq!(h.sessions.get(live.id).await.unwrap(), Some(live.clone()));
+contract!(updating_state_writes_status_closed_at_and_last_error, async |h: &Harness| {
+    let mut live = session(TemplateId::new(), at(1));
+    live.status = SessionStatus::Starting;
+    h.sessions.insert(&live).await.unwrap();
 
-        live.status = SessionStatus::Closed;
-        live.closed_at = Some(at(9));
-        h.sessions.update_state(&live).await.unwrap();
-        assert_eq!(h.sessions.get(live.id).await.unwrap(), Some(live));
-    }
-);
+    live.status = SessionStatus::Crashed;
+    live.last_error = Some("worker exited".into());
+    h.sessions.update_state(&live).await.unwrap();
+    assert_eq!(h.sessions.get(live.id).await.unwrap(), Some(live.clone()));
 
-contract!(
-    updating_a_missing_session_is_session_not_found,
-    async |h: &Harness| {
-        let ghost = session(TemplateId::new(), at(1));
-        let err = h.sessions.update_state(&ghost).await.unwrap_err();
-        assert_eq!(err.code(), "SESSION_NOT_FOUND");
-    }
-);
+    live.status = SessionStatus::Closed;
+    live.closed_at = Some(at(9));
+    h.sessions.update_state(&live).await.unwrap();
+    assert_eq!(h.sessions.get(live.id).await.unwrap(), Some(live));
+});
+
+contract!(updating_a_missing_session_is_session_not_found, async |h: &Harness| {
+    let ghost = session(TemplateId::new(), at(1));
+    let err = h.sessions.update_state(&ghost).await.unwrap_err();
+    assert_eq!(err.code(), "SESSION_NOT_FOUND");
+});

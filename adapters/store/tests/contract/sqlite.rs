@@ -20,9 +20,7 @@ async fn opening_creates_the_file_and_its_missing_parent_directories() {
 #[tokio::test]
 async fn connections_use_wal_foreign_keys_normal_sync_and_a_busy_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("vm-system.db"))
-        .await
-        .unwrap();
+    let store = SqliteStore::open(&dir.path().join("vm-system.db")).await.unwrap();
     let pragma = async |name: &str| -> String {
         sqlx::query_scalar(&format!("SELECT CAST({name} AS TEXT) FROM pragma_{name}"))
             .fetch_one(store.pool())
@@ -33,10 +31,7 @@ async fn connections_use_wal_foreign_keys_normal_sync_and_a_busy_timeout() {
     assert_eq!(pragma("journal_mode").await, "wal");
     assert_eq!(pragma("foreign_keys").await, "1");
     assert_eq!(pragma("synchronous").await, "1", "1 is NORMAL");
-    let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(store.pool()).await.unwrap();
     assert_eq!(busy_timeout, 5000);
 }
 
@@ -48,21 +43,13 @@ async fn reopening_the_same_file_keeps_the_data() {
     let made = session(demo.id, at(2));
     {
         let store = SqliteStore::open(&path).await.unwrap();
-        TemplateStore::insert(&store, &demo, &Settings::default())
-            .await
-            .unwrap();
+        TemplateStore::insert(&store, &demo, &Settings::default()).await.unwrap();
         SessionStore::insert(&store, &made).await.unwrap();
         store.close().await;
     }
 
     let store = SqliteStore::open(&path).await.unwrap();
 
-    assert_eq!(
-        TemplateStore::get(&store, demo.id).await.unwrap(),
-        Some(demo)
-    );
-    assert_eq!(
-        SessionStore::get(&store, made.id).await.unwrap(),
-        Some(made)
-    );
+    assert_eq!(TemplateStore::get(&store, demo.id).await.unwrap(), Some(demo));
+    assert_eq!(SessionStore::get(&store, made.id).await.unwrap(), Some(made));
 }
