@@ -149,10 +149,14 @@ impl Recorder {
 
         if let Some(reason) = verdict.session_lost {
             self.runtime.close(session.id).await;
-            let mut crashed = session.clone();
-            crashed.status = SessionStatus::Crashed;
-            crashed.last_error = Some(reason);
-            self.sessions.update_state(&crashed).await?;
+            // A session closed while this ran stays closed: only a live one crashes.
+            let current = self.sessions.get(session.id).await?.unwrap_or_else(|| session.clone());
+            if current.status.claims_live() {
+                let mut crashed = current;
+                crashed.status = SessionStatus::Crashed;
+                crashed.last_error = Some(reason);
+                self.sessions.update_state(&crashed).await?;
+            }
         }
         match verdict.failure {
             Some(err) => Err(err),
@@ -444,6 +448,28 @@ mod tests {
         let err = block_on(svc.repl(SessionId::new(), "while(true){}")).unwrap_err();
         assert_eq!(err.code(), "EXECUTION_TIMEOUT");
         assert_eq!(finished.lock().unwrap()[0].0.status, ExecutionStatus::Timeout);
+    }
+
+    #[test]
+    fn a_session_closed_while_its_execution_ran_stays_closed() {
+        let (executions, _) = recording_executions();
+        let mut runtime = runtime_returning(Outcome {
+            events: vec![],
+            ending: Ending::Crashed { reason: "the runtime was closed".into() },
+        });
+        runtime.expect_close().returning(|_| ());
+        let reads = Arc::new(Mutex::new(0));
+        let mut sessions = MockSessionStore::new();
+        sessions.expect_get().returning(move |id| {
+            let mut n = reads.lock().unwrap();
+            *n += 1;
+            let status = if *n == 1 { SessionStatus::Ready } else { SessionStatus::Closed };
+            Ok(Some(a_session(id, status)))
+        });
+        sessions.expect_update_state().never();
+        let svc = service(sessions, executions, runtime);
+        let done = block_on(svc.repl(SessionId::new(), "1")).unwrap();
+        assert_eq!(done.execution.status, ExecutionStatus::Error);
     }
 
     #[test]
