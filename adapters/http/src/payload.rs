@@ -3,11 +3,14 @@
 //! The schema still comes from the poem-openapi `Object` derive.
 
 use poem::http::StatusCode;
-use poem::{FromRequest, Request, RequestBody};
+use poem::{Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use serde::de::DeserializeOwned;
+
+/// Request bodies larger than this are refused before decoding.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// A decoded JSON body.
 #[derive(Debug, Clone)]
@@ -50,8 +53,10 @@ impl<T: Type> Payload for JsonBody<T> {
 impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
-    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let data = Vec::<u8>::from_request(request, body).await?;
+    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let data = body.take()?.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|err| {
+            BodyError::Malformed(format!("cannot read the body ({err}); the limit is {} MiB", MAX_BODY_BYTES >> 20))
+        })?;
         Ok(Self(decode(&data)?))
     }
 }

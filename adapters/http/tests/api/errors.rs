@@ -74,6 +74,15 @@ async fn a_body_that_is_not_an_object_or_is_missing_is_an_invalid_request() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_size_limit_is_an_invalid_request() {
+    let app = spawn_app().await;
+    let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(vm_http::payload::MAX_BODY_BYTES));
+    let answer = app.raw(Method::POST, "/api/v1/templates", "application/json", &huge).await;
+    answer.assert_error(400, "INVALID_REQUEST");
+    assert_eq!(app.get("/api/v1/templates").await.body, json!([]));
+}
+
+#[tokio::test]
 async fn an_unknown_field_is_an_invalid_request() {
     let app = spawn_app().await;
     app.post("/api/v1/templates", json!({ "name": "t", "colour": "blue" })).await.assert_error(400, "INVALID_REQUEST");
