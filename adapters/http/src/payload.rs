@@ -85,7 +85,7 @@ fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> BodyError {
     }
     let message = strip_position(&inner.to_string());
     if message.starts_with("unknown field") {
-        let at = if path == "." { String::new() } else { format!(" in {path}") };
+        let at = path.rsplit_once('.').map(|(parent, _)| format!(" in {parent}")).unwrap_or_default();
         return BodyError::Malformed(format!("{message}{at}"));
     }
     if let Some(name) = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
