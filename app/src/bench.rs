@@ -1,7 +1,8 @@
-//! `vm-system bench`: REPL round-trip latency over HTTP (p50/p99) and
-//! executions per second for a set of concurrency levels, measured against a
-//! running daemon through its public API.
+//! `vm-system bench`: a running daemon measured through its API: REPL round
+//! trips per concurrency level, session creation with and without a library,
+//! worker memory (from `/proc`, for a local daemon) and console capture.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -22,19 +23,52 @@ pub struct BenchArgs {
     /// Worktree for the bench sessions (default: the current directory).
     #[arg(long)]
     worktree: Option<PathBuf>,
+    /// Sessions created (and closed) per session-creation measurement.
+    #[arg(long, default_value_t = 50)]
+    creates: usize,
+    /// The library of the second session-creation measurement; skipped when
+    /// the daemon's cache does not hold it.
+    #[arg(long, default_value = "lodash-4.17.21")]
+    library: String,
+    /// Idle sessions whose worker memory is read.
+    #[arg(long, default_value_t = 8)]
+    idle: usize,
+    /// Console events per burst, and how many bursts.
+    #[arg(long, default_value_t = 1000)]
+    events: usize,
+    #[arg(long, default_value_t = 20)]
+    bursts: usize,
+}
+
+/// The daemon's API and one HTTP client.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    worktree: String,
 }
 
 pub async fn run(server_url: &str, args: BenchArgs) -> anyhow::Result<()> {
-    let api = format!("{}/api/v1", server_url.trim_end_matches('/'));
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let worktree = match args.worktree {
-        Some(path) => path,
+    let worktree = match &args.worktree {
+        Some(path) => path.clone(),
         None => std::env::current_dir()?,
     };
     let worktree = worktree.canonicalize().context("the bench worktree must exist")?;
-    let template = call(&http, "POST", &format!("{api}/templates"), Some(json!({ "name": "bench" }))).await?;
-    let template_id = template["id"].as_str().context("template id")?.to_owned();
+    let api = Api {
+        http: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
+        base: format!("{}/api/v1", server_url.trim_end_matches('/')),
+        worktree: worktree.to_string_lossy().into_owned(),
+    };
+    let template = api.template("bench", &[], None).await?;
+    repl_levels(&api, &template, &args).await?;
+    session_creation(&api, &template, &args).await?;
+    idle_memory(&api, &template, args.idle).await?;
+    console_bursts(&api, &args).await?;
+    api.call("DELETE", &format!("/templates/{template}"), None).await?;
+    Ok(())
+}
 
+async fn repl_levels(api: &Api, template: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    println!("REPL round trip ({:?})", args.input);
     println!(
         "{:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "sessions", "requests", "p50_ms", "p99_ms", "max_ms", "exec_per_s"
@@ -45,30 +79,24 @@ pub async fn run(server_url: &str, args: BenchArgs) -> anyhow::Result<()> {
         }
         let mut sessions = Vec::new();
         for _ in 0..level {
-            let body = json!({
-                "template_id": template_id,
-                "workspace_id": "bench",
-                "base_commit_oid": "bench",
-                "worktree_path": worktree.to_string_lossy(),
-            });
-            let session = call(&http, "POST", &format!("{api}/sessions"), Some(body)).await?;
-            sessions.push(session["id"].as_str().context("session id")?.to_owned());
+            sessions.push(api.session(template).await?);
         }
         for session in &sessions {
             for _ in 0..20 {
-                repl(&http, &api, session, &args.input).await?;
+                api.repl(session, &args.input).await?;
             }
         }
         let per_session = (args.requests / level).max(1);
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for session in sessions.clone() {
-            let (http, api, input) = (http.clone(), api.clone(), args.input.clone());
+            let api = Api { http: api.http.clone(), base: api.base.clone(), worktree: api.worktree.clone() };
+            let input = args.input.clone();
             tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(per_session);
                 for _ in 0..per_session {
                     let t = Instant::now();
-                    repl(&http, &api, &session, &input).await?;
+                    api.repl(&session, &input).await?;
                     latencies.push(t.elapsed());
                 }
                 anyhow::Ok(latencies)
@@ -80,45 +108,225 @@ pub async fn run(server_url: &str, args: BenchArgs) -> anyhow::Result<()> {
         }
         let elapsed = started.elapsed();
         latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
             "{:>8} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>10.0}",
             level,
             latencies.len(),
-            ms(pct(0.50)),
-            ms(pct(0.99)),
+            ms(percentile(&latencies, 0.50)),
+            ms(percentile(&latencies, 0.99)),
             ms(*latencies.last().expect("at least one request")),
             latencies.len() as f64 / elapsed.as_secs_f64()
         );
         for session in sessions {
-            call(&http, "POST", &format!("{api}/sessions/{session}/close"), Some(json!({}))).await?;
+            api.close(&session).await?;
         }
     }
-    call(&http, "DELETE", &format!("{api}/templates/{template_id}"), None).await?;
     Ok(())
 }
 
-async fn repl(http: &reqwest::Client, api: &str, session: &str, input: &str) -> anyhow::Result<()> {
-    let done =
-        call(http, "POST", &format!("{api}/executions/repl"), Some(json!({ "session_id": session, "input": input })))
-            .await?;
-    if done["status"] != "ok" {
-        bail!("the bench snippet did not end ok: {done}");
+/// Session creation over HTTP (store rows and a worker forked from a
+/// prepared zygote), without libraries and with `--library`.
+async fn session_creation(api: &Api, template: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    println!("\nsession create ({} each, sessions closed as they go)", args.creates);
+    println!("{:>16} {:>9} {:>9} {:>9}", "libraries", "p50_ms", "p99_ms", "first_ms");
+    let cached = api
+        .call("GET", "/catalog/libraries", None)
+        .await?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|l| l["name"] == args.library.as_str() && l["cached"] == true);
+    let with_library = if cached { Some(api.template("bench-lib", &[&args.library], None).await?) } else { None };
+    for (label, template) in [("none", Some(template.to_owned())), (args.library.as_str(), with_library.clone())] {
+        let Some(template) = template else {
+            println!("{label:>16} skipped: not in the daemon's cache (run `vm-system libs download {label}`)");
+            continue;
+        };
+        let mut latencies = Vec::with_capacity(args.creates);
+        for _ in 0..args.creates.max(1) {
+            let t = Instant::now();
+            let session = api.session(&template).await?;
+            latencies.push(t.elapsed());
+            api.close(&session).await?;
+        }
+        let first = latencies[0];
+        latencies.sort();
+        println!(
+            "{label:>16} {:>9.3} {:>9.3} {:>9.3}",
+            ms(percentile(&latencies, 0.50)),
+            ms(percentile(&latencies, 0.99)),
+            ms(first)
+        );
+    }
+    if let Some(template) = with_library {
+        api.call("DELETE", &format!("/templates/{template}"), None).await?;
     }
     Ok(())
 }
 
-async fn call(http: &reqwest::Client, method: &str, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let mut request = http.request(method.parse()?, url);
-    if let Some(body) = body {
-        request = request.json(&body);
+/// Resident memory of idle session workers, read from `/proc` (so only
+/// when the daemon runs on this machine): RSS counts the pages shared with
+/// the zygote, private is what each extra session really costs.
+async fn idle_memory(api: &Api, template: &str, idle: usize) -> anyhow::Result<()> {
+    println!("\nworker memory ({idle} sessions after `1 + 1`; workers trim after 1 s idle)");
+    let before = worker_pids();
+    let mut sessions = Vec::new();
+    for _ in 0..idle.max(1) {
+        let session = api.session(template).await?;
+        api.repl(&session, "1 + 1").await?;
+        sessions.push(session);
     }
-    let response = request.send().await.with_context(|| format!("cannot reach the daemon at {url}"))?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        bail!("{method} {url} answered {status}: {text}");
+    let workers: Vec<i32> = worker_pids().difference(&before).copied().collect();
+    if workers.is_empty() {
+        println!("  skipped: no worker processes of this daemon are visible in /proc (is it on another machine?)");
+    } else {
+        println!("{:>22} {:>8} {:>10} {:>12} {:>8}", "when", "workers", "rss_mb", "private_mb", "pss_mb");
+        memory_row("right after the job", &workers);
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        memory_row("idle for 2 s", &workers);
     }
-    Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+    for session in sessions {
+        api.close(&session).await?;
+    }
+    Ok(())
+}
+
+/// Median RSS, private (unshared) and proportional memory of `workers`.
+fn memory_row(when: &str, workers: &[i32]) {
+    let mut rss: Vec<u64> = workers.iter().filter_map(|pid| kib(*pid, "/status", "VmRSS:")).collect();
+    let mut private: Vec<u64> = workers.iter().filter_map(|pid| private_kib(*pid)).collect();
+    let mut pss: Vec<u64> = workers.iter().filter_map(|pid| kib(*pid, "/smaps_rollup", "Pss:")).collect();
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).map_or(0.0, |k| *k as f64 / 1024.0)
+    };
+    println!(
+        "{when:>22} {:>8} {:>10.2} {:>12.2} {:>8.2}",
+        workers.len(),
+        median(&mut rss),
+        median(&mut private),
+        median(&mut pss)
+    );
+}
+
+/// A burst of console events: the HTTP round trip (with storing every
+/// event) and the execution's own duration.
+async fn console_bursts(api: &Api, args: &BenchArgs) -> anyhow::Result<()> {
+    let settings = json!({ "limits": { "max_events": args.events.max(1) } });
+    let template = api.template("bench-events", &[], Some(settings)).await?;
+    let session = api.session(&template).await?;
+    let input = format!("for (let i = 0; i < {}; i++) console.log('event', i)", args.events);
+    println!("\nconsole capture ({} events per execution, {} executions)", args.events, args.bursts);
+    let mut round_trips = Vec::new();
+    let mut durations = Vec::new();
+    for _ in 0..args.bursts.max(1) {
+        let t = Instant::now();
+        let done = api.repl(&session, &input).await?;
+        round_trips.push(t.elapsed());
+        durations.push(Duration::from_millis(done["metrics"]["duration_ms"].as_u64().unwrap_or(0)));
+        let count = done["metrics"]["event_count"].as_u64().unwrap_or(0);
+        if count != args.events as u64 + 2 {
+            bail!("expected {} events, the execution recorded {count}", args.events + 2);
+        }
+    }
+    round_trips.sort();
+    durations.sort();
+    println!("{:>16} {:>20}", "round_trip_p50_ms", "execution_p50_ms");
+    println!("{:>16.3} {:>20.3}", ms(percentile(&round_trips, 0.50)), ms(percentile(&durations, 0.50)));
+    api.close(&session).await?;
+    api.call("DELETE", &format!("/templates/{template}"), None).await?;
+    Ok(())
+}
+
+impl Api {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.parse()?, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach the daemon at {url}"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{method} {url} answered {status}: {text}");
+        }
+        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+    }
+
+    async fn template(&self, name: &str, libraries: &[&str], settings: Option<Value>) -> anyhow::Result<String> {
+        let template = self.call("POST", "/templates", Some(json!({ "name": name }))).await?;
+        let id = template["id"].as_str().context("template id")?.to_owned();
+        for library in libraries {
+            self.call("POST", &format!("/templates/{id}/libraries"), Some(json!({ "name": library }))).await?;
+        }
+        if let Some(settings) = settings {
+            self.call("PUT", &format!("/templates/{id}/settings"), Some(settings)).await?;
+        }
+        Ok(id)
+    }
+
+    async fn session(&self, template: &str) -> anyhow::Result<String> {
+        let body = json!({
+            "template_id": template,
+            "workspace_id": "bench",
+            "base_commit_oid": "bench",
+            "worktree_path": self.worktree,
+        });
+        let session = self.call("POST", "/sessions", Some(body)).await?;
+        Ok(session["id"].as_str().context("session id")?.to_owned())
+    }
+
+    async fn close(&self, session: &str) -> anyhow::Result<()> {
+        self.call("POST", &format!("/sessions/{session}/close"), Some(json!({}))).await.map(|_| ())
+    }
+
+    async fn repl(&self, session: &str, input: &str) -> anyhow::Result<Value> {
+        let done =
+            self.call("POST", "/executions/repl", Some(json!({ "session_id": session, "input": input }))).await?;
+        if done["status"] != "ok" {
+            bail!("the bench snippet did not end ok: {done}");
+        }
+        Ok(done)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Session worker processes on this machine: children of zygotes
+/// (processes started as `__vm-worker zygote`).
+fn worker_pids() -> HashSet<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return HashSet::new() };
+    let processes: Vec<(i32, i32, bool)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid: i32 = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().nth(1)?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let zygote = String::from_utf8_lossy(&cmdline).contains("__vm-worker");
+            Some((pid, ppid, zygote))
+        })
+        .collect();
+    let workerish: HashSet<i32> = processes.iter().filter(|p| p.2).map(|p| p.0).collect();
+    // A forked worker keeps its zygote's command line: a zygote is the one
+    // whose parent is not such a process.
+    let zygotes: HashSet<i32> = processes.iter().filter(|p| p.2 && !workerish.contains(&p.1)).map(|p| p.0).collect();
+    processes.iter().filter(|(_, ppid, _)| zygotes.contains(ppid)).map(|p| p.0).collect()
+}
+
+/// A `kB` figure from a `/proc/<pid>` file.
+fn kib(pid: i32, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}{file}")).ok()?;
+    text.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn private_kib(pid: i32) -> Option<u64> {
+    Some(kib(pid, "/smaps_rollup", "Private_Clean:")? + kib(pid, "/smaps_rollup", "Private_Dirty:")?)
 }

@@ -52,14 +52,15 @@ pub enum DomainError {
     #[error("invalid path {path:?}: {reason}")]
     InvalidPath { path: String, reason: String },
 
-    #[error("execution stopped: {limit} limit of {value} reached")]
-    OutputLimitExceeded { execution_id: ExecutionId, limit: String, value: u64 },
+    /// `runtime_lost`: the runtime had to be killed and the session crashed.
+    #[error("execution stopped: {limit} limit of {value} reached{}", lost_suffix(*runtime_lost))]
+    OutputLimitExceeded { execution_id: ExecutionId, limit: String, value: u64, runtime_lost: bool },
 
-    #[error("execution stopped after the {limit} limit of {limit_ms} ms")]
-    ExecutionTimeout { execution_id: ExecutionId, limit: String, limit_ms: u64 },
+    #[error("execution stopped after the {limit} limit of {limit_ms} ms{}", lost_suffix(*runtime_lost))]
+    ExecutionTimeout { execution_id: ExecutionId, limit: String, limit_ms: u64, runtime_lost: bool },
 
-    #[error("execution stopped at the memory limit of {limit_mb} MB")]
-    MemoryLimitExceeded { execution_id: ExecutionId, limit_mb: u64 },
+    #[error("execution stopped at the memory limit of {limit_mb} MB{}", lost_suffix(*runtime_lost))]
+    MemoryLimitExceeded { execution_id: ExecutionId, limit_mb: u64, runtime_lost: bool },
 
     #[error("startup mode {mode:?} is not supported; the only mode is \"eval\"")]
     StartupModeUnsupported { mode: String },
@@ -79,6 +80,15 @@ pub enum DomainError {
     /// Anything unexpected. Its chain is logged; clients get a fixed message.
     #[error("internal error")]
     Internal(#[source] BoxError),
+}
+
+/// How a limit error says that the runtime was killed with the session's state.
+fn lost_suffix(runtime_lost: bool) -> &'static str {
+    if runtime_lost {
+        "; the runtime was stopped and the session's state is gone (the session is crashed)"
+    } else {
+        ""
+    }
 }
 
 impl DomainError {
@@ -139,14 +149,14 @@ impl DomainError {
                 json!({ "session_id": session_id, "running_execution_id": running })
             }
             Self::InvalidPath { path, reason } => json!({ "path": path, "reason": reason }),
-            Self::OutputLimitExceeded { execution_id, limit, value } => {
-                json!({ "execution_id": execution_id, "limit": limit, "value": value })
+            Self::OutputLimitExceeded { execution_id, limit, value, runtime_lost } => {
+                json!({ "execution_id": execution_id, "limit": limit, "value": value, "runtime_lost": runtime_lost })
             }
-            Self::ExecutionTimeout { execution_id, limit, limit_ms } => {
-                json!({ "execution_id": execution_id, "limit": limit, "limit_ms": limit_ms })
+            Self::ExecutionTimeout { execution_id, limit, limit_ms, runtime_lost } => {
+                json!({ "execution_id": execution_id, "limit": limit, "limit_ms": limit_ms, "runtime_lost": runtime_lost })
             }
-            Self::MemoryLimitExceeded { execution_id, limit_mb } => {
-                json!({ "execution_id": execution_id, "limit": "mem_mb", "limit_mb": limit_mb })
+            Self::MemoryLimitExceeded { execution_id, limit_mb, runtime_lost } => {
+                json!({ "execution_id": execution_id, "limit": "mem_mb", "limit_mb": limit_mb, "runtime_lost": runtime_lost })
             }
             Self::StartupModeUnsupported { mode } => json!({ "mode": mode, "supported": ["eval"] }),
             Self::ModuleNotAllowed { name, allowed, .. } => {

@@ -1,50 +1,161 @@
-//! The host half: `BoaRuntime` implements the `JsRuntime` port by keeping
-//! each session's [`SessionEngine`] on a dedicated thread and talking to it
-//! over channels. It never touches a boa value and never blocks a tokio worker.
+//! The host half: `BoaRuntime` implements the `JsRuntime` port with one
+//! supervised worker process per session, forked from a zygote that already
+//! evaluated the session's libraries. It never touches a boa value.
 
 use std::collections::HashMap;
-use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tokio::sync::oneshot;
+use tokio::sync::OnceCell;
+use vm_domain::catalog::LibraryRef;
 use vm_domain::ids::SessionId;
 use vm_domain::ports::{Ending, Job, JsRuntime, Outcome, RuntimeError, RuntimeSpec};
+use vm_domain::template::CapabilityKind;
 
-use crate::engine::{SessionEngine, THREAD_STACK_BYTES};
+use crate::library_cache::library_file;
+use crate::protocol::{BootSpec, LibraryFile, ZygoteSpec};
+use crate::supervisor::Supervisor;
+use crate::zygotes::Zygote;
 
-/// What the host asks of a session's engine thread.
-enum Command {
-    Run { job: Job, reply: oneshot::Sender<Outcome> },
+/// What identifies a zygote's preparation: its libraries in order, each
+/// with the size and modification time of its file, so a re-downloaded
+/// library gets a fresh zygote.
+type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
+
+/// A zygote being started or running, shared by the sessions that need it.
+struct ZygoteSlot {
+    fingerprint: Fingerprint,
+    zygote: OnceCell<Arc<Zygote>>,
 }
 
-/// A live engine thread: the way to reach it, and the thread itself, to tell
-/// whether it is still alive.
-struct Worker {
-    commands: mpsc::Sender<Command>,
-    thread: JoinHandle<()>,
-}
-
-/// The boa runtime. Each session's engine lives on its own thread, which
-/// ends when the session is closed (its command channel is dropped).
+/// The boa runtime. Each session's engine lives in its own worker process;
+/// closing the session (or dropping the runtime) kills it.
 pub struct BoaRuntime {
     cache_dir: PathBuf,
-    /// A std `Mutex`: it is only held to look up or change the map, never
-    /// across an `.await`.
-    workers: Mutex<HashMap<SessionId, Worker>>,
+    /// The binary started as a zygote: this very program by default.
+    program: PathBuf,
+    /// Zygotes by library names, in order. A std `Mutex`: only held to look
+    /// up or change the map, never across an `.await`.
+    zygotes: Mutex<HashMap<Vec<String>, Arc<ZygoteSlot>>>,
+    workers: Mutex<HashMap<SessionId, Arc<Supervisor>>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl BoaRuntime {
-    /// A runtime that loads template libraries from `cache_dir`.
+    /// A runtime that loads template libraries from `cache_dir` and starts
+    /// its workers from the running binary (`/proc/self/exe`, the same
+    /// build even if the file was replaced since).
     pub fn new(cache_dir: PathBuf) -> Self {
-        Self { cache_dir, workers: Mutex::new(HashMap::new()) }
+        crate::worker::keep_entry();
+        Self {
+            cache_dir,
+            program: PathBuf::from("/proc/self/exe"),
+            zygotes: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+        }
     }
 
-    fn workers(&self) -> MutexGuard<'_, HashMap<SessionId, Worker>> {
-        self.workers.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Starts workers from `program` instead: any binary that links this
+    /// crate (see [`crate::worker`]).
+    pub fn with_worker_program(mut self, program: PathBuf) -> Self {
+        self.program = program;
+        self
     }
+
+    /// Starts the zygote for sessions without libraries ahead of the first
+    /// session, so that one is fast too.
+    pub async fn warm_up(&self) -> Result<(), RuntimeError> {
+        self.zygote(Vec::new()).await.map(|_| ())
+    }
+
+    /// The process id of a session's worker, while it lives.
+    pub fn worker_pid(&self, session: SessionId) -> Option<i32> {
+        locked(&self.workers).get(&session).filter(|w| w.is_alive()).map(|w| w.pid())
+    }
+
+    /// The cache files of `libraries`, in order. A missing one fails the
+    /// start with what to do about it.
+    fn library_files(&self, libraries: &[LibraryRef]) -> Result<(Vec<LibraryFile>, Fingerprint), RuntimeError> {
+        let mut files = Vec::new();
+        let mut fingerprint = Vec::new();
+        for library in libraries {
+            let path = library_file(&self.cache_dir, library);
+            let meta = std::fs::metadata(&path).map_err(|err| {
+                RuntimeError::StartFailed(match err.kind() {
+                    std::io::ErrorKind::NotFound => format!(
+                        "library {library} is not in the cache at {}; run `vm-system libs download`",
+                        path.display()
+                    ),
+                    _ => format!("cannot read library {library} at {}: {err}", path.display()),
+                })
+            })?;
+            let path = absolute(&path);
+            fingerprint.push((library.to_string(), meta.len(), meta.modified().ok()));
+            files.push(LibraryFile { name: library.to_string(), path, global: library.info().global.to_owned() });
+        }
+        Ok((files, fingerprint))
+    }
+
+    /// The zygote prepared with `libraries`, started on first use. A zygote
+    /// whose library files changed, or that died, is replaced.
+    async fn zygote(&self, libraries: Vec<LibraryRef>) -> Result<Arc<Zygote>, RuntimeError> {
+        let (files, fingerprint) = self.library_files(&libraries)?;
+        let names: Vec<String> = libraries.iter().map(ToString::to_string).collect();
+        let slot = {
+            let mut zygotes = locked(&self.zygotes);
+            let current = zygotes.get(&names).cloned();
+            let usable = current
+                .as_ref()
+                .is_some_and(|slot| slot.fingerprint == fingerprint && slot.zygote.get().is_none_or(|z| z.is_alive()));
+            match (usable, current) {
+                (true, Some(slot)) => slot,
+                _ => {
+                    // A replaced zygote lives on while its workers do: each holds it.
+                    let slot = Arc::new(ZygoteSlot { fingerprint, zygote: OnceCell::new() });
+                    zygotes.insert(names.clone(), slot.clone());
+                    slot
+                }
+            }
+        };
+        let spec = ZygoteSpec { libraries: files };
+        let started =
+            slot.zygote.get_or_try_init(|| async { Zygote::start(&self.program, &spec).await.map(Arc::new) }).await;
+        match started {
+            Ok(zygote) => Ok(zygote.clone()),
+            Err(reason) => {
+                let mut zygotes = locked(&self.zygotes);
+                if zygotes.get(&names).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                    zygotes.remove(&names);
+                }
+                Err(RuntimeError::StartFailed(reason))
+            }
+        }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Programs the `exec` module may run: the `allow` lists of the enabled
+/// `module` capabilities named `exec`.
+fn exec_allow(spec: &RuntimeSpec) -> Vec<String> {
+    let mut allowed: Vec<String> = spec
+        .capabilities
+        .iter()
+        .filter(|c| c.kind == CapabilityKind::Module && c.name == "exec" && c.enabled)
+        .filter_map(|c| c.config.get("allow").and_then(|a| a.as_array()))
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    allowed.sort();
+    allowed.dedup();
+    allowed
 }
 
 #[async_trait]
@@ -55,98 +166,66 @@ impl JsRuntime for BoaRuntime {
 
     async fn start(&self, spec: RuntimeSpec) -> Result<(), RuntimeError> {
         let session = spec.session_id;
-        if self.workers().get(&session).is_some_and(|w| !w.thread.is_finished()) {
+        if locked(&self.workers).get(&session).is_some_and(|w| w.is_alive()) {
             return Err(RuntimeError::Internal(format!("session {session} already has a live runtime")));
         }
-        let (commands, inbox) = mpsc::channel();
-        let (ready, started) = oneshot::channel();
-        let cache_dir = self.cache_dir.clone();
-        let thread = thread::Builder::new()
-            .name(format!("boa-{session}"))
-            .stack_size(THREAD_STACK_BYTES)
-            .spawn(move || serve(&spec, &cache_dir, ready, &inbox))
-            .map_err(|err| RuntimeError::StartFailed(format!("cannot start the engine thread: {err}")))?;
-        match started.await {
-            Ok(Ok(())) => {
-                self.workers().insert(session, Worker { commands, thread });
-                Ok(())
+        let mut zygote = self.zygote(spec.libraries.clone()).await?;
+        let forked = match zygote.fork().await {
+            Ok(forked) => forked,
+            Err(_) if !zygote.is_alive() => {
+                zygote = self.zygote(spec.libraries.clone()).await?;
+                zygote.fork().await.map_err(RuntimeError::StartFailed)?
             }
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(RuntimeError::StartFailed("the engine thread died while starting".into())),
-        }
+            Err(reason) => return Err(RuntimeError::StartFailed(reason)),
+        };
+        let boot = BootSpec {
+            session_id: session.to_string(),
+            worktree: spec.worktree.as_path().to_path_buf(),
+            limits: spec.settings.limits,
+            console: spec.settings.runtime.console,
+            strict: spec.settings.runtime.strict,
+            modules: spec.modules.iter().map(|m| m.as_str().to_owned()).collect(),
+            exec_allow: exec_allow(&spec),
+        };
+        let supervisor = Supervisor::boot(forked, boot, zygote).await.map_err(RuntimeError::StartFailed)?;
+        locked(&self.workers).insert(session, Arc::new(supervisor));
+        Ok(())
     }
 
     async fn run(&self, session: SessionId, job: Job) -> Result<Outcome, RuntimeError> {
-        let unavailable = || RuntimeError::Unavailable(session.to_string());
-        let commands = self.workers().get(&session).map(|w| w.commands.clone()).ok_or_else(unavailable)?;
-        let (reply, outcome) = oneshot::channel();
-        if commands.send(Command::Run { job, reply }).is_err() {
-            self.workers().remove(&session);
-            return Err(unavailable());
-        }
-        match outcome.await {
-            Ok(outcome) => {
-                if matches!(outcome.ending, Ending::Crashed { .. }) {
-                    self.workers().remove(&session);
-                }
-                Ok(outcome)
-            }
-            Err(_) => {
-                self.workers().remove(&session);
-                let reason = "the engine thread ended while running the job".to_owned();
-                Ok(Outcome { events: Vec::new(), ending: Ending::Crashed { reason } })
+        let worker = locked(&self.workers)
+            .get(&session)
+            .cloned()
+            .ok_or_else(|| RuntimeError::Unavailable(session.to_string()))?;
+        let outcome = worker.run(job.into()).await;
+        let lost = matches!(outcome.ending, Ending::Crashed { .. } | Ending::Limit { runtime_lost: true, .. });
+        if lost {
+            let mut workers = locked(&self.workers);
+            if workers.get(&session).is_some_and(|w| Arc::ptr_eq(w, &worker)) {
+                workers.remove(&session);
             }
         }
+        Ok(outcome)
     }
 
     async fn close(&self, session: SessionId) {
-        self.workers().remove(&session);
+        let worker = locked(&self.workers).remove(&session);
+        if let Some(worker) = worker {
+            worker.kill();
+        }
     }
 
     fn live_sessions(&self) -> Vec<SessionId> {
-        self.workers().iter().filter(|(_, w)| !w.thread.is_finished()).map(|(id, _)| *id).collect()
+        locked(&self.workers).iter().filter(|(_, w)| w.is_alive()).map(|(id, _)| *id).collect()
     }
-}
 
-/// The engine thread: build the engine, report, then run jobs until the
-/// host drops the channel. A panic inside boa ends the thread with a
-/// `Crashed` outcome, since the engine's state can no longer be trusted.
-fn serve(
-    spec: &RuntimeSpec,
-    cache_dir: &std::path::Path,
-    ready: oneshot::Sender<Result<(), RuntimeError>>,
-    inbox: &mpsc::Receiver<Command>,
-) {
-    let engine = panic::catch_unwind(AssertUnwindSafe(|| SessionEngine::start(spec, cache_dir)))
-        .unwrap_or_else(|panic| Err(RuntimeError::StartFailed(format!("the engine panicked: {}", panic_text(&panic)))));
-    let mut engine = match engine {
-        Ok(engine) => {
-            let _ = ready.send(Ok(()));
-            engine
+    fn take_lost(&self) -> Vec<(SessionId, String)> {
+        let mut workers = locked(&self.workers);
+        let lost: Vec<(SessionId, String)> =
+            workers.iter().filter_map(|(id, w)| w.lost().map(|reason| (*id, reason))).collect();
+        for (id, _) in &lost {
+            workers.remove(id);
         }
-        Err(err) => {
-            let _ = ready.send(Err(err));
-            return;
-        }
-    };
-    while let Ok(Command::Run { job, reply }) = inbox.recv() {
-        match panic::catch_unwind(AssertUnwindSafe(|| engine.run(job))) {
-            Ok(outcome) => {
-                let _ = reply.send(outcome);
-            }
-            Err(panic) => {
-                let reason = format!("the engine panicked: {}", panic_text(&panic));
-                let _ = reply.send(Outcome { events: Vec::new(), ending: Ending::Crashed { reason } });
-                return;
-            }
-        }
+        lost
     }
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }

@@ -91,6 +91,10 @@ pub trait JsRuntime: Send + Sync {
     async fn close(&self, session: SessionId);
     /// Sessions whose engine is alive in memory.
     fn live_sessions(&self) -> Vec<SessionId>;
+    /// Sessions whose engine died on its own (killed from outside, crashed)
+    /// while no job ran, each with what happened. Each is reported once and
+    /// then forgotten, as if closed.
+    fn take_lost(&self) -> Vec<(SessionId, String)>;
 }
 
 /// Where third-party libraries are cached on this machine.

@@ -207,11 +207,8 @@ fn judge(ending: &Ending, payloads: &[EventPayload], execution_id: ExecutionId) 
             }
         }
         Ending::Limit { hit, runtime_lost } => {
-            let failure = limit_error(*hit, execution_id);
-            let mut message = failure.to_string();
-            if *runtime_lost {
-                message.push_str("; the runtime was stopped and the session's state is gone");
-            }
+            let failure = limit_error(*hit, execution_id, *runtime_lost);
+            let message = failure.to_string();
             let status = match hit {
                 LimitHit::WallTime { .. } | LimitHit::CpuTime { .. } => ExecutionStatus::Timeout,
                 _ => ExecutionStatus::Error,
@@ -239,21 +236,27 @@ fn judge(ending: &Ending, payloads: &[EventPayload], execution_id: ExecutionId) 
     }
 }
 
-fn limit_error(hit: LimitHit, execution_id: ExecutionId) -> DomainError {
+fn limit_error(hit: LimitHit, execution_id: ExecutionId, runtime_lost: bool) -> DomainError {
     match hit {
         LimitHit::WallTime { limit_ms } => {
-            DomainError::ExecutionTimeout { execution_id, limit: "wall_ms".into(), limit_ms }
+            DomainError::ExecutionTimeout { execution_id, limit: "wall_ms".into(), limit_ms, runtime_lost }
         }
         LimitHit::CpuTime { limit_ms } => {
-            DomainError::ExecutionTimeout { execution_id, limit: "cpu_ms".into(), limit_ms }
+            DomainError::ExecutionTimeout { execution_id, limit: "cpu_ms".into(), limit_ms, runtime_lost }
         }
-        LimitHit::Memory { limit_mb } => DomainError::MemoryLimitExceeded { execution_id, limit_mb },
-        LimitHit::Events { max_events } => {
-            DomainError::OutputLimitExceeded { execution_id, limit: "max_events".into(), value: max_events }
-        }
-        LimitHit::Output { max_output_kb } => {
-            DomainError::OutputLimitExceeded { execution_id, limit: "max_output_kb".into(), value: max_output_kb }
-        }
+        LimitHit::Memory { limit_mb } => DomainError::MemoryLimitExceeded { execution_id, limit_mb, runtime_lost },
+        LimitHit::Events { max_events } => DomainError::OutputLimitExceeded {
+            execution_id,
+            limit: "max_events".into(),
+            value: max_events,
+            runtime_lost,
+        },
+        LimitHit::Output { max_output_kb } => DomainError::OutputLimitExceeded {
+            execution_id,
+            limit: "max_output_kb".into(),
+            value: max_output_kb,
+            runtime_lost,
+        },
     }
 }
 
@@ -359,7 +362,9 @@ mod tests {
         sessions
     }
 
-    fn recording_executions() -> (MockExecutionStore, Arc<Mutex<Vec<(Execution, Vec<Event>)>>>) {
+    type Finished = Arc<Mutex<Vec<(Execution, Vec<Event>)>>>;
+
+    fn recording_executions() -> (MockExecutionStore, Finished) {
         let finished = Arc::new(Mutex::new(Vec::new()));
         let sink = finished.clone();
         let mut executions = MockExecutionStore::new();
@@ -447,6 +452,8 @@ mod tests {
         let svc = service(sessions, executions, runtime);
         let err = block_on(svc.repl(SessionId::new(), "while(true){}")).unwrap_err();
         assert_eq!(err.code(), "EXECUTION_TIMEOUT");
+        assert_eq!(err.details()["runtime_lost"], true);
+        assert!(err.to_string().contains("session is crashed"), "{err}");
         assert_eq!(finished.lock().unwrap()[0].0.status, ExecutionStatus::Timeout);
     }
 

@@ -156,19 +156,41 @@ impl SessionService {
         DomainError::StartupFailed { session_id: session.id, template_id: session.template_id, reason }
     }
 
+    /// The session, after noticing runtimes that died while idle.
     pub async fn get(&self, id: SessionId) -> Result<Session, DomainError> {
+        self.notice_lost_runtimes().await?;
+        self.find(id).await
+    }
+
+    async fn find(&self, id: SessionId) -> Result<Session, DomainError> {
         self.sessions().get(id).await?.ok_or_else(|| DomainError::SessionNotFound { id: id.to_string() })
     }
 
-    /// Newest first, optionally only those in `status`.
+    /// Newest first, optionally only those in `status`, after noticing
+    /// runtimes that died while idle.
     pub async fn list(&self, status: Option<SessionStatus>) -> Result<Vec<Session>, DomainError> {
+        self.notice_lost_runtimes().await?;
         self.sessions().list(status).await
+    }
+
+    /// A runtime that died on its own while idle (killed from outside,
+    /// crashed) leaves its session `crashed`, with what happened.
+    async fn notice_lost_runtimes(&self) -> Result<(), DomainError> {
+        for (id, reason) in self.runtime().take_lost() {
+            let Some(mut session) = self.sessions().get(id).await? else { continue };
+            if session.status.claims_live() {
+                session.status = SessionStatus::Crashed;
+                session.last_error = Some(reason);
+                self.sessions().update_state(&session).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Discards the runtime and keeps the row with `closed_at`. Closing a
     /// closed session changes nothing.
     pub async fn close(&self, id: SessionId) -> Result<Session, DomainError> {
-        let mut session = self.get(id).await?;
+        let mut session = self.find(id).await?;
         if session.status == SessionStatus::Closed {
             return Ok(session);
         }
@@ -354,6 +376,26 @@ mod tests {
         let mut new = new_session(std::path::Path::new("/tmp"));
         new.worktree_path = "relative/dir".into();
         assert_eq!(block_on(parts.build().create(new)).unwrap_err().code(), "INVALID_PATH");
+    }
+
+    #[test]
+    fn a_runtime_lost_while_idle_leaves_its_session_crashed_with_the_reason() {
+        let mut parts = Parts::new();
+        let lost = a_session(SessionId::new(), SessionStatus::Ready);
+        let lost_id = lost.id;
+        parts.runtime.expect_take_lost().times(1).returning(move || vec![(lost_id, "killed by SIGKILL".into())]);
+        parts.sessions.expect_get().returning(move |id| Ok(Some(a_session(id, SessionStatus::Ready))));
+        parts
+            .sessions
+            .expect_update_state()
+            .withf(move |s| {
+                s.id == lost_id
+                    && s.status == SessionStatus::Crashed
+                    && s.last_error.as_deref() == Some("killed by SIGKILL")
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        block_on(parts.build().get(lost_id)).unwrap();
     }
 
     #[test]

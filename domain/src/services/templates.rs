@@ -68,7 +68,7 @@ impl TemplateService {
     pub async fn create(&self, new: NewTemplate) -> Result<TemplateDetail, DomainError> {
         let name = TemplateName::parse(&new.name)?;
         let engine = new.engine.as_deref().map(str::trim).unwrap_or(DEFAULT_ENGINE).to_owned();
-        if !self.engines.iter().any(|e| *e == engine) {
+        if !self.engines.contains(&engine) {
             return Err(DomainError::EngineUnsupported { engine, supported: self.engines.clone() });
         }
         let settings = new.settings.unwrap_or_default();

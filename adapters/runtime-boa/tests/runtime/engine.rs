@@ -1,96 +1,17 @@
-//! The boa runtime through its port: real engine threads, a temporary
-//! worktree and a temporary library cache. JavaScript cases are tables of
-//! (source, expected).
+//! The engine through the port: values, console, exceptions, promises,
+//! files, libraries and sessions, each in a real worker process.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tempfile::TempDir;
-use vm_domain::catalog::{LibraryRef, ModuleName};
+use vm_domain::catalog::LibraryRef;
 use vm_domain::event::{ConsoleLevel, EventPayload};
 use vm_domain::ids::SessionId;
-use vm_domain::paths::WorktreePath;
-use vm_domain::ports::{Ending, Job, JsRuntime, LibraryCache, LimitHit, Outcome, RuntimeError, RuntimeSpec};
-use vm_domain::template::Settings;
-use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
+use vm_domain::ports::{Ending, Job, JsRuntime, LibraryCache, LimitHit, Outcome, RuntimeError};
+use vm_runtime_boa::FsLibraryCache;
 
-struct Harness {
-    runtime: BoaRuntime,
-    worktree: TempDir,
-    cache: TempDir,
-}
-
-impl Harness {
-    fn new() -> Self {
-        let cache = tempfile::tempdir().expect("a temp cache dir");
-        Self {
-            runtime: BoaRuntime::new(cache.path().to_path_buf()),
-            worktree: tempfile::tempdir().expect("a temp worktree"),
-            cache,
-        }
-    }
-
-    fn spec(&self) -> RuntimeSpec {
-        RuntimeSpec {
-            session_id: SessionId::new(),
-            worktree: WorktreePath::parse(self.worktree.path().to_str().expect("a UTF-8 temp path"))
-                .expect("a worktree"),
-            settings: Settings::default(),
-            modules: Vec::new(),
-            libraries: Vec::new(),
-            capabilities: Vec::new(),
-        }
-    }
-
-    async fn session(&self) -> SessionId {
-        self.session_with(|_| {}).await
-    }
-
-    async fn session_with(&self, configure: impl FnOnce(&mut RuntimeSpec)) -> SessionId {
-        let mut spec = self.spec();
-        configure(&mut spec);
-        let id = spec.session_id;
-        self.runtime.start(spec).await.expect("the session starts");
-        id
-    }
-
-    async fn eval(&self, session: SessionId, source: &str) -> Outcome {
-        self.runtime.run(session, Job::Eval { source: source.into() }).await.expect("the session is live")
-    }
-
-    fn write(&self, path: &str, text: &str) -> std::path::PathBuf {
-        let file = self.worktree.path().join(path);
-        std::fs::create_dir_all(file.parent().expect("a parent")).expect("dirs");
-        std::fs::write(&file, text).expect("a written file");
-        file.canonicalize().expect("a real path")
-    }
-
-    fn cache_library(&self, name: &str, text: &str) {
-        std::fs::write(self.cache.path().join(format!("{name}.js")), text).expect("a cached library");
-    }
-}
-
-fn log(text: &str) -> EventPayload {
-    EventPayload::Console { level: ConsoleLevel::Log, text: text.into() }
-}
-
-fn value(kind: &str, preview: &str, json: Option<Value>) -> EventPayload {
-    EventPayload::Value { kind: kind.into(), preview: preview.into(), json }
-}
-
-fn completed(events: Vec<EventPayload>) -> Outcome {
-    Outcome { events, ending: Ending::Completed }
-}
-
-/// The exception event of an outcome that threw.
-fn exception(outcome: &Outcome) -> (String, String) {
-    assert_eq!(outcome.ending, Ending::Threw, "{outcome:?}");
-    match outcome.events.last() {
-        Some(EventPayload::Exception { message, stack }) => (message.clone(), stack.clone()),
-        other => panic!("expected an exception event last, got {other:?}"),
-    }
-}
+use crate::harness::{completed, exception, log, value, Harness};
 
 #[tokio::test]
 async fn a_variable_declared_in_one_eval_is_visible_in_the_next() {
@@ -383,20 +304,6 @@ async fn a_library_that_throws_or_defines_nothing_fails_the_start() {
 }
 
 #[tokio::test]
-async fn require_says_whether_a_module_is_enabled_but_not_yet_available() {
-    let h = Harness::new();
-    let s = h.session_with(|spec| spec.modules = vec![ModuleName::parse("fs").expect("a catalog module")]).await;
-    let cases = [
-        ("require('fs')", "Error: native module \"fs\" is not available yet"),
-        ("require('exec')", "Error: module \"exec\" is not enabled for this template"),
-        ("require('lodash')", "Error: module \"lodash\" is not enabled for this template"),
-    ];
-    for (source, expected) in cases {
-        assert_eq!(exception(&h.eval(s, source).await).0, expected, "{source}");
-    }
-}
-
-#[tokio::test]
 async fn running_on_an_unknown_session_is_unavailable() {
     let h = Harness::new();
     let result = h.runtime.run(SessionId::new(), Job::Eval { source: "1".into() }).await;
@@ -455,4 +362,18 @@ async fn the_library_cache_reports_only_files_that_exist() {
     let cache = FsLibraryCache::new(h.cache.path());
     assert!(cache.is_cached(&LibraryRef::parse("lodash-4.17.21").expect("a catalog library")));
     assert!(!cache.is_cached(&LibraryRef::parse("moment-2.29.4").expect("a catalog library")));
+}
+
+#[tokio::test]
+async fn a_library_downloaded_again_reaches_new_sessions_while_old_ones_keep_theirs() {
+    let h = Harness::new();
+    let lodash = || vec![LibraryRef::parse("lodash-4.17.21").expect("a catalog library")];
+    h.cache_library("lodash-4.17.21", "var _ = { v: 1 };");
+    let old = h.session_with(|spec| spec.libraries = lodash()).await;
+    h.cache_library("lodash-4.17.21", "var _ = { v: 2, longer: true };");
+    let new = h.session_with(|spec| spec.libraries = lodash()).await;
+    assert_eq!(h.eval(old, "_.v").await, completed(vec![value("number", "1", Some(json!(1)))]));
+    assert_eq!(h.eval(new, "_.v").await, completed(vec![value("number", "2", Some(json!(2)))]));
+    let third = h.session_with(|spec| spec.libraries = lodash()).await;
+    assert_eq!(h.eval(third, "_.v").await, completed(vec![value("number", "2", Some(json!(2)))]));
 }

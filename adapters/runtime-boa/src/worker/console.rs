@@ -1,6 +1,6 @@
 //! Console capture for the worker half: boa's console `Logger` turns every
-//! console call into a `console` event and counts events and output bytes
-//! against the limits while the code runs. It knows nothing of threads or hosts.
+//! console call into a `console` event, counts events and output bytes against
+//! the limits while the code runs, and streams kept events to a sink.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,7 +15,7 @@ use vm_domain::event::{ConsoleLevel, EventPayload};
 use vm_domain::ports::LimitHit;
 use vm_domain::template::Limits;
 
-use crate::preview;
+use super::preview;
 
 /// Console methods whose arguments are formatted the Node way before boa's
 /// console sees them as one string.
@@ -50,13 +50,26 @@ pub fn install(capture: Rc<RefCell<Capture>>, context: &mut Context) -> JsResult
     Ok(())
 }
 
-/// The events of the job in progress and the budget they draw on.
+/// Where kept events go: the worker's channel to the daemon, as they happen.
+pub trait EventSink {
+    fn send(&mut self, event: &EventPayload);
+}
+
+/// A sink that drops everything: a zygote's, before any session owns it.
+pub struct Discard;
+
+impl EventSink for Discard {
+    fn send(&mut self, _: &EventPayload) {}
+}
+
+/// The budget of the job in progress: counts console (and `exec` output)
+/// events and bytes against the limits and passes kept events to the sink.
 ///
-/// `max_events` and `max_output_kb` count console events only: the closing
-/// `value` or `exception` event of a job is always kept and never counted.
-#[derive(Debug)]
+/// `max_events` and `max_output_kb` count these events only: the closing
+/// `value` or `exception` event of a job is always sent and never counted.
 pub struct Capture {
-    events: Vec<EventPayload>,
+    sink: Box<dyn EventSink>,
+    events: u64,
     output_bytes: u64,
     max_events: u64,
     max_output_kb: u64,
@@ -69,7 +82,8 @@ pub struct Capture {
 impl Capture {
     pub fn new(limits: &Limits, keep: bool) -> Self {
         Self {
-            events: Vec::new(),
+            sink: Box::new(Discard),
+            events: 0,
             output_bytes: 0,
             max_events: limits.max_events,
             max_output_kb: limits.max_output_kb,
@@ -78,17 +92,34 @@ impl Capture {
         }
     }
 
-    /// Keeps `event` unless it would take the job past a limit. Once a limit
-    /// is hit it stays hit until [`Capture::finish`], and nothing more is kept.
+    /// Takes a session's limits and console switch (a forked worker gets
+    /// its zygote's capture).
+    pub fn configure(&mut self, limits: &Limits, keep: bool) {
+        self.max_events = limits.max_events;
+        self.max_output_kb = limits.max_output_kb;
+        self.keep = keep;
+    }
+
+    pub fn set_sink(&mut self, sink: Box<dyn EventSink>) {
+        self.sink = sink;
+    }
+
+    /// Whether console output is kept at all.
+    pub fn keeps(&self) -> bool {
+        self.keep
+    }
+
+    /// Sends `event` unless it would take the job past a limit. Once a limit
+    /// is hit it stays hit until [`Capture::finish`], and nothing more is sent.
     pub fn record(&mut self, event: EventPayload) -> Result<(), LimitHit> {
         if let Some(hit) = self.hit {
             return Err(hit);
         }
-        if !self.keep {
+        if !self.keep && matches!(event, EventPayload::Console { .. }) {
             return Ok(());
         }
         let bytes = self.output_bytes + event.output_bytes() as u64;
-        let hit = if self.events.len() as u64 >= self.max_events {
+        let hit = if self.events >= self.max_events {
             Some(LimitHit::Events { max_events: self.max_events })
         } else if bytes > self.max_output_kb.saturating_mul(1024) {
             Some(LimitHit::Output { max_output_kb: self.max_output_kb })
@@ -100,8 +131,19 @@ impl Capture {
             return Err(hit);
         }
         self.output_bytes = bytes;
-        self.events.push(event);
+        self.events += 1;
+        self.sink.send(&event);
         Ok(())
+    }
+
+    /// Bytes of output the job may still produce before its limit.
+    pub fn output_left(&self) -> u64 {
+        self.max_output_kb.saturating_mul(1024).saturating_sub(self.output_bytes)
+    }
+
+    /// Sends a job's closing event, outside the budget.
+    pub fn close_with(&mut self, event: EventPayload) {
+        self.sink.send(&event);
     }
 
     /// The limit hit by the job in progress, if any.
@@ -109,10 +151,11 @@ impl Capture {
         self.hit
     }
 
-    /// Hands over the job's events and limit hit, and starts a fresh budget.
-    pub fn finish(&mut self) -> (Vec<EventPayload>, Option<LimitHit>) {
+    /// Ends the job's budget and says whether a limit stopped it.
+    pub fn finish(&mut self) -> Option<LimitHit> {
+        self.events = 0;
         self.output_bytes = 0;
-        (std::mem::take(&mut self.events), self.hit.take())
+        self.hit.take()
     }
 }
 
@@ -182,7 +225,7 @@ fn indent(msg: String, width: usize) -> String {
 
 /// An error JavaScript cannot catch; the engine recognises the stop by the
 /// capture's latched limit, not by this message.
-fn limit_error(hit: LimitHit) -> JsError {
+pub fn limit_error(hit: LimitHit) -> JsError {
     EngineError::from(PanicError::new(format!("execution stopped: {hit:?} limit reached"))).into()
 }
 
@@ -190,41 +233,65 @@ fn limit_error(hit: LimitHit) -> JsError {
 mod tests {
     use super::*;
 
+    /// A sink the test can read.
+    #[derive(Clone, Default)]
+    struct Collect(Rc<RefCell<Vec<EventPayload>>>);
+
+    impl EventSink for Collect {
+        fn send(&mut self, event: &EventPayload) {
+            self.0.borrow_mut().push(event.clone());
+        }
+    }
+
+    fn capture(limits: Limits, keep: bool) -> (Capture, Collect) {
+        let sink = Collect::default();
+        let mut capture = Capture::new(&limits, keep);
+        capture.set_sink(Box::new(sink.clone()));
+        (capture, sink)
+    }
+
     fn line(text: &str) -> EventPayload {
         EventPayload::Console { level: ConsoleLevel::Log, text: text.into() }
     }
 
     #[test]
     fn the_event_that_would_pass_max_events_is_dropped_and_the_limit_latches() {
-        let limits = Limits { max_events: 2, ..Limits::default() };
-        let mut capture = Capture::new(&limits, true);
+        let (mut capture, sink) = capture(Limits { max_events: 2, ..Limits::default() }, true);
         assert!(capture.record(line("a")).is_ok());
         assert!(capture.record(line("b")).is_ok());
         assert_eq!(capture.record(line("c")), Err(LimitHit::Events { max_events: 2 }));
         assert_eq!(capture.record(line("")), Err(LimitHit::Events { max_events: 2 }));
-        let (events, hit) = capture.finish();
-        assert_eq!(events, [line("a"), line("b")]);
-        assert_eq!(hit, Some(LimitHit::Events { max_events: 2 }));
-        assert_eq!(capture.finish(), (vec![], None));
+        assert_eq!(*sink.0.borrow(), [line("a"), line("b")]);
+        assert_eq!(capture.finish(), Some(LimitHit::Events { max_events: 2 }));
+        assert_eq!(capture.finish(), None);
+        assert!(capture.record(line("next job")).is_ok(), "a new job has a fresh budget");
     }
 
     #[test]
     fn output_bytes_may_reach_but_not_pass_max_output_kb() {
-        let limits = Limits { max_output_kb: 1, ..Limits::default() };
-        let mut capture = Capture::new(&limits, true);
+        let (mut capture, _) = capture(Limits { max_output_kb: 1, ..Limits::default() }, true);
         assert!(capture.record(line(&"x".repeat(1000))).is_ok());
         assert!(capture.record(line(&"x".repeat(24))).is_ok());
+        assert_eq!(capture.output_left(), 0);
         assert_eq!(capture.record(line("x")), Err(LimitHit::Output { max_output_kb: 1 }));
     }
 
     #[test]
     fn a_disabled_console_keeps_nothing_and_hits_no_limit() {
-        let limits = Limits { max_events: 1, ..Limits::default() };
-        let mut capture = Capture::new(&limits, false);
+        let (mut capture, sink) = capture(Limits { max_events: 1, ..Limits::default() }, false);
         for _ in 0..5 {
             assert!(capture.record(line("a")).is_ok());
         }
-        assert_eq!(capture.finish(), (vec![], None));
+        assert!(sink.0.borrow().is_empty());
+        assert_eq!(capture.finish(), None);
+    }
+
+    #[test]
+    fn closing_events_are_sent_outside_the_budget() {
+        let (mut capture, sink) = capture(Limits { max_events: 1, ..Limits::default() }, true);
+        capture.record(line("a")).unwrap();
+        capture.close_with(EventPayload::Stdout { text: "closing".into() });
+        assert_eq!(sink.0.borrow().len(), 2);
     }
 
     #[test]

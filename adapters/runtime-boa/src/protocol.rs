@@ -1,0 +1,347 @@
+//! The framed protocol between the daemon and its worker processes, the only
+//! thing the host and worker halves share: messages as JSON in frames with a
+//! 4-byte little-endian length prefix, read and written whole.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use vm_domain::event::EventPayload;
+use vm_domain::ports::{Ending, Job, LimitHit};
+use vm_domain::template::Limits;
+
+/// The argument that turns any binary linking this crate into a worker:
+/// `<exe> __vm-worker zygote`. See [`crate::worker`].
+pub const WORKER_ARG: &str = "__vm-worker";
+
+/// A frame larger than this is a protocol error. Events are bounded far
+/// below it by the output limits; it only stops a confused peer.
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+
+/// The exit code of a worker stopped by its memory limit (see
+/// [`crate::worker::alloc`]).
+pub const EXIT_MEMORY_LIMIT: i32 = 87;
+
+/// Control byte on a zygote's socket: fork a session worker on the socket
+/// whose descriptor rides along.
+pub const CONTROL_FORK: u8 = b'F';
+
+/// A library file for a zygote to evaluate, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryFile {
+    /// `<id>-<version>`.
+    pub name: String,
+    pub path: PathBuf,
+    /// The global it must define.
+    pub global: String,
+}
+
+/// What a zygote prepares before it forks anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZygoteSpec {
+    pub libraries: Vec<LibraryFile>,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Zygote → daemon, on the zygote's control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ZygoteReply {
+    /// The libraries are loaded; forks may begin.
+    Ready,
+    StartFailed(String),
+    /// A session worker was forked for the last fork request.
+    Forked {
+        pid: i32,
+    },
+    ForkFailed(String),
+    /// A forked worker ended (the zygote is its parent and reaps it).
+    Exited {
+        pid: i32,
+        status: ExitStatus,
+    },
+}
+
+/// What a session worker must know about its session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootSpec {
+    pub session_id: String,
+    pub worktree: PathBuf,
+    pub limits: Limits,
+    /// `settings.runtime.console`.
+    pub console: bool,
+    /// `settings.runtime.strict`.
+    pub strict: bool,
+    /// Native modules `require` may return.
+    pub modules: Vec<String>,
+    /// Programs the `exec` module may run, from enabled `module` capabilities
+    /// named `exec` (`{"allow": [...]}`).
+    pub exec_allow: Vec<String>,
+}
+
+/// Daemon → session worker; one request at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Boot(BootSpec),
+    Run(WireJob),
+}
+
+/// [`Job`] on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WireJob {
+    Eval { source: String },
+    RunFile { path: PathBuf, args: Map<String, Value>, env: BTreeMap<String, String> },
+}
+
+impl From<Job> for WireJob {
+    fn from(job: Job) -> Self {
+        match job {
+            Job::Eval { source } => Self::Eval { source },
+            Job::RunFile { path, args, env } => Self::RunFile { path, args, env },
+        }
+    }
+}
+
+/// [`LimitHit`] on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireLimit {
+    WallTime { limit_ms: u64 },
+    CpuTime { limit_ms: u64 },
+    Memory { limit_mb: u64 },
+    Events { max_events: u64 },
+    Output { max_output_kb: u64 },
+}
+
+impl From<LimitHit> for WireLimit {
+    fn from(hit: LimitHit) -> Self {
+        match hit {
+            LimitHit::WallTime { limit_ms } => Self::WallTime { limit_ms },
+            LimitHit::CpuTime { limit_ms } => Self::CpuTime { limit_ms },
+            LimitHit::Memory { limit_mb } => Self::Memory { limit_mb },
+            LimitHit::Events { max_events } => Self::Events { max_events },
+            LimitHit::Output { max_output_kb } => Self::Output { max_output_kb },
+        }
+    }
+}
+
+impl From<WireLimit> for LimitHit {
+    fn from(hit: WireLimit) -> Self {
+        match hit {
+            WireLimit::WallTime { limit_ms } => Self::WallTime { limit_ms },
+            WireLimit::CpuTime { limit_ms } => Self::CpuTime { limit_ms },
+            WireLimit::Memory { limit_mb } => Self::Memory { limit_mb },
+            WireLimit::Events { max_events } => Self::Events { max_events },
+            WireLimit::Output { max_output_kb } => Self::Output { max_output_kb },
+        }
+    }
+}
+
+/// How a job ended inside a live worker (a worker that dies cannot say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireEnding {
+    Completed,
+    Threw,
+    /// Stopped in the engine; the worker and its state live on.
+    Limit(WireLimit),
+}
+
+impl From<WireEnding> for Ending {
+    fn from(ending: WireEnding) -> Self {
+        match ending {
+            WireEnding::Completed => Self::Completed,
+            WireEnding::Threw => Self::Threw,
+            WireEnding::Limit(hit) => Self::Limit { hit: hit.into(), runtime_lost: false },
+        }
+    }
+}
+
+/// Session worker → daemon: events as they happen, then exactly one
+/// `Finished` per `Run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Booted. `cpu_ns` is the worker's CPU time so far.
+    Ready {
+        cpu_ns: u64,
+    },
+    StartFailed(String),
+    Event(WireEvent),
+    /// The job is over; `cpu_ns` is the worker's CPU time at its end.
+    Finished {
+        ending: WireEnding,
+        cpu_ns: u64,
+    },
+}
+
+/// An event on the wire. A value's JSON form travels as text, since JSON
+/// `null` and "no JSON form" would otherwise read back the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WireEvent {
+    Value { kind: String, preview: String, json_text: Option<String> },
+    Other(EventPayload),
+}
+
+impl From<EventPayload> for WireEvent {
+    fn from(event: EventPayload) -> Self {
+        match event {
+            EventPayload::Value { kind, preview, json } => {
+                Self::Value { kind, preview, json_text: json.map(|j| j.to_string()) }
+            }
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl From<WireEvent> for EventPayload {
+    fn from(event: WireEvent) -> Self {
+        match event {
+            WireEvent::Value { kind, preview, json_text } => {
+                Self::Value { kind, preview, json: json_text.and_then(|text| serde_json::from_str(&text).ok()) }
+            }
+            WireEvent::Other(other) => other,
+        }
+    }
+}
+
+/// One message as a frame: length prefix and JSON body.
+pub fn encode(message: &impl Serialize) -> Vec<u8> {
+    let mut frame = vec![0; 4];
+    serde_json::to_writer(&mut frame, message).expect("protocol messages always serialise");
+    let len = u32::try_from(frame.len() - 4).expect("a frame fits in u32");
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    frame
+}
+
+/// The body length a frame header announces, refused when too large.
+pub fn body_len(header: [u8; 4]) -> io::Result<usize> {
+    let len = u32::from_le_bytes(header) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {len} bytes is too large")));
+    }
+    Ok(len)
+}
+
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
+    serde_json::from_slice(body).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+}
+
+/// Writes one frame with a single `write_all`.
+pub fn write_frame(mut out: impl Write, message: &impl Serialize) -> io::Result<()> {
+    out.write_all(&encode(message))
+}
+
+/// Reads one frame; `None` at a clean end of stream (between frames).
+pub fn read_frame<T: DeserializeOwned>(mut input: impl Read) -> io::Result<Option<T>> {
+    let mut header = [0u8; 4];
+    let mut got = 0;
+    while got < header.len() {
+        match input.read(&mut header[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let mut body = vec![0; body_len(header)?];
+    input.read_exact(&mut body)?;
+    decode(&body).map(Some)
+}
+
+/// Reads frames from an async stream for the host half. Cancel-safe: bytes
+/// read stay buffered when a `select!` drops a pending [`FrameReader::next`].
+pub struct FrameReader<R> {
+    inner: R,
+    buffer: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self { inner, buffer: Vec::with_capacity(8 * 1024) }
+    }
+
+    /// The next message; `None` at a clean end of stream.
+    pub async fn next<T: DeserializeOwned>(&mut self) -> io::Result<Option<T>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if self.buffer.len() >= 4 {
+                let header = [self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]];
+                let end = 4 + body_len(header)?;
+                if self.buffer.len() >= end {
+                    let message = decode(&self.buffer[4..end]);
+                    self.buffer.drain(..end);
+                    return message.map(Some);
+                }
+                self.buffer.reserve(end - self.buffer.len());
+            }
+            if self.inner.read_buf(&mut self.buffer).await? == 0 {
+                return match self.buffer.is_empty() {
+                    true => Ok(None),
+                    false => Err(io::ErrorKind::UnexpectedEof.into()),
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_a_clean_end_is_none() {
+        let mut buffer = Vec::new();
+        let messages = [
+            Reply::Ready { cpu_ns: 5 },
+            Reply::Event(EventPayload::Stdout { text: "out".into() }.into()),
+            Reply::Event(
+                EventPayload::Value { kind: "null".into(), preview: "null".into(), json: Some(Value::Null) }.into(),
+            ),
+            Reply::Finished { ending: WireEnding::Limit(WireLimit::Events { max_events: 3 }), cpu_ns: 9 },
+        ];
+        for message in &messages {
+            write_frame(&mut buffer, message).unwrap();
+        }
+        let mut input = &buffer[..];
+        for message in messages {
+            assert_eq!(read_frame::<Reply>(&mut input).unwrap(), Some(message));
+        }
+        let null = EventPayload::Value { kind: "null".into(), preview: "null".into(), json: Some(Value::Null) };
+        let back: EventPayload = WireEvent::from(null.clone()).into();
+        assert_eq!(back, null, "JSON null survives the wire");
+        assert_eq!(read_frame::<Reply>(&mut input).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_async_reader_reads_frames_split_anywhere() {
+        let mut bytes = encode(&Reply::Ready { cpu_ns: 1 });
+        bytes.extend(encode(&Reply::StartFailed("no".into())));
+        let (mut tx, rx) = tokio::io::duplex(3);
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for piece in bytes.chunks(3) {
+                tx.write_all(piece).await.unwrap();
+            }
+        });
+        let mut reader = FrameReader::new(rx);
+        assert_eq!(reader.next::<Reply>().await.unwrap(), Some(Reply::Ready { cpu_ns: 1 }));
+        assert_eq!(reader.next::<Reply>().await.unwrap(), Some(Reply::StartFailed("no".into())));
+        writer.await.unwrap();
+        assert_eq!(reader.next::<Reply>().await.unwrap(), None);
+    }
+
+    #[test]
+    fn a_frame_cut_short_or_too_large_is_an_error() {
+        let frame = encode(&Reply::StartFailed("x".into()));
+        assert!(read_frame::<Reply>(&frame[..frame.len() - 1]).is_err());
+        assert!(read_frame::<Reply>(&frame[..2]).is_err());
+        assert!(body_len((MAX_FRAME_BYTES as u32 + 1).to_le_bytes()).is_err());
+    }
+}

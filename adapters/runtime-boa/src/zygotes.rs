@@ -1,0 +1,209 @@
+//! The daemon's side of a zygote: starts the process (cleared environment,
+//! a 64 MiB stack limit), hands it a socket per session to fork on, and
+//! routes what it reports: each fork's pid, and how each worker ended.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{oneshot, watch};
+
+use crate::protocol::{encode, ExitStatus, FrameReader, ZygoteReply, ZygoteSpec, CONTROL_FORK, WORKER_ARG};
+use crate::worker::engine::STACK_BYTES;
+use crate::worker::modules::exec::PROGRAM_PATH;
+
+/// How long a zygote may take to evaluate its libraries.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a fork may take to be reported.
+const FORK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a worker ended, as far as the daemon can know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Status(ExitStatus),
+    /// Its zygote died, so the daemon stopped it (nobody could report
+    /// how it ends any more).
+    ZygoteGone,
+}
+
+/// `None` while the worker lives.
+pub type ExitWatch = watch::Receiver<Option<Exit>>;
+
+/// A forked session worker, not yet booted.
+pub struct Forked {
+    pub pid: i32,
+    pub exit: ExitWatch,
+    pub channel: tokio::net::UnixStream,
+}
+
+type ForkReply = Result<(i32, ExitWatch), String>;
+
+/// A live zygote process.
+pub struct Zygote {
+    control: OwnedWriteHalf,
+    /// Fork requests awaiting their `Forked`, in order. A std `Mutex`: never
+    /// held across an `.await`.
+    pending: Arc<Mutex<VecDeque<oneshot::Sender<ForkReply>>>>,
+    alive: Arc<AtomicBool>,
+    /// One fork request on the wire at a time.
+    forking: tokio::sync::Mutex<()>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Zygote {
+    /// Starts `program` as a zygote that evaluates `spec`'s libraries, and
+    /// waits until it is ready (or says why it is not).
+    pub async fn start(program: &Path, spec: &ZygoteSpec) -> Result<Self, String> {
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| format!("cannot make a socket: {e}"))?;
+        let mut command = tokio::process::Command::new(program);
+        let name = std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_owned()));
+        command
+            .arg0(name.unwrap_or_else(|| "vm-system".into()))
+            .arg(WORKER_ARG)
+            .arg("zygote")
+            .env_clear()
+            .env("PATH", PROGRAM_PATH)
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        // SAFETY: the closure only calls setrlimit, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                if libc::getrlimit(libc::RLIMIT_STACK, &mut limit) == 0 {
+                    let wanted = STACK_BYTES as libc::rlim_t;
+                    if limit.rlim_max == libc::RLIM_INFINITY || limit.rlim_max >= wanted {
+                        limit.rlim_cur = limit.rlim_cur.max(wanted);
+                        if limit.rlim_cur == libc::RLIM_INFINITY {
+                            limit.rlim_cur = wanted;
+                        }
+                        libc::setrlimit(libc::RLIMIT_STACK, &limit);
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child =
+            command.spawn().map_err(|e| format!("cannot start a worker process ({}): {e}", program.display()))?;
+        ours.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let stream = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
+        let (read, mut control) = stream.into_split();
+        let mut reader = FrameReader::new(read);
+        control.write_all(&encode(spec)).await.map_err(|e| format!("cannot reach the worker process: {e}"))?;
+        match tokio::time::timeout(BOOT_TIMEOUT, reader.next::<ZygoteReply>()).await {
+            Ok(Ok(Some(ZygoteReply::Ready))) => {}
+            Ok(Ok(Some(ZygoteReply::StartFailed(reason)))) => return Err(reason),
+            Ok(Ok(_)) | Ok(Err(_)) => {
+                let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+                return Err(format!("the worker process ended while preparing the engine ({status})"));
+            }
+            Err(_) => return Err(format!("the worker process took more than {BOOT_TIMEOUT:?} to prepare the engine")),
+        }
+        let pending: Arc<Mutex<VecDeque<oneshot::Sender<ForkReply>>>> = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(route(reader, child, pending.clone(), alive.clone()));
+        Ok(Self { control, pending, alive, forking: tokio::sync::Mutex::new(()) })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Forks a session worker connected to a fresh socket.
+    pub async fn fork(&self) -> Result<Forked, String> {
+        let _one_at_a_time = self.forking.lock().await;
+        if !self.is_alive() {
+            return Err("the zygote process is gone".into());
+        }
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| format!("cannot make a socket: {e}"))?;
+        let (reply, answer) = oneshot::channel();
+        locked(&self.pending).push_back(reply);
+        if let Err(err) = self.send(CONTROL_FORK, Some(theirs.as_raw_fd())).await {
+            locked(&self.pending).pop_back();
+            return Err(format!("cannot reach the zygote process: {err}"));
+        }
+        drop(theirs);
+        let (pid, exit) = match tokio::time::timeout(FORK_TIMEOUT, answer).await {
+            Ok(Ok(reply)) => reply?,
+            Ok(Err(_)) => return Err("the zygote process ended while forking".into()),
+            Err(_) => return Err(format!("the zygote process did not fork within {FORK_TIMEOUT:?}")),
+        };
+        ours.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let channel = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
+        Ok(Forked { pid, exit, channel })
+    }
+
+    async fn send(&self, byte: u8, fd: Option<i32>) -> io::Result<()> {
+        let stream = self.control.as_ref();
+        let raw = stream.as_raw_fd();
+        stream
+            .async_io(Interest::WRITABLE, || {
+                let fds = fd.map(|fd| [fd]);
+                let cmsgs: Vec<ControlMessage<'_>> = fds.iter().map(|fds| ControlMessage::ScmRights(fds)).collect();
+                sendmsg::<()>(raw, &[IoSlice::new(&[byte])], &cmsgs, MsgFlags::MSG_NOSIGNAL, None)
+                    .map_err(io::Error::from)
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Reads what the zygote reports until it ends: hands each fork its pid and
+/// exit watch, and fills in exits. When the zygote is gone, every worker it
+/// still had is killed and marked so: a worker nobody can reap is not kept.
+async fn route(
+    mut reader: FrameReader<tokio::net::unix::OwnedReadHalf>,
+    mut child: tokio::process::Child,
+    pending: Arc<Mutex<VecDeque<oneshot::Sender<ForkReply>>>>,
+    alive: Arc<AtomicBool>,
+) {
+    let mut exits: HashMap<i32, watch::Sender<Option<Exit>>> = HashMap::new();
+    while let Ok(Some(reply)) = reader.next::<ZygoteReply>().await {
+        match reply {
+            ZygoteReply::Forked { pid } => {
+                let (tx, rx) = watch::channel(None);
+                exits.insert(pid, tx);
+                if let Some(waiting) = locked(&pending).pop_front() {
+                    let _ = waiting.send(Ok((pid, rx)));
+                }
+            }
+            ZygoteReply::ForkFailed(reason) => {
+                if let Some(waiting) = locked(&pending).pop_front() {
+                    let _ = waiting.send(Err(reason));
+                }
+            }
+            ZygoteReply::Exited { pid, status } => {
+                if let Some(tx) = exits.remove(&pid) {
+                    let _ = tx.send(Some(Exit::Status(status)));
+                }
+            }
+            ZygoteReply::Ready | ZygoteReply::StartFailed(_) => {}
+        }
+        exits.retain(|_, tx| !tx.is_closed());
+    }
+    alive.store(false, Ordering::Release);
+    for waiting in locked(&pending).drain(..) {
+        let _ = waiting.send(Err("the zygote process ended".into()));
+    }
+    for (pid, tx) in exits {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = tx.send(Some(Exit::ZygoteGone));
+    }
+    let _ = child.wait().await;
+}
