@@ -1,15 +1,72 @@
 //! vm-store: the store ports of `vm-domain` (templates, sessions, executions)
-//! on SQLite through sqlx, with embedded migrations. The services never see
-//! SQL or a row; this crate knows no other adapter.
+//! on SQLite or PostgreSQL through sqlx, each with embedded migrations. The
+//! services never see SQL or a row; this crate knows no other adapter.
 //!
 //! Layout:
+//! - [`location`]: [`Database`], what `--db` names (a file or a URL), shown
+//!   without its password; [`PoolSettings`] from the URL's query.
 //! - [`sqlite`]: [`SqliteStore`], the three ports on one SQLite file; the
 //!   schema is `migrations/sqlite/`.
+//! - [`postgres`]: [`PostgresStore`], the same on PostgreSQL; the schema is
+//!   `migrations/postgres/`.
 //! - `rows`: row structs and the only conversions from rows into domain types.
-//! - `error`: sqlx failures become `DomainError`s here, logged when unexpected.
+//! - `error`: sqlx failures become `DomainError`s here, logged when
+//!   unexpected; [`OpenError`] says why a store did not open.
 
 mod error;
+pub mod location;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+use std::sync::Arc;
+
+use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore};
+
+pub use error::OpenError;
+pub use location::{Database, PoolSettings, PostgresUrl};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The three ports of one open store, whichever backend it is.
+#[derive(Clone)]
+pub struct Stores {
+    pub templates: Arc<dyn TemplateStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub executions: Arc<dyn ExecutionStore>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
+}
+
+impl Stores {
+    fn over<S: TemplateStore + SessionStore + ExecutionStore + 'static>(store: Arc<S>, backend: Backend) -> Self {
+        Self { templates: store.clone(), sessions: store.clone(), executions: store, backend }
+    }
+
+    /// Closes the connection pool; later calls fail.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(store) => store.close().await,
+            Backend::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens the store `database` names and applies pending migrations.
+pub async fn open(database: &Database) -> Result<Stores, OpenError> {
+    Ok(match database {
+        Database::Sqlite(path) => {
+            let store = Arc::new(SqliteStore::open(path).await?);
+            Stores::over(store.clone(), Backend::Sqlite(store))
+        }
+        Database::Postgres(url) => {
+            let store = Arc::new(PostgresStore::connect(url).await?);
+            Stores::over(store.clone(), Backend::Postgres(store))
+        }
+    })
+}

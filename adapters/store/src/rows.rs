@@ -1,6 +1,8 @@
-//! Rows as SQLite returns them, and the only conversions from rows into domain
-//! types; plus the few encoders that put domain values into columns. A row
-//! that does not convert is a corrupt database: `Internal`, never a panic.
+//! Rows as the databases return them, and the only conversions from rows into
+//! domain types; plus the few encoders that put domain values into columns.
+//! A row is generic over [`Columns`]: SQLite hands ids, instants and JSON
+//! back as text, PostgreSQL as `uuid`, `timestamptz` and `json`/`jsonb`. A
+//! row that does not convert is a corrupt database: `Internal`, never a panic.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -20,26 +22,26 @@ use crate::error::StoreError;
 /// A `templates` row with its module and library names as JSON arrays,
 /// modules sorted by name and libraries in load order.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct TemplateRow {
-    id: String,
+pub(crate) struct TemplateRow<C: Columns> {
+    id: C::Id,
     name: String,
     engine: String,
     is_active: bool,
-    modules: String,
-    libraries: String,
-    created_at: String,
-    updated_at: String,
+    modules: C::Json,
+    libraries: C::Json,
+    created_at: C::At,
+    updated_at: C::At,
 }
 
-impl TryFrom<TemplateRow> for Template {
+impl<C: Columns> TryFrom<TemplateRow<C>> for Template {
     type Error = DomainError;
 
-    fn try_from(row: TemplateRow) -> Result<Self, DomainError> {
+    fn try_from(row: TemplateRow<C>) -> Result<Self, DomainError> {
         const TABLE: &str = "templates";
-        let modules: Vec<String> = json(TABLE, &row.modules)?;
-        let libraries: Vec<String> = json(TABLE, &row.libraries)?;
+        let modules: Vec<String> = row.modules.value(TABLE)?;
+        let libraries: Vec<String> = row.libraries.value(TABLE)?;
         Ok(Template {
-            id: uuid(TABLE, &row.id)?,
+            id: row.id.id(TABLE)?,
             name: TemplateName::parse(&row.name).map_err(|e| corrupt(TABLE, e))?,
             engine: row.engine,
             is_active: row.is_active,
@@ -51,156 +53,156 @@ impl TryFrom<TemplateRow> for Template {
                 .iter()
                 .map(|l| LibraryRef::parse(l).map_err(|e| corrupt(TABLE, e)))
                 .collect::<Result<_, _>>()?,
-            created_at: timestamp(TABLE, &row.created_at)?,
-            updated_at: timestamp(TABLE, &row.updated_at)?,
+            created_at: row.created_at.instant(TABLE)?,
+            updated_at: row.updated_at.instant(TABLE)?,
         })
     }
 }
 
 /// A `template_settings` row.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct SettingsRow {
-    settings: String,
+pub(crate) struct SettingsRow<C: Columns> {
+    settings: C::Json,
 }
 
-impl TryFrom<SettingsRow> for Settings {
+impl<C: Columns> TryFrom<SettingsRow<C>> for Settings {
     type Error = DomainError;
 
-    fn try_from(row: SettingsRow) -> Result<Self, DomainError> {
-        json("template_settings", &row.settings)
+    fn try_from(row: SettingsRow<C>) -> Result<Self, DomainError> {
+        row.settings.value("template_settings")
     }
 }
 
 /// A `template_capabilities` row.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct CapabilityRow {
-    id: String,
-    template_id: String,
+pub(crate) struct CapabilityRow<C: Columns> {
+    id: C::Id,
+    template_id: C::Id,
     kind: String,
-    name: String,
+    name: C::Text,
     enabled: bool,
-    config: String,
-    created_at: String,
+    config: C::Json,
+    created_at: C::At,
 }
 
-impl TryFrom<CapabilityRow> for Capability {
+impl<C: Columns> TryFrom<CapabilityRow<C>> for Capability {
     type Error = DomainError;
 
-    fn try_from(row: CapabilityRow) -> Result<Self, DomainError> {
+    fn try_from(row: CapabilityRow<C>) -> Result<Self, DomainError> {
         const TABLE: &str = "template_capabilities";
         Ok(Capability {
-            id: uuid(TABLE, &row.id)?,
-            template_id: uuid(TABLE, &row.template_id)?,
+            id: row.id.id(TABLE)?,
+            template_id: row.template_id.id(TABLE)?,
             kind: CapabilityKind::parse(&row.kind).map_err(|e| corrupt(TABLE, e))?,
-            name: row.name,
+            name: row.name.text(TABLE)?,
             enabled: row.enabled,
-            config: json(TABLE, &row.config)?,
-            created_at: timestamp(TABLE, &row.created_at)?,
+            config: row.config.value(TABLE)?,
+            created_at: row.created_at.instant(TABLE)?,
         })
     }
 }
 
 /// A `template_startup_files` row.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct StartupFileRow {
-    id: String,
-    template_id: String,
+pub(crate) struct StartupFileRow<C: Columns> {
+    id: C::Id,
+    template_id: C::Id,
     path: String,
     order_index: i64,
     mode: String,
-    created_at: String,
+    created_at: C::At,
 }
 
-impl TryFrom<StartupFileRow> for StartupFile {
+impl<C: Columns> TryFrom<StartupFileRow<C>> for StartupFile {
     type Error = DomainError;
 
-    fn try_from(row: StartupFileRow) -> Result<Self, DomainError> {
+    fn try_from(row: StartupFileRow<C>) -> Result<Self, DomainError> {
         const TABLE: &str = "template_startup_files";
         Ok(StartupFile {
-            id: uuid(TABLE, &row.id)?,
-            template_id: uuid(TABLE, &row.template_id)?,
+            id: row.id.id(TABLE)?,
+            template_id: row.template_id.id(TABLE)?,
             path: ScriptPath::parse(&row.path).map_err(|e| corrupt(TABLE, e))?,
             order_index: row.order_index,
             mode: StartupMode::parse(&row.mode).map_err(|e| corrupt(TABLE, e))?,
-            created_at: timestamp(TABLE, &row.created_at)?,
+            created_at: row.created_at.instant(TABLE)?,
         })
     }
 }
 
 /// A `sessions` row.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct SessionRow {
-    id: String,
-    template_id: String,
+pub(crate) struct SessionRow<C: Columns> {
+    id: C::Id,
+    template_id: C::Id,
     workspace_id: String,
     base_commit_oid: String,
     worktree_path: String,
     status: String,
-    created_at: String,
-    closed_at: Option<String>,
-    last_error: Option<String>,
+    created_at: C::At,
+    closed_at: Option<C::At>,
+    last_error: Option<C::Text>,
 }
 
-impl TryFrom<SessionRow> for Session {
+impl<C: Columns> TryFrom<SessionRow<C>> for Session {
     type Error = DomainError;
 
-    fn try_from(row: SessionRow) -> Result<Self, DomainError> {
+    fn try_from(row: SessionRow<C>) -> Result<Self, DomainError> {
         const TABLE: &str = "sessions";
         Ok(Session {
-            id: uuid(TABLE, &row.id)?,
-            template_id: uuid(TABLE, &row.template_id)?,
+            id: row.id.id(TABLE)?,
+            template_id: row.template_id.id(TABLE)?,
             workspace_id: Label::parse("workspace_id", &row.workspace_id).map_err(|e| corrupt(TABLE, e))?,
             base_commit_oid: Label::parse("base_commit_oid", &row.base_commit_oid).map_err(|e| corrupt(TABLE, e))?,
             worktree_path: WorktreePath::from_stored(row.worktree_path),
             status: SessionStatus::parse(&row.status).map_err(|e| corrupt(TABLE, e))?,
-            created_at: timestamp(TABLE, &row.created_at)?,
-            closed_at: row.closed_at.map(|at| timestamp(TABLE, &at)).transpose()?,
-            last_error: row.last_error,
+            created_at: row.created_at.instant(TABLE)?,
+            closed_at: row.closed_at.map(|at| at.instant(TABLE)).transpose()?,
+            last_error: row.last_error.map(|e| e.text(TABLE)).transpose()?,
         })
     }
 }
 
 /// An `executions` row.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct ExecutionRow {
-    id: String,
-    session_id: String,
+pub(crate) struct ExecutionRow<C: Columns> {
+    id: C::Id,
+    session_id: C::Id,
     kind: String,
-    input: Option<String>,
+    input: Option<C::Text>,
     path: Option<String>,
-    args: String,
-    env: String,
+    args: C::Json,
+    env: C::Json,
     status: String,
-    started_at: String,
-    ended_at: Option<String>,
-    result: Option<String>,
-    error: Option<String>,
+    started_at: C::At,
+    ended_at: Option<C::At>,
+    result: Option<C::Json>,
+    error: Option<C::Json>,
     duration_ms: i64,
     event_count: i64,
     output_bytes: i64,
 }
 
-impl TryFrom<ExecutionRow> for Execution {
+impl<C: Columns> TryFrom<ExecutionRow<C>> for Execution {
     type Error = DomainError;
 
-    fn try_from(row: ExecutionRow) -> Result<Self, DomainError> {
+    fn try_from(row: ExecutionRow<C>) -> Result<Self, DomainError> {
         const TABLE: &str = "executions";
         let count = |raw: i64| u64::try_from(raw).map_err(|_| corrupt(TABLE, format!("negative metric {raw}")));
         Ok(Execution {
-            id: uuid(TABLE, &row.id)?,
-            session_id: uuid(TABLE, &row.session_id)?,
+            id: row.id.id(TABLE)?,
+            session_id: row.session_id.id(TABLE)?,
             kind: ExecutionKind::parse(&row.kind)
                 .ok_or_else(|| corrupt(TABLE, format!("unknown kind {:?}", row.kind)))?,
-            input: row.input,
+            input: row.input.map(|i| i.text(TABLE)).transpose()?,
             path: row.path,
-            args: json(TABLE, &row.args)?,
-            env: json(TABLE, &row.env)?,
+            args: row.args.value(TABLE)?,
+            env: row.env.value(TABLE)?,
             status: ExecutionStatus::parse(&row.status)
                 .ok_or_else(|| corrupt(TABLE, format!("unknown status {:?}", row.status)))?,
-            started_at: timestamp(TABLE, &row.started_at)?,
-            ended_at: row.ended_at.map(|at| timestamp(TABLE, &at)).transpose()?,
-            result: row.result.map(|v| json(TABLE, &v)).transpose()?,
-            error: row.error.map(|v| json(TABLE, &v)).transpose()?,
+            started_at: row.started_at.instant(TABLE)?,
+            ended_at: row.ended_at.map(|at| at.instant(TABLE)).transpose()?,
+            result: row.result.map(|v| v.value(TABLE)).transpose()?,
+            error: row.error.map(|v| v.value(TABLE)).transpose()?,
             metrics: Metrics {
                 duration_ms: count(row.duration_ms)?,
                 event_count: count(row.event_count)?,
@@ -212,24 +214,24 @@ impl TryFrom<ExecutionRow> for Execution {
 
 /// An `execution_events` row; `type` is selected as `type_name`.
 #[derive(Debug, sqlx::FromRow)]
-pub(crate) struct EventRow {
-    execution_id: String,
+pub(crate) struct EventRow<C: Columns> {
+    execution_id: C::Id,
     seq: i64,
-    ts: String,
+    ts: C::At,
     type_name: String,
-    payload: String,
+    payload: C::Json,
 }
 
-impl TryFrom<EventRow> for Event {
+impl<C: Columns> TryFrom<EventRow<C>> for Event {
     type Error = DomainError;
 
-    fn try_from(row: EventRow) -> Result<Self, DomainError> {
+    fn try_from(row: EventRow<C>) -> Result<Self, DomainError> {
         const TABLE: &str = "execution_events";
-        let payload = json(TABLE, &row.payload)?;
+        let payload = row.payload.value(TABLE)?;
         Ok(Event {
-            execution_id: uuid(TABLE, &row.execution_id)?,
+            execution_id: row.execution_id.id(TABLE)?,
             seq: row.seq,
-            ts: timestamp(TABLE, &row.ts)?,
+            ts: row.ts.instant(TABLE)?,
             payload: EventPayload::from_parts(&row.type_name, payload).map_err(|e| corrupt(TABLE, e))?,
         })
     }
@@ -241,7 +243,7 @@ pub(crate) fn timestamp_text(at: Timestamp) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// The stored form of a count: SQLite integers are signed.
+/// The stored form of a count: SQL integers are signed.
 pub(crate) fn count_value(value: u64) -> Result<i64, DomainError> {
     i64::try_from(value).map_err(|_| StoreError::CountTooLarge { value }.into())
 }
@@ -255,18 +257,116 @@ fn corrupt(table: &'static str, detail: impl Display) -> DomainError {
     StoreError::CorruptRow { table, detail: detail.to_string() }.into()
 }
 
-fn uuid<T: From<uuid::Uuid>>(table: &'static str, raw: &str) -> Result<T, DomainError> {
-    uuid::Uuid::from_str(raw).map(T::from).map_err(|e| corrupt(table, format!("id {raw:?}: {e}")))
+/// How a backend returns ids, instants and JSON values.
+pub(crate) trait Columns {
+    type Id: IdColumn;
+    type At: AtColumn;
+    type Json: JsonColumn;
+    type Text: TextColumn;
 }
 
-fn timestamp(table: &'static str, raw: &str) -> Result<Timestamp, DomainError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|e| corrupt(table, format!("instant {raw:?}: {e}")))
+/// SQLite: ids, instants (see [`timestamp_text`]) and JSON are all text.
+#[derive(Debug)]
+pub(crate) enum SqliteColumns {}
+
+impl Columns for SqliteColumns {
+    type Id = String;
+    type At = String;
+    type Json = String;
+    type Text = String;
 }
 
-fn json<T: DeserializeOwned>(table: &'static str, raw: &str) -> Result<T, DomainError> {
-    serde_json::from_str(raw).map_err(|e| corrupt(table, format!("JSON {raw:?}: {e}")))
+/// PostgreSQL: `uuid`, `timestamptz`, and `json` or `jsonb`. Free text
+/// that may hold a NUL character, which a PostgreSQL `text` cannot, is a
+/// JSON string in a `json` column (see [`text_json`]).
+#[derive(Debug)]
+pub(crate) enum PgColumns {}
+
+impl Columns for PgColumns {
+    type Id = uuid::Uuid;
+    type At = Timestamp;
+    type Json = serde_json::Value;
+    type Text = serde_json::Value;
+}
+
+/// An id column: hyphenated text or a native `uuid`.
+pub(crate) trait IdColumn: std::fmt::Debug {
+    fn id<T: From<uuid::Uuid>>(self, table: &'static str) -> Result<T, DomainError>;
+}
+
+impl IdColumn for String {
+    fn id<T: From<uuid::Uuid>>(self, table: &'static str) -> Result<T, DomainError> {
+        uuid::Uuid::from_str(&self).map(T::from).map_err(|e| corrupt(table, format!("id {self:?}: {e}")))
+    }
+}
+
+impl IdColumn for uuid::Uuid {
+    fn id<T: From<uuid::Uuid>>(self, _table: &'static str) -> Result<T, DomainError> {
+        Ok(T::from(self))
+    }
+}
+
+/// An instant column: RFC 3339 text or a native `timestamptz`.
+pub(crate) trait AtColumn: std::fmt::Debug {
+    fn instant(self, table: &'static str) -> Result<Timestamp, DomainError>;
+}
+
+impl AtColumn for String {
+    fn instant(self, table: &'static str) -> Result<Timestamp, DomainError> {
+        DateTime::parse_from_rfc3339(&self)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|e| corrupt(table, format!("instant {self:?}: {e}")))
+    }
+}
+
+impl AtColumn for Timestamp {
+    fn instant(self, _table: &'static str) -> Result<Timestamp, DomainError> {
+        Ok(self)
+    }
+}
+
+/// A JSON column: text or a parsed `json`/`jsonb` value.
+pub(crate) trait JsonColumn: std::fmt::Debug {
+    fn value<T: DeserializeOwned>(self, table: &'static str) -> Result<T, DomainError>;
+}
+
+impl JsonColumn for String {
+    fn value<T: DeserializeOwned>(self, table: &'static str) -> Result<T, DomainError> {
+        serde_json::from_str(&self).map_err(|e| corrupt(table, format!("JSON {self:?}: {e}")))
+    }
+}
+
+impl JsonColumn for serde_json::Value {
+    fn value<T: DeserializeOwned>(self, table: &'static str) -> Result<T, DomainError> {
+        let shown = self.to_string();
+        serde_json::from_value(self).map_err(|e| corrupt(table, format!("JSON {shown}: {e}")))
+    }
+}
+
+/// A free-text column: text, or a JSON string.
+pub(crate) trait TextColumn: std::fmt::Debug {
+    fn text(self, table: &'static str) -> Result<String, DomainError>;
+}
+
+impl TextColumn for String {
+    fn text(self, _table: &'static str) -> Result<String, DomainError> {
+        Ok(self)
+    }
+}
+
+impl TextColumn for serde_json::Value {
+    fn text(self, table: &'static str) -> Result<String, DomainError> {
+        match self {
+            serde_json::Value::String(text) => Ok(text),
+            other => Err(corrupt(table, format!("{other} is not a JSON string"))),
+        }
+    }
+}
+
+/// The stored form of free text in a PostgreSQL `json` column: a JSON
+/// string, where a NUL character is the escape `\u0000`.
+pub(crate) fn text_json(text: &str) -> String {
+    json_text(text)
 }
 
 #[cfg(test)]
@@ -278,7 +378,7 @@ mod tests {
         let at = DateTime::from_timestamp(1_700_000_000, 123_456_789).expect("valid instant");
         let text = timestamp_text(at);
         assert_eq!(text, "2023-11-14T22:13:20.123456Z");
-        let back = timestamp("t", &text).expect("parses");
+        let back = text.clone().instant("t").expect("parses");
         assert_eq!(back.timestamp_subsec_nanos(), 123_456_000);
         let whole = DateTime::from_timestamp(1_700_000_000, 0).expect("valid instant");
         assert_eq!(timestamp_text(whole), "2023-11-14T22:13:20.000000Z");
@@ -286,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_row_with_a_bad_status_is_an_internal_error() {
-        let row = SessionRow {
+        let row = SessionRow::<SqliteColumns> {
             id: uuid::Uuid::new_v4().to_string(),
             template_id: uuid::Uuid::new_v4().to_string(),
             workspace_id: "ws".into(),

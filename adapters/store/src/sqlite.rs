@@ -18,11 +18,16 @@ use vm_domain::session::{Session, SessionStatus};
 use vm_domain::template::{Capability, Settings, StartupFile, Template};
 use vm_domain::{DomainError, Timestamp};
 
-use crate::error::{db_error, missing_parent_or_db_error, StoreError};
-use crate::rows::{
-    count_value, json_text, timestamp_text, CapabilityRow, EventRow, ExecutionRow, SessionRow, SettingsRow,
-    StartupFileRow, TemplateRow,
-};
+use crate::error::{db_error, missing_parent_or_db_error, OpenError, StoreError};
+use crate::rows::{self, count_value, json_text, timestamp_text, SqliteColumns};
+
+type TemplateRow = rows::TemplateRow<SqliteColumns>;
+type SettingsRow = rows::SettingsRow<SqliteColumns>;
+type CapabilityRow = rows::CapabilityRow<SqliteColumns>;
+type StartupFileRow = rows::StartupFileRow<SqliteColumns>;
+type SessionRow = rows::SessionRow<SqliteColumns>;
+type ExecutionRow = rows::ExecutionRow<SqliteColumns>;
+type EventRow = rows::EventRow<SqliteColumns>;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -90,11 +95,10 @@ impl SqliteStore {
     /// Opens the database at `path`, creating the file (and its parent
     /// directories) if missing, and applies pending migrations. Connections
     /// use WAL, `synchronous = NORMAL`, foreign keys and a busy timeout.
-    pub async fn open(path: &Path) -> Result<Self, DomainError> {
-        let open_error =
-            |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { path: path.to_owned(), source };
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        let open_error = |reason: String| OpenError::Sqlite { path: path.to_owned(), reason };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|err| open_error(err.into()))?;
+            std::fs::create_dir_all(parent).map_err(|err| open_error(err.to_string()))?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -107,8 +111,11 @@ impl SqliteStore {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await
-            .map_err(|err| open_error(err.into()))?;
-        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+            .map_err(|err| open_error(err.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(|err| OpenError::Migrate {
+            database: path.display().to_string(),
+            reason: crate::error::chain(&err),
+        })?;
         tracing::debug!(path = %path.display(), "SQLite store open");
         Ok(Self { pool })
     }

@@ -1,4 +1,7 @@
 //! `spawn_app()`: a fresh database, library cache and worktree per test.
+//! `VM_TEST_BACKEND=postgres` puts each test's store in its own database of
+//! one throwaway PostgreSQL cluster per run (see `vm-testpg`); the default
+//! is a SQLite file in the test's temporary directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use vm_domain::ports::{Clock, JsRuntime, SystemClock};
 use vm_domain::services::{SessionService, TemplateService};
 use vm_http::Services;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
-use vm_store::SqliteStore;
+use vm_store::{Database, PostgresUrl};
 
 pub struct TestApp {
     pub client: TestClient<BoxEndpoint<'static>>,
@@ -47,17 +50,31 @@ impl Answer {
     }
 }
 
-pub async fn services_over(db: &Path, cache_dir: PathBuf) -> Arc<Services> {
-    let store = Arc::new(SqliteStore::open(db).await.expect("the test database opens"));
+/// A new, empty database for one test on the backend `VM_TEST_BACKEND`
+/// names (`sqlite`, the default, as `vm.db` in `dir`; or `postgres`).
+pub fn fresh_database(dir: &Path) -> Database {
+    match std::env::var("VM_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Database::Sqlite(dir.join("vm.db")),
+        Ok("postgres") => {
+            let url = vm_testpg::fresh_database_url()
+                .expect("VM_TEST_BACKEND=postgres, but the PostgreSQL server programs are not installed");
+            Database::Postgres(PostgresUrl::new(url))
+        }
+        Ok(other) => panic!("VM_TEST_BACKEND={other:?}: expected sqlite or postgres"),
+    }
+}
+
+pub async fn services_over(db: &Database, cache_dir: PathBuf) -> Arc<Services> {
+    let store = vm_store::open(db).await.expect("the test database opens");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let runtime: Arc<dyn JsRuntime> = Arc::new(BoaRuntime::new(cache_dir.clone()));
     let templates = TemplateService::new(
-        store.clone(),
+        store.templates.clone(),
         Arc::new(FsLibraryCache::new(cache_dir)),
         clock.clone(),
         vec!["boa".into()],
     );
-    let (sessions, executions) = SessionService::new(store.clone(), store.clone(), store, runtime, clock);
+    let (sessions, executions) = SessionService::new(store.templates, store.sessions, store.executions, runtime, clock);
     sessions.reconcile_after_restart().await.expect("reconciliation succeeds");
     Arc::new(Services { templates, sessions, executions })
 }
@@ -67,7 +84,7 @@ pub async fn spawn_app() -> TestApp {
     let worktree = dir.path().join("worktree");
     std::fs::create_dir_all(&worktree).unwrap();
     std::fs::create_dir_all(dir.path().join("cache")).unwrap();
-    let services = services_over(&dir.path().join("vm.db"), dir.path().join("cache")).await;
+    let services = services_over(&fresh_database(dir.path()), dir.path().join("cache")).await;
     let client = TestClient::new(vm_http::app(services.clone(), None).boxed());
     TestApp { client, services, dir, worktree: worktree.canonicalize().unwrap() }
 }

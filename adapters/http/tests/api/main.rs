@@ -1,9 +1,11 @@
-//! HTTP contract tests on the real stack: a real SQLite file, the real boa
+//! HTTP contract tests on the real stack: a real SQLite file (or, with
+//! `VM_TEST_BACKEND=postgres`, a real PostgreSQL database), the real boa
 //! runtime, the real router through `poem::test::TestClient`. No mocks.
 
 mod errors;
 mod executions;
 mod harness;
+mod limits;
 mod openapi;
 mod paths;
 mod reconcile;

@@ -6,20 +6,18 @@ use serde_json::{json, Map};
 use vm_domain::execution::{Execution, ExecutionKind, ExecutionStatus, Metrics};
 use vm_domain::ids::{ExecutionId, SessionId, TemplateId};
 use vm_domain::paths::WorktreePath;
-use vm_domain::ports::{ExecutionStore, SessionStore};
 use vm_domain::session::{Label, Session, SessionStatus};
-use vm_store::SqliteStore;
 
-use crate::harness::services_over;
+use crate::harness::{fresh_database, services_over};
 
 #[tokio::test]
 async fn a_restart_closes_live_sessions_and_finalises_running_executions() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("left-behind.db");
+    let db = fresh_database(dir.path());
     let session_id = SessionId::new();
     let execution_id = ExecutionId::new();
     {
-        let store = SqliteStore::open(&db).await.unwrap();
+        let store = vm_store::open(&db).await.unwrap();
         let now = chrono::Utc::now();
         let session = Session {
             id: session_id,
@@ -32,7 +30,7 @@ async fn a_restart_closes_live_sessions_and_finalises_running_executions() {
             closed_at: None,
             last_error: None,
         };
-        SessionStore::insert(&store, &session).await.unwrap();
+        store.sessions.insert(&session).await.unwrap();
         let execution = Execution {
             id: execution_id,
             session_id,
@@ -48,7 +46,8 @@ async fn a_restart_closes_live_sessions_and_finalises_running_executions() {
             error: None,
             metrics: Metrics::default(),
         };
-        ExecutionStore::insert(&store, &execution).await.unwrap();
+        store.executions.insert(&execution).await.unwrap();
+        store.close().await;
     }
 
     let services = services_over(&db, dir.path().join("cache")).await;

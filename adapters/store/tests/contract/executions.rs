@@ -220,3 +220,27 @@ contract!(running_lists_unfinished_executions_oldest_first, async |h: &Harness| 
 
     assert_eq!(ids(&h.executions.running().await.unwrap()), [earliest.id, later.id, tied.id]);
 });
+
+contract!(nul_characters_in_input_output_and_errors_round_trip, async |h: &Harness| {
+    let mut crashed = a_session(h).await;
+    crashed.status = vm_domain::session::SessionStatus::Crashed;
+    crashed.last_error = Some("startup threw: bad \u{0}byte".into());
+    h.sessions.update_state(&crashed).await.unwrap();
+    let mut started = running(crashed.id, at(1));
+    started.input = Some("console.log('a\u{0}b')".into());
+    h.executions.insert(&started).await.unwrap();
+    let mut done = finished(&started, 1);
+    done.result = Some(json!("a\u{0}b"));
+    let recorded = vec![Event {
+        execution_id: started.id,
+        seq: 1,
+        ts: at(1),
+        payload: EventPayload::Console { level: ConsoleLevel::Log, text: "a\u{0}b".into() },
+    }];
+
+    h.executions.finish(&done, &recorded).await.unwrap();
+
+    assert_eq!(h.sessions.get(crashed.id).await.unwrap(), Some(crashed));
+    assert_eq!(h.executions.get(started.id).await.unwrap(), Some(done));
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), recorded);
+});

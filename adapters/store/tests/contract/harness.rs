@@ -1,11 +1,12 @@
 //! Fresh stores for one test: a new database per call, kept alive as long as
-//! the [`Harness`], behind the three port traits.
+//! the [`Harness`], behind the three port traits. SQLite gets a new file;
+//! PostgreSQL a new database in the test process's throwaway cluster.
 
 use std::sync::Arc;
 
 use tempfile::TempDir;
 use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore};
-use vm_store::SqliteStore;
+use vm_store::{PostgresStore, PostgresUrl, SqliteStore};
 
 /// The stores of one fresh database, seen only through the ports, plus plain
 /// SQL for what the ports cannot show.
@@ -22,6 +23,8 @@ enum Backend {
         /// Deleted on drop, so it lives as long as the store.
         _dir: TempDir,
     },
+    /// The database goes with the cluster when the test process ends.
+    Postgres { store: Arc<PostgresStore> },
 }
 
 /// A SQLite store on a new file in a new temporary directory.
@@ -37,17 +40,47 @@ pub async fn fresh_sqlite() -> Harness {
     }
 }
 
+/// A PostgreSQL store on a new database, or `None` when this machine has no
+/// PostgreSQL server programs and CI does not require them (`vm_testpg`
+/// has then warned loudly, once).
+pub async fn fresh_postgres() -> Option<Harness> {
+    let url = fresh_postgres_url()?;
+    let store = PostgresStore::connect(&url).await.expect("a fresh PostgreSQL store connects");
+    let store = Arc::new(store);
+    Some(Harness {
+        templates: store.clone(),
+        sessions: store.clone(),
+        executions: store.clone(),
+        backend: Backend::Postgres { store },
+    })
+}
+
+/// The URL of a new, empty database in the shared cluster.
+pub fn fresh_postgres_url() -> Option<PostgresUrl> {
+    vm_testpg::fresh_database_url().map(PostgresUrl::new)
+}
+
 impl Harness {
     /// How many rows of `table` have `column = value`, counted with plain SQL
     /// behind the ports' back.
     pub async fn count_rows(&self, table: &str, column: &str, value: impl ToString) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?1");
         match &self.backend {
-            Backend::Sqlite { store, .. } => sqlx::query_scalar(&sql)
-                .bind(value.to_string())
-                .fetch_one(store.pool())
-                .await
-                .unwrap_or_else(|err| panic!("{sql}: {err}")),
+            Backend::Sqlite { store, .. } => {
+                let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?1");
+                sqlx::query_scalar(&sql)
+                    .bind(value.to_string())
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            }
+            Backend::Postgres { store } => {
+                let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column}::text = $1");
+                sqlx::query_scalar(&sql)
+                    .bind(value.to_string())
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            }
         }
     }
 }

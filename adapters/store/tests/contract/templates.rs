@@ -225,3 +225,13 @@ contract!(configuring_a_missing_template_is_template_not_found, async |h: &Harne
     assert!(!h.templates.remove_module(id, &module("fs"), at(1)).await.unwrap());
     assert!(!h.templates.remove_library(id, &library("lodash-4.17.21"), at(1)).await.unwrap());
 });
+
+contract!(capabilities_with_nul_characters_round_trip, async |h: &Harness| {
+    let demo = template("demo", at(1));
+    h.templates.insert(&demo, &Settings::default()).await.unwrap();
+    let mut cap = capability(demo.id, "nul\u{0}name");
+    cap.config = json!({ "root": "a\u{0}b" }).as_object().cloned().expect("an object");
+    h.templates.add_capability(&cap).await.unwrap();
+
+    assert_eq!(h.templates.capabilities(demo.id).await.unwrap(), [cap]);
+});
