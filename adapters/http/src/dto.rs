@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vm_domain::catalog::ModuleInfo;
 use vm_domain::event::Event;
@@ -19,7 +19,7 @@ use vm_domain::template::{
 // ---------------------------------------------------------------- settings
 
 /// Resource limits, enforced while code runs.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct LimitsView {
     /// CPU time per execution, in milliseconds.
     pub cpu_ms: u64,
@@ -33,14 +33,14 @@ pub struct LimitsView {
     pub max_output_kb: u64,
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct ResolverView {
     pub roots: Vec<String>,
     pub extensions: Vec<String>,
     pub allow_absolute_repo_imports: bool,
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct RuntimeSwitchesView {
     pub esm: bool,
     pub strict: bool,
@@ -48,7 +48,7 @@ pub struct RuntimeSwitchesView {
 }
 
 /// A template's settings.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct SettingsView {
     pub limits: LimitsView,
     pub resolver: ResolverView,
@@ -76,7 +76,7 @@ impl From<Settings> for SettingsView {
 }
 
 /// Limits to set; a field left out takes its default.
-#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
@@ -92,7 +92,7 @@ pub struct LimitsBody {
     pub max_output_kb: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ResolverBody {
@@ -104,7 +104,7 @@ pub struct ResolverBody {
     pub allow_absolute_repo_imports: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeSwitchesBody {
@@ -118,7 +118,7 @@ pub struct RuntimeSwitchesBody {
 
 /// Settings to store. Replaces all settings: every field left out takes its
 /// default.
-#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
@@ -159,7 +159,7 @@ impl From<SettingsBody> for Settings {
 
 // ---------------------------------------------------------------- templates
 
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplateBody {
@@ -187,7 +187,7 @@ impl From<CreateTemplateBody> for NewTemplate {
     }
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct TemplateView {
     pub id: String,
     pub name: String,
@@ -216,9 +216,10 @@ impl From<Template> for TemplateView {
 }
 
 /// A template with its settings, capabilities and startup files.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct TemplateDetailView {
     #[oai(flatten)]
+    #[serde(flatten)]
     pub template: TemplateView,
     pub settings: SettingsView,
     pub capabilities: Vec<CapabilityView>,
@@ -237,7 +238,7 @@ impl From<TemplateDetail> for TemplateDetailView {
     }
 }
 
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCapabilityBody {
@@ -261,7 +262,7 @@ impl From<CreateCapabilityBody> for NewCapability {
     }
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct CapabilityView {
     pub id: String,
     pub template_id: String,
@@ -286,7 +287,7 @@ impl From<Capability> for CapabilityView {
     }
 }
 
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStartupFileBody {
@@ -304,7 +305,7 @@ impl From<CreateStartupFileBody> for NewStartupFile {
     }
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct StartupFileView {
     pub id: String,
     pub template_id: String,
@@ -328,7 +329,7 @@ impl From<StartupFile> for StartupFileView {
 }
 
 /// A module or library name to add.
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct NameBody {
@@ -337,7 +338,7 @@ pub struct NameBody {
 
 // ---------------------------------------------------------------- catalog
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct CatalogModuleView {
     pub name: String,
     pub description: String,
@@ -349,7 +350,7 @@ impl From<&ModuleInfo> for CatalogModuleView {
     }
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct CatalogLibraryView {
     /// `<id>-<version>`, the name templates use.
     pub name: String,
@@ -377,8 +378,9 @@ impl From<LibraryEntry> for CatalogLibraryView {
 
 // ---------------------------------------------------------------- sessions
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
 #[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum SessionStatusView {
     Starting,
     Ready,
@@ -397,7 +399,7 @@ impl From<SessionStatus> for SessionStatusView {
     }
 }
 
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionBody {
@@ -419,7 +421,7 @@ impl From<CreateSessionBody> for NewSession {
     }
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct SessionView {
     pub id: String,
     pub template_id: String,
@@ -450,7 +452,7 @@ impl From<Session> for SessionView {
 
 // ---------------------------------------------------------------- executions
 
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ReplBody {
@@ -459,7 +461,7 @@ pub struct ReplBody {
     pub input: String,
 }
 
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct RunFileBody {
@@ -472,16 +474,18 @@ pub struct RunFileBody {
     pub env: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ExecutionKindView {
     Repl,
     RunFile,
     Startup,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
 #[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum ExecutionStatusView {
     Running,
     Ok,
@@ -490,14 +494,14 @@ pub enum ExecutionStatusView {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct MetricsView {
     pub duration_ms: u64,
     pub event_count: u64,
     pub output_bytes: u64,
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct ExecutionView {
     pub id: String,
     pub session_id: String,
@@ -553,12 +557,13 @@ impl From<Execution> for ExecutionView {
 /// One event. `payload` depends on `type`:
 /// `input_echo` `{text}`, `console` `{level, text}`, `value` `{type, preview, json?}`,
 /// `exception` `{message, stack}`, `system` `{message, level}`, `stdout`/`stderr` `{text}`.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct EventView {
     pub execution_id: String,
     pub seq: i64,
     pub ts: DateTime<Utc>,
     #[oai(rename = "type")]
+    #[serde(rename = "type")]
     pub kind: String,
     pub payload: Value,
 }
@@ -576,9 +581,10 @@ impl From<Event> for EventView {
 }
 
 /// An execution with every event it recorded.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct ExecutionWithEventsView {
     #[oai(flatten)]
+    #[serde(flatten)]
     pub execution: ExecutionView,
     pub events: Vec<EventView>,
 }
@@ -591,13 +597,13 @@ impl From<Executed> for ExecutionWithEventsView {
 
 // ---------------------------------------------------------------- ops
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct HealthView {
     /// Always `ok` when the daemon answers.
     pub status: String,
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct RuntimeSummaryView {
     pub active_sessions: u64,
     pub active_session_ids: Vec<String>,

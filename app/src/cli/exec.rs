@@ -1,0 +1,371 @@
+//! `vm-system exec …`: run REPL snippets and files in a session, and read
+//! executions and their events (`--follow` polls until the execution ends).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::Value;
+use vm_http::dto::{EventView, ExecutionStatusView, ExecutionView, ExecutionWithEventsView, ReplBody, RunFileBody};
+
+use super::output::{
+    block, clip, one_line, or_dash, stderr, stdout, time, time_or_dash, to_yaml, Ctx, Failure, Format, Outcome, Table,
+};
+use crate::client::{ClientError, Reply};
+
+#[derive(Debug, Subcommand)]
+pub enum ExecCommand {
+    /// Evaluate a snippet in the session's global scope ('-' reads it from stdin).
+    Repl {
+        /// The session's id.
+        #[arg(value_name = "SESSION", value_parser = super::id)]
+        session: String,
+        /// JavaScript source, or '-' for stdin.
+        input: String,
+    },
+    /// Run a file of the session's worktree.
+    RunFile {
+        /// The session's id.
+        #[arg(value_name = "SESSION", value_parser = super::id)]
+        session: String,
+        /// Path relative to the session's worktree.
+        path: String,
+        /// A JSON object the script sees as the global __ARGS__.
+        #[arg(long, value_name = "JSON", value_parser = super::json_object)]
+        args: Option<BTreeMap<String, Value>>,
+        /// A variable the script sees in the global __ENV__; repeat for more.
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+        env: Vec<(String, String)>,
+    },
+    /// List executions, newest first.
+    List {
+        /// Only executions of this session.
+        #[arg(long, value_name = "SESSION", value_parser = super::id)]
+        session_id: Option<String>,
+        /// At most this many (1 to 1000; default 50).
+        #[arg(long, value_name = "N")]
+        limit: Option<i64>,
+    },
+    /// Show one execution.
+    Get {
+        /// The execution's id.
+        #[arg(value_name = "EXECUTION", value_parser = super::id)]
+        execution: String,
+    },
+    /// Show an execution's events in order.
+    Events {
+        /// The execution's id.
+        #[arg(value_name = "EXECUTION", value_parser = super::id)]
+        execution: String,
+        /// Only events after this sequence number.
+        #[arg(long, value_name = "N")]
+        after_seq: Option<i64>,
+        /// Keep printing new events until the execution ends; exit 1 if it did not end ok.
+        #[arg(long)]
+        follow: bool,
+        /// How often --follow asks the daemon.
+        #[arg(long, value_name = "MS", default_value_t = 250)]
+        interval_ms: u64,
+    },
+}
+
+fn key_value(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
+pub async fn run(ctx: &Ctx, command: ExecCommand) -> Outcome {
+    let client = &ctx.client;
+    match command {
+        ExecCommand::Repl { session, input } => {
+            let input = if input == "-" { read_stdin()? } else { input };
+            let body = ReplBody { session_id: session, input };
+            finished_run(ctx, client.repl(&body).await).await
+        }
+        ExecCommand::RunFile { session, path, args, env } => {
+            let env = (!env.is_empty()).then(|| env.into_iter().collect());
+            let body = RunFileBody { session_id: session, path, args, env };
+            finished_run(ctx, client.run_file(&body).await).await
+        }
+        ExecCommand::List { session_id, limit } => {
+            let reply = client.executions(session_id.as_deref(), limit).await?;
+            ctx.show(
+                &reply.raw,
+                || executions_table(&reply.value),
+                || reply.value.iter().map(|e| e.id.clone()).collect(),
+            )
+        }
+        ExecCommand::Get { execution } => {
+            let reply = client.execution(&execution).await?;
+            ctx.show(&reply.raw, || execution_text(&reply.value), || vec![reply.value.id.clone()])
+        }
+        ExecCommand::Events { execution, after_seq, follow: false, .. } => {
+            let reply = client.events(&execution, after_seq).await?;
+            ctx.show(
+                &reply.raw,
+                || {
+                    let mut text = events_header();
+                    reply.value.iter().for_each(|e| text.push_str(&event_line(e)));
+                    text
+                },
+                || reply.value.iter().map(|e| e.seq.to_string()).collect(),
+            )
+        }
+        ExecCommand::Events { execution, after_seq, follow: true, interval_ms } => {
+            follow(ctx, &execution, after_seq.unwrap_or(0), Duration::from_millis(interval_ms.max(10))).await
+        }
+    }
+}
+
+fn read_stdin() -> Result<String, Failure> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|err| Failure::Usage(format!("cannot read the snippet from stdin: {err}")))?;
+    Ok(input)
+}
+
+/// Prints a REPL or file run. Text: console lines and the value on stdout,
+/// exceptions and system messages on stderr, like a REPL. When a limit
+/// stopped it (an API error naming the execution), the events up to the limit
+/// are printed before the error.
+async fn finished_run(ctx: &Ctx, result: Result<Reply<ExecutionWithEventsView>, ClientError>) -> Outcome {
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(err) => {
+            if let ClientError::Api { details, message, .. } = &err {
+                let execution = details.get("execution_id").and_then(Value::as_str);
+                if let (Some(id), Format::Text, false) = (execution, ctx.format, ctx.quiet) {
+                    if let Ok(events) = ctx.client.events(id, None).await {
+                        // The final system event names the limit, as the error line below does.
+                        let says_the_error = |e: &EventView| {
+                            e.kind == "system" && e.payload.get("message").and_then(Value::as_str) == Some(message)
+                        };
+                        events.value.iter().filter(|e| !says_the_error(e)).for_each(|e| {
+                            print_run_event(e);
+                        });
+                    }
+                }
+            }
+            return Err(err.into());
+        }
+    };
+    let done = &reply.value;
+    let ok = done.execution.status == ExecutionStatusView::Ok;
+    if ctx.quiet || ctx.format != Format::Text {
+        ctx.show(&reply.raw, String::new, || vec![done.execution.id.clone()])?;
+    } else {
+        let mut threw = false;
+        for event in &done.events {
+            threw |= print_run_event(event);
+        }
+        if !ok && !threw {
+            stderr(&format!("{}\n", failure_line(&done.execution)));
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::NotOk)
+    }
+}
+
+/// One event of a run, printed the way a REPL would. Returns whether it was
+/// an exception.
+fn print_run_event(event: &EventView) -> bool {
+    let text = |key: &str| event.payload.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let line = |s: String| if s.ends_with('\n') { s } else { format!("{s}\n") };
+    match event.kind.as_str() {
+        "input_echo" => {}
+        "console" => match text("level").as_str() {
+            "warn" | "error" => stderr(&line(text("text"))),
+            _ => stdout(&line(text("text"))),
+        },
+        "value" => stdout(&line(text("preview"))),
+        "exception" => {
+            let stack = text("stack");
+            let shown = if stack.is_empty() { text("message") } else { stack };
+            stderr(&line(format!("Uncaught {shown}")));
+            return true;
+        }
+        "system" => stderr(&line(format!("vm-system: {}", text("message")))),
+        "stdout" => stdout(&text("text")),
+        "stderr" => stderr(&text("text")),
+        other => stderr(&line(format!("{other}: {}", event.payload))),
+    }
+    false
+}
+
+fn status_name(status: ExecutionStatusView) -> &'static str {
+    match status {
+        ExecutionStatusView::Running => "running",
+        ExecutionStatusView::Ok => "ok",
+        ExecutionStatusView::Error => "error",
+        ExecutionStatusView::Timeout => "timeout",
+        ExecutionStatusView::Cancelled => "cancelled",
+    }
+}
+
+fn kind_name(execution: &ExecutionView) -> &'static str {
+    match execution.kind {
+        vm_http::dto::ExecutionKindView::Repl => "repl",
+        vm_http::dto::ExecutionKindView::RunFile => "run_file",
+        vm_http::dto::ExecutionKindView::Startup => "startup",
+    }
+}
+
+/// `CODE: message` of an execution that did not end ok.
+fn failure_line(execution: &ExecutionView) -> String {
+    let field = |key: &str| execution.error.as_ref().and_then(|e| e.get(key)).and_then(Value::as_str);
+    match (field("code"), field("message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => format!("execution {} ended {}", execution.id, status_name(execution.status)),
+    }
+}
+
+/// `exec events --follow`: prints events as they are recorded until the
+/// execution has ended and every event is shown. JSON prints one event per
+/// line (JSON Lines), YAML one document per event.
+async fn follow(ctx: &Ctx, execution: &str, mut after_seq: i64, interval: Duration) -> Outcome {
+    if !ctx.quiet && ctx.format == Format::Text {
+        stdout(&events_header());
+    }
+    loop {
+        let state = ctx.client.execution(execution).await?.value;
+        let events = ctx.client.events(execution, Some(after_seq)).await?;
+        let raws = events.raw.as_array().cloned().unwrap_or_default();
+        for (event, raw) in events.value.iter().zip(raws) {
+            after_seq = after_seq.max(event.seq);
+            match (ctx.quiet, ctx.format) {
+                (true, _) => stdout(&format!("{}\n", event.seq)),
+                (false, Format::Text) => stdout(&event_line(event)),
+                (false, Format::Json) => stdout(&format!("{}\n", serde_json::to_string(&raw).expect("JSON"))),
+                (false, Format::Yaml) => stdout(&format!("---\n{}", to_yaml(&raw))),
+            }
+        }
+        if state.status != ExecutionStatusView::Running {
+            return if state.status == ExecutionStatusView::Ok {
+                Ok(())
+            } else {
+                if ctx.format == Format::Text && !ctx.quiet {
+                    stderr(&format!("{}\n", failure_line(&state)));
+                }
+                Err(Failure::NotOk)
+            };
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+// ---------------------------------------------------------------- text
+
+fn events_header() -> String {
+    "SEQ   TYPE        DETAIL\n".into()
+}
+
+/// One event as a fixed-width line, so followed events stay aligned.
+fn event_line(event: &EventView) -> String {
+    let text = |key: &str| event.payload.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let detail = match event.kind.as_str() {
+        "console" | "system" => {
+            format!("{}: {}", text("level"), text(if event.kind == "console" { "text" } else { "message" }))
+        }
+        "value" => text("preview"),
+        "exception" => text("message"),
+        "input_echo" | "stdout" | "stderr" => text("text"),
+        _ => event.payload.to_string(),
+    };
+    let line = format!("{:<4}  {:<10}  {}", event.seq, event.kind, one_line(&detail));
+    format!("{}\n", line.trim_end())
+}
+
+fn source(execution: &ExecutionView) -> String {
+    let raw = execution.path.clone().or_else(|| execution.input.clone()).unwrap_or_default();
+    clip(&one_line(raw.trim()), 48)
+}
+
+fn executions_table(executions: &[ExecutionView]) -> String {
+    let mut table = Table::new(&["ID", "KIND", "STATUS", "STARTED", "DURATION", "SOURCE"]);
+    for e in executions {
+        table.row(vec![
+            e.id.clone(),
+            kind_name(e).into(),
+            status_name(e.status).into(),
+            time(&e.started_at),
+            format!("{}ms", e.metrics.duration_ms),
+            source(e),
+        ]);
+    }
+    table.render()
+}
+
+fn execution_text(e: &ExecutionView) -> String {
+    let preview = e.result.as_ref().and_then(|r| r.get("preview")).and_then(Value::as_str).map(str::to_owned);
+    let error = e.error.as_ref().map(|_| failure_line(e));
+    block(&[
+        ("id", e.id.clone()),
+        ("session", e.session_id.clone()),
+        ("kind", kind_name(e).into()),
+        ("status", status_name(e.status).into()),
+        ("input", or_dash(&e.input)),
+        ("path", or_dash(&e.path)),
+        ("args", if e.args.is_empty() { "-".into() } else { compact(&e.args) }),
+        ("env", if e.env.is_empty() { "-".into() } else { compact(&e.env) }),
+        ("started", time(&e.started_at)),
+        ("ended", time_or_dash(&e.ended_at)),
+        ("duration", format!("{}ms", e.metrics.duration_ms)),
+        ("events", e.metrics.event_count.to_string()),
+        ("output", format!("{} bytes", e.metrics.output_bytes)),
+        ("result", or_dash(&preview)),
+        ("error", or_dash(&error)),
+    ])
+}
+
+/// Compact JSON of the maps shown in `exec get`.
+fn compact(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("maps of JSON values always serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64, kind: &str, payload: Value) -> EventView {
+        EventView { execution_id: "e".into(), seq, ts: chrono::Utc::now(), kind: kind.into(), payload }
+    }
+
+    #[test]
+    fn event_lines_name_the_type_and_keep_multiline_text_on_one_line() {
+        let cases = [
+            ("echo", event(1, "input_echo", serde_json::json!({"text": "1 +\n1"})), "1     input_echo  1 +\\n1\n"),
+            (
+                "console",
+                event(2, "console", serde_json::json!({"level": "log", "text": "hi"})),
+                "2     console     log: hi\n",
+            ),
+            (
+                "value",
+                event(3, "value", serde_json::json!({"type": "number", "preview": "2", "json": 2})),
+                "3     value       2\n",
+            ),
+            (
+                "system",
+                event(4, "system", serde_json::json!({"level": "warn", "message": "stopped"})),
+                "4     system      warn: stopped\n",
+            ),
+        ];
+        for (label, event, expected) in cases {
+            assert_eq!(event_line(&event), expected, "{label}");
+        }
+    }
+
+    #[test]
+    fn env_flags_must_be_key_equals_value() {
+        assert_eq!(key_value("A=1=2"), Ok(("A".into(), "1=2".into())));
+        assert!(key_value("A").is_err());
+        assert!(key_value("=1").is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! Typed client of a running daemon's REST API, used by every command but
+//! `serve`. Requests and responses are the HTTP adapter's own wire types
+//! (`vm_http::dto`), so the CLI cannot drift from the API.
+
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use vm_http::dto::{
+    CapabilityView, CatalogLibraryView, CatalogModuleView, CreateCapabilityBody, CreateSessionBody,
+    CreateStartupFileBody, CreateTemplateBody, EventView, ExecutionView, ExecutionWithEventsView, HealthView, NameBody,
+    ReplBody, RunFileBody, RuntimeSummaryView, SessionView, SettingsBody, SettingsView, StartupFileView,
+    TemplateDetailView, TemplateView,
+};
+use vm_http::API_PREFIX;
+
+/// A decoded response together with the JSON exactly as the daemon sent it,
+/// so `-o json` prints the API object and not a re-serialisation of it.
+#[derive(Debug)]
+pub struct Reply<T> {
+    pub value: T,
+    pub raw: Value,
+}
+
+/// Why a call did not produce a response value.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--server-url` is not an `http://` or `https://` URL.
+    #[error("invalid server URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// Nothing answered at the server URL.
+    #[error(
+        "cannot reach the vm-system daemon at {url} ({reason}); start it with `vm-system serve`, \
+         or point --server-url or VM_SYSTEM_URL at a running daemon"
+    )]
+    Unreachable { url: String, reason: String },
+    /// The daemon answered with its error envelope.
+    #[error("{code}: {message}")]
+    Api { status: u16, code: String, message: String, details: Value },
+    /// The daemon answered something that is not the documented shape.
+    #[error("unexpected answer from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+/// The REST client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    server_url: String,
+    api: Url,
+}
+
+type Result<T> = std::result::Result<Reply<T>, ClientError>;
+
+impl Client {
+    /// A client of the daemon at `server_url` (e.g. `http://127.0.0.1:3210`).
+    pub fn new(server_url: &str) -> std::result::Result<Self, ClientError> {
+        let bad = |reason: &str| ClientError::BadUrl { url: server_url.to_owned(), reason: reason.to_owned() };
+        let base = Url::parse(server_url).map_err(|err| bad(&err.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() || base.host().is_none() {
+            return Err(bad("expected http://HOST:PORT"));
+        }
+        let mut api = base.clone();
+        api.path_segments_mut()
+            .map_err(|()| bad("expected http://HOST:PORT"))?
+            .pop_if_empty()
+            .extend(API_PREFIX.trim_start_matches('/').split('/'));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|err| bad(&err.to_string()))?;
+        Ok(Self { http, server_url: server_url.trim_end_matches('/').to_owned(), api })
+    }
+
+    // ------------------------------------------------------------ ops
+
+    pub async fn health(&self) -> Result<HealthView> {
+        self.call(Method::GET, &["health"], &[], None).await
+    }
+
+    pub async fn runtime_summary(&self) -> Result<RuntimeSummaryView> {
+        self.call(Method::GET, &["runtime", "summary"], &[], None).await
+    }
+
+    // ------------------------------------------------------------ templates
+
+    pub async fn templates(&self) -> Result<Vec<TemplateView>> {
+        self.call(Method::GET, &["templates"], &[], None).await
+    }
+
+    pub async fn create_template(&self, body: &CreateTemplateBody) -> Result<TemplateDetailView> {
+        self.call(Method::POST, &["templates"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn template(&self, id: &str) -> Result<TemplateDetailView> {
+        self.call(Method::GET, &["templates", id], &[], None).await
+    }
+
+    /// Answers `204` with no body: the reply's `raw` is `null`.
+    pub async fn delete_template(&self, id: &str) -> Result<()> {
+        self.call(Method::DELETE, &["templates", id], &[], None).await
+    }
+
+    pub async fn settings(&self, id: &str) -> Result<SettingsView> {
+        self.call(Method::GET, &["templates", id, "settings"], &[], None).await
+    }
+
+    pub async fn replace_settings(&self, id: &str, body: &SettingsBody) -> Result<SettingsView> {
+        self.call(Method::PUT, &["templates", id, "settings"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn capabilities(&self, id: &str) -> Result<Vec<CapabilityView>> {
+        self.call(Method::GET, &["templates", id, "capabilities"], &[], None).await
+    }
+
+    pub async fn add_capability(&self, id: &str, body: &CreateCapabilityBody) -> Result<CapabilityView> {
+        self.call(Method::POST, &["templates", id, "capabilities"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn startup_files(&self, id: &str) -> Result<Vec<StartupFileView>> {
+        self.call(Method::GET, &["templates", id, "startup-files"], &[], None).await
+    }
+
+    pub async fn add_startup_file(&self, id: &str, body: &CreateStartupFileBody) -> Result<StartupFileView> {
+        self.call(Method::POST, &["templates", id, "startup-files"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn modules(&self, id: &str) -> Result<Vec<String>> {
+        self.call(Method::GET, &["templates", id, "modules"], &[], None).await
+    }
+
+    pub async fn add_module(&self, id: &str, name: &str) -> Result<Vec<String>> {
+        let body = json(&NameBody { name: name.to_owned() })?;
+        self.call(Method::POST, &["templates", id, "modules"], &[], Some(body)).await
+    }
+
+    pub async fn remove_module(&self, id: &str, name: &str) -> Result<Vec<String>> {
+        self.call(Method::DELETE, &["templates", id, "modules", name], &[], None).await
+    }
+
+    pub async fn libraries(&self, id: &str) -> Result<Vec<String>> {
+        self.call(Method::GET, &["templates", id, "libraries"], &[], None).await
+    }
+
+    pub async fn add_library(&self, id: &str, name: &str) -> Result<Vec<String>> {
+        let body = json(&NameBody { name: name.to_owned() })?;
+        self.call(Method::POST, &["templates", id, "libraries"], &[], Some(body)).await
+    }
+
+    pub async fn remove_library(&self, id: &str, name: &str) -> Result<Vec<String>> {
+        self.call(Method::DELETE, &["templates", id, "libraries", name], &[], None).await
+    }
+
+    // ------------------------------------------------------------ catalog
+
+    pub async fn catalog_modules(&self) -> Result<Vec<CatalogModuleView>> {
+        self.call(Method::GET, &["catalog", "modules"], &[], None).await
+    }
+
+    pub async fn catalog_libraries(&self) -> Result<Vec<CatalogLibraryView>> {
+        self.call(Method::GET, &["catalog", "libraries"], &[], None).await
+    }
+
+    // ------------------------------------------------------------ sessions
+
+    pub async fn sessions(&self, status: Option<&str>) -> Result<Vec<SessionView>> {
+        let query: Vec<(&str, String)> = status.map(|s| ("status", s.to_owned())).into_iter().collect();
+        self.call(Method::GET, &["sessions"], &query, None).await
+    }
+
+    pub async fn create_session(&self, body: &CreateSessionBody) -> Result<SessionView> {
+        self.call(Method::POST, &["sessions"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn session(&self, id: &str) -> Result<SessionView> {
+        self.call(Method::GET, &["sessions", id], &[], None).await
+    }
+
+    pub async fn close_session(&self, id: &str) -> Result<SessionView> {
+        self.call(Method::POST, &["sessions", id, "close"], &[], None).await
+    }
+
+    // ------------------------------------------------------------ executions
+
+    pub async fn repl(&self, body: &ReplBody) -> Result<ExecutionWithEventsView> {
+        self.call(Method::POST, &["executions", "repl"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn run_file(&self, body: &RunFileBody) -> Result<ExecutionWithEventsView> {
+        self.call(Method::POST, &["executions", "run-file"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn executions(&self, session_id: Option<&str>, limit: Option<i64>) -> Result<Vec<ExecutionView>> {
+        let mut query = Vec::new();
+        if let Some(session_id) = session_id {
+            query.push(("session_id", session_id.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        self.call(Method::GET, &["executions"], &query, None).await
+    }
+
+    pub async fn execution(&self, id: &str) -> Result<ExecutionView> {
+        self.call(Method::GET, &["executions", id], &[], None).await
+    }
+
+    pub async fn events(&self, id: &str, after_seq: Option<i64>) -> Result<Vec<EventView>> {
+        let query: Vec<(&str, String)> = after_seq.map(|n| ("after_seq", n.to_string())).into_iter().collect();
+        self.call(Method::GET, &["executions", id, "events"], &query, None).await
+    }
+
+    // ------------------------------------------------------------ transport
+
+    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.api.clone();
+        url.path_segments_mut().expect("checked in Client::new: the URL can be a base").extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    /// Sends one request and decodes a 2xx answer as `T`; anything else
+    /// becomes a [`ClientError`].
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<T> {
+        let url = self.url(segments, query);
+        tracing::debug!(%method, %url, "request");
+        let mut request = self.http.request(method, url.clone());
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|err| self.transport_error(&url, &err))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|err| self.transport_error(&url, &err))?;
+        tracing::debug!(status = status.as_u16(), bytes = text.len(), "response");
+        let protocol = |reason: String| ClientError::Protocol { url: url.to_string(), reason };
+        let raw: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|err| protocol(format!("HTTP {status} with a body that is not JSON ({err})")))?
+        };
+        if !status.is_success() {
+            return Err(match envelope(&raw) {
+                Some((code, message, details)) => ClientError::Api { status: status.as_u16(), code, message, details },
+                None => protocol(format!("HTTP {status} without the error envelope: {}", clip(&text, 200))),
+            });
+        }
+        let value = serde_json::from_value(raw.clone())
+            .map_err(|err| protocol(format!("the response does not have the documented shape ({err})")))?;
+        Ok(Reply { value, raw })
+    }
+
+    fn transport_error(&self, url: &Url, err: &reqwest::Error) -> ClientError {
+        let reason = root_cause(err);
+        if err.is_connect() || err.is_timeout() {
+            ClientError::Unreachable { url: self.server_url.clone(), reason }
+        } else {
+            ClientError::Protocol { url: url.to_string(), reason }
+        }
+    }
+}
+
+fn json(body: &impl Serialize) -> std::result::Result<Value, ClientError> {
+    serde_json::to_value(body).map_err(|err| ClientError::Protocol { url: String::new(), reason: err.to_string() })
+}
+
+/// `{"error": {"code", "message", "details"}}` → its three parts.
+fn envelope(raw: &Value) -> Option<(String, String, Value)> {
+    let error = raw.get("error")?;
+    let code = error.get("code")?.as_str()?.to_owned();
+    let message = error.get("message").and_then(Value::as_str).unwrap_or_default().to_owned();
+    Some((code, message, error.get("details").cloned().unwrap_or(Value::Null)))
+}
+
+/// The innermost cause in words, e.g. "connection refused".
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    let text = current.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_lowercase().chain(chars).collect()).unwrap_or_default()
+}
+
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_built_under_the_api_prefix_with_segments_encoded() {
+        let client = Client::new("http://127.0.0.1:3210/").unwrap();
+        let url = client.url(&["templates", "a b/c", "modules"], &[("status", "ready".into())]);
+        assert_eq!(url.as_str(), "http://127.0.0.1:3210/api/v1/templates/a%20b%2Fc/modules?status=ready");
+    }
+
+    #[test]
+    fn server_urls_that_are_not_http_are_refused() {
+        for url in ["127.0.0.1:3210", "ftp://host", "not a url", "http://"] {
+            assert!(matches!(Client::new(url), Err(ClientError::BadUrl { .. })), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_root_cause_drops_the_os_error_number() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        assert_eq!(root_cause(&io), "connection refused");
+    }
+
+    #[test]
+    fn the_error_envelope_is_read_into_code_message_and_details() {
+        let raw = serde_json::json!({"error": {"code": "SESSION_BUSY", "message": "busy", "details": {"a": 1}}});
+        assert_eq!(envelope(&raw), Some(("SESSION_BUSY".into(), "busy".into(), serde_json::json!({"a": 1}))));
+        assert_eq!(envelope(&serde_json::json!({"status": "ok"})), None);
+    }
+}
