@@ -1,0 +1,98 @@
+/**
+ * Data hooks: every read the pages make, keyed so that a write can refresh
+ * exactly what it changed.
+ */
+import { keepPreviousData, useQuery } from "@tanstack/react-query";
+import { api, unwrap, type SessionStatus } from "./client";
+
+export const keys = {
+  health: ["health"] as const,
+  summary: ["runtime-summary"] as const,
+  templates: ["templates"] as const,
+  template: (id: string) => ["templates", id] as const,
+  catalogModules: ["catalog", "modules"] as const,
+  catalogLibraries: ["catalog", "libraries"] as const,
+  sessions: ["sessions"] as const,
+  sessionList: (status: SessionStatus | undefined) => ["sessions", "list", status ?? "all"] as const,
+  session: (id: string) => ["sessions", "one", id] as const,
+  executions: (sessionId: string) => ["executions", "list", sessionId] as const,
+  execution: (id: string) => ["executions", "one", id] as const,
+  events: (executionId: string) => ["executions", "events", executionId] as const,
+};
+
+export function useHealth() {
+  return useQuery({
+    queryKey: keys.health,
+    queryFn: () => unwrap(api.GET("/health")),
+    refetchInterval: 15_000,
+    retry: false,
+  });
+}
+
+export function useRuntimeSummary() {
+  return useQuery({
+    queryKey: keys.summary,
+    queryFn: () => unwrap(api.GET("/runtime/summary")),
+    refetchInterval: 10_000,
+  });
+}
+
+export function useTemplates() {
+  return useQuery({ queryKey: keys.templates, queryFn: () => unwrap(api.GET("/templates")) });
+}
+
+export function useTemplate(id: string) {
+  return useQuery({
+    queryKey: keys.template(id),
+    queryFn: () => unwrap(api.GET("/templates/{id}", { params: { path: { id } } })),
+  });
+}
+
+export function useCatalogModules() {
+  return useQuery({
+    queryKey: keys.catalogModules,
+    queryFn: () => unwrap(api.GET("/catalog/modules")),
+    staleTime: 60_000,
+  });
+}
+
+export function useCatalogLibraries() {
+  return useQuery({ queryKey: keys.catalogLibraries, queryFn: () => unwrap(api.GET("/catalog/libraries")) });
+}
+
+export function useSessions(status: SessionStatus | undefined) {
+  return useQuery({
+    queryKey: keys.sessionList(status),
+    queryFn: () => unwrap(api.GET("/sessions", { params: { query: status ? { status } : {} } })),
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useSession(id: string) {
+  return useQuery({
+    queryKey: keys.session(id),
+    queryFn: () => unwrap(api.GET("/sessions/{id}", { params: { path: { id } } })),
+  });
+}
+
+export function useExecutions(sessionId: string, limit = 50) {
+  return useQuery({
+    queryKey: [...keys.executions(sessionId), limit],
+    queryFn: () => unwrap(api.GET("/executions", { params: { query: { session_id: sessionId, limit } } })),
+  });
+}
+
+export function useExecution(id: string) {
+  return useQuery({
+    queryKey: keys.execution(id),
+    queryFn: () => unwrap(api.GET("/executions/{id}", { params: { path: { id } } })),
+  });
+}
+
+export function useEvents(executionId: string, enabled = true) {
+  return useQuery({
+    queryKey: keys.events(executionId),
+    queryFn: () => unwrap(api.GET("/executions/{id}/events", { params: { path: { id: executionId } } })),
+    enabled,
+  });
+}

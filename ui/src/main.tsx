@@ -1,0 +1,44 @@
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { BrowserRouter } from "react-router";
+import { App } from "./App";
+import { ErrorBoundary } from "./components/ErrorBoundary";
+import { ApiError } from "./api/client";
+import { keys } from "./api/queries";
+import "./styles.css";
+
+const queryClient: QueryClient = new QueryClient({
+  queryCache: new QueryCache({
+    // Any request that got no answer re-checks health, so the sidebar says "unreachable" at once.
+    onError: (error, query) => {
+      if (error instanceof ApiError && error.code === "NETWORK_ERROR" && query.queryKey[0] !== keys.health[0]) {
+        void queryClient.invalidateQueries({ queryKey: keys.health });
+      }
+    },
+  }),
+  defaultOptions: {
+    queries: {
+      staleTime: 2_000,
+      refetchOnWindowFocus: true,
+      // A 4xx will not get better by asking again; a network blip may.
+      retry: (failures, error) =>
+        !(error instanceof ApiError && error.status >= 400 && error.status < 500) && failures < 2,
+    },
+  },
+});
+
+const root = document.getElementById("root");
+if (!root) throw new Error("index.html has no #root element");
+
+createRoot(root).render(
+  <StrictMode>
+    <ErrorBoundary>
+      <QueryClientProvider client={queryClient}>
+        <BrowserRouter>
+          <App />
+        </BrowserRouter>
+      </QueryClientProvider>
+    </ErrorBoundary>
+  </StrictMode>,
+);

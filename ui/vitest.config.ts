@@ -1,0 +1,9 @@
+import { defineConfig } from "vitest/config";
+
+// Unit tests of the UI's pure logic (payload decoding, history, formatting).
+export default defineConfig({
+  test: {
+    include: ["src/**/*.test.ts"],
+    environment: "node",
+  },
+});
