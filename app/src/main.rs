@@ -2,12 +2,16 @@
 //!
 //! Layout:
 //! - `cli`: the clap command tree.
+//! - `client`: the typed REST client the commands other than `serve` use.
 //! - `bench`: load measurements against a running daemon.
 //! - `serve`: wiring of the adapters into the domain and the HTTP server.
+//! - `ui_assets`: the web UI at `/` (embedded in release builds).
 
 mod bench;
 mod cli;
+mod client;
 mod serve;
+mod ui_assets;
 
 use clap::Parser;
 

@@ -14,28 +14,34 @@ use vm_domain::ports::{Clock, JsRuntime, SystemClock};
 use vm_domain::services::{SessionService, TemplateService};
 use vm_http::Services;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
-use vm_store::SqliteStore;
+use vm_store::Database;
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub db: PathBuf,
+    /// A SQLite file or a `postgres://` URL; shown without its password.
+    pub db: Database,
     pub cache_dir: PathBuf,
 }
 
-/// Builds the services over a store file and a library cache.
-pub async fn services(db: &std::path::Path, cache_dir: PathBuf) -> anyhow::Result<Arc<Services>> {
-    let store =
-        Arc::new(SqliteStore::open(db).await.with_context(|| format!("cannot open the database {}", db.display()))?);
+/// Builds the services over a store (SQLite file or PostgreSQL database)
+/// and a library cache. A store that cannot be opened is one sentence
+/// naming the file or the server's host and port.
+pub async fn services(db: &Database, cache_dir: PathBuf) -> anyhow::Result<Arc<Services>> {
+    let store = vm_store::open(db).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let runtime: Arc<dyn JsRuntime> = Arc::new(BoaRuntime::new(cache_dir.clone()));
+    let boa = Arc::new(BoaRuntime::new(cache_dir.clone()));
+    if let Err(err) = boa.warm_up().await {
+        tracing::warn!(error = %err, "cannot prepare a worker ahead of the first session");
+    }
+    let runtime: Arc<dyn JsRuntime> = boa;
     let templates = TemplateService::new(
-        store.clone(),
+        store.templates.clone(),
         Arc::new(FsLibraryCache::new(cache_dir)),
         clock.clone(),
         vec![runtime.engine().to_owned()],
     );
-    let (sessions, executions) = SessionService::new(store.clone(), store.clone(), store, runtime, clock);
+    let (sessions, executions) = SessionService::new(store.templates, store.sessions, store.executions, runtime, clock);
     let report = sessions.reconcile_after_restart().await.context("cannot reconcile the database")?;
     if report.closed_sessions + report.finalised_executions > 0 {
         tracing::warn!(
@@ -55,29 +61,42 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local =
         acceptor.local_addr().into_iter().find_map(|addr| addr.as_socket_addr().copied()).unwrap_or(config.listen);
-    tracing::info!(db = %config.db.display(), cache_dir = %config.cache_dir.display(), "store ready");
+    tracing::info!(db = %config.db, backend = config.db.backend(), cache_dir = %config.cache_dir.display(), "store ready");
+    if !crate::ui_assets::is_built() {
+        tracing::warn!("the web UI is not built into this binary; / says how to build it (the API works as ever)");
+    }
+    // Registered before the address is announced, so that a SIGTERM sent as
+    // soon as the daemon says it listens stops it gracefully.
+    let shutdown = shutdown_signal();
     println!("vm-system listening on http://{local}");
     std::io::stdout().flush().ok();
     poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(vm_http::app(services, None), shutdown_signal(), Some(Duration::from_secs(5)))
+        .run_with_graceful_shutdown(
+            vm_http::app(services, Some(crate::ui_assets::endpoint())),
+            shutdown,
+            Some(Duration::from_secs(5)),
+        )
         .await
         .context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl+C or SIGTERM. The SIGTERM handler is installed when
+/// this is called, not when the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler succeeds on unix");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds on unix");
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
         }
+        #[cfg(not(unix))]
+        ctrl_c.await.ok();
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    ctrl_c.await.ok();
-    tracing::info!("shutting down");
 }

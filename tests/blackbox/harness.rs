@@ -163,3 +163,44 @@ pub fn eventually<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Op
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("temp paths are UTF-8")
 }
+
+/// What one `vm-system` command did: its exit code and its output.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `vm-system ARGS` as a user would, in `cwd`, against the daemon at
+/// `server_url` (through `VM_SYSTEM_URL`), with `stdin` piped in when given.
+pub fn run_cli(server_url: &str, cwd: &Path, args: &[&str], stdin: Option<&str>) -> CliRun {
+    use std::io::{Read, Write};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("VM_SYSTEM_URL", server_url)
+        .env_remove("VM_SYSTEM_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vm-system starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text).unwrap_or_default()
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).map(|_| text).unwrap_or_default()
+    });
+    let status = wait_for_exit(&mut child, Duration::from_secs(90));
+    CliRun { code: status.code().unwrap_or(-1), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}

@@ -1,6 +1,11 @@
 //! Black-box tests of the whole product: the real `vm-system` binary, a real
 //! SQLite file, real HTTP over TCP. `VM_TEST_LOG=1` shows the daemon's logs.
 
+mod cli;
 mod daemon;
+mod getting_started;
 mod harness;
+mod libraries;
+mod postgres;
+mod runtime;
 mod walkthrough;

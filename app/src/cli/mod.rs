@@ -8,9 +8,19 @@ use clap::{Parser, Subcommand};
 
 use crate::serve::{self, ServeConfig};
 
+mod completions;
+mod exec;
+mod help;
+mod libs;
+mod ops;
+mod output;
+mod session;
+mod template;
+
 /// Long-lived, sandboxed JavaScript runtimes over HTTP.
 #[derive(Debug, Parser)]
-#[command(name = "vm-system", version, about, propagate_version = true)]
+#[command(name = "vm-system", version, about, propagate_version = true, disable_help_subcommand = true)]
+#[command(after_help = "Guides: `vm-system help` lists them; start with `vm-system help getting-started`.")]
 pub struct Cli {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, global = true, env = "VM_SYSTEM_LOG", default_value = "info")]
@@ -19,6 +29,14 @@ pub struct Cli {
     /// Where the daemon listens (for every command but `serve`).
     #[arg(long, global = true, env = "VM_SYSTEM_URL", default_value = "http://127.0.0.1:3210")]
     pub server_url: String,
+
+    /// Output format of client commands: text (tables and blocks), or the API objects as json or yaml.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
+    pub output: output::Format,
+
+    /// Print only ids (names for lists of names), one per line, e.g. `T=$(vm-system template create x -q)`.
+    #[arg(short = 'q', long, global = true, conflicts_with = "output")]
+    pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -31,15 +49,38 @@ pub enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:3210")]
         listen: SocketAddr,
-        /// SQLite database file (created on first start).
+        /// SQLite database file (created on first start), or a PostgreSQL URL
+        /// `postgres://USER[:PASSWORD]@HOST:PORT/DB` (the password is never logged).
         #[arg(long, default_value = "vm-system.db")]
-        db: PathBuf,
+        db: vm_store::Database,
         /// Directory of downloaded libraries (`<id>-<version>.js`).
         #[arg(long, default_value = ".vm-cache/libraries")]
         cache_dir: PathBuf,
     },
     /// Measure a running daemon: REPL round trips and executions per second.
     Bench(crate::bench::BenchArgs),
+    /// Templates: runtime profiles with settings, startup files, modules and libraries.
+    #[command(subcommand)]
+    Template(Box<template::TemplateCommand>),
+    /// Sessions: live runtimes made from a template, bound to a worktree.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
+    /// Executions: run snippets and files in a session; read their events.
+    #[command(subcommand)]
+    Exec(exec::ExecCommand),
+    /// Operations: daemon health and the runtimes alive in it.
+    #[command(subcommand)]
+    Ops(ops::OpsCommand),
+    /// Print a completion script: `source <(vm-system completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Built-in guides (`vm-system help` lists them), or a command's help.
+    Help(help::HelpArgs),
+    /// Libraries: fill the local cache the daemon loads them from (`download`), see what it holds (`list`).
+    #[command(subcommand)]
+    Libs(libs::LibsCommand),
 }
 
 pub fn init_logging(level: &str) {
@@ -49,8 +90,43 @@ pub fn init_logging(level: &str) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let context = || ctx(&cli.server_url, cli.output, cli.quiet);
     match cli.command {
         Command::Serve { listen, db, cache_dir } => serve::run(ServeConfig { listen, db, cache_dir }).await,
         Command::Bench(args) => crate::bench::run(&cli.server_url, args).await,
+        Command::Template(command) => output::finish(async { template::run(&context()?, *command).await }.await),
+        Command::Session(command) => output::finish(async { session::run(&context()?, command).await }.await),
+        Command::Exec(command) => output::finish(async { exec::run(&context()?, command).await }.await),
+        Command::Ops(command) => output::finish(async { ops::run(&context()?, command).await }.await),
+        Command::Completions { shell } => {
+            completions::run(shell);
+            Ok(())
+        }
+        Command::Help(args) => output::finish(help::run(args)),
+        Command::Libs(command) => output::finish(libs::run(cli.output, command).await),
+    }
+}
+
+/// What a REST client command needs: the client of `--server-url` and the
+/// output settings.
+fn ctx(server_url: &str, format: output::Format, quiet: bool) -> Result<output::Ctx, output::Failure> {
+    Ok(output::Ctx { client: crate::client::Client::new(server_url)?, format, quiet })
+}
+
+/// A non-blank id argument (an unset shell variable is caught before sending).
+fn id(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err("an id is required (is the shell variable set?)".into());
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A JSON object argument (`--config`, `--args`), checked before sending.
+fn json_object(raw: &str) -> Result<std::collections::BTreeMap<String, serde_json::Value>, String> {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
+        Ok(_) => Err("expected a JSON object, e.g. '{\"key\": 1}'".into()),
+        Err(err) => Err(format!("not valid JSON: {err}")),
     }
 }
