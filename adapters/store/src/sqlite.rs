@@ -148,6 +148,49 @@ fn template_not_found(id: TemplateId) -> impl FnOnce() -> DomainError {
     move || DomainError::TemplateNotFound { id: id.to_string() }
 }
 
+impl SqliteStore {
+    /// Adds one module or library row with `insert` (?1 the template, ?2 the
+    /// name); `updated_at` moves only when a row was added.
+    async fn add_named(
+        &self,
+        insert: &'static str,
+        id: TemplateId,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<(), DomainError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
+        let done = sqlx::query(insert)
+            .bind(id.to_string())
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| missing_parent_or_db_error(err, template_not_found(id)))?;
+        if done.rows_affected() > 0 {
+            touch_template(&mut tx, id, at).await?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Deletes one module or library row with `delete`; `false`, and no
+    /// `updated_at` change, when there was none.
+    async fn remove_named(
+        &self,
+        delete: &'static str,
+        id: TemplateId,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<bool, DomainError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
+        let done = sqlx::query(delete).bind(id.to_string()).bind(name).execute(&mut *tx).await.map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        touch_template(&mut tx, id, at).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl TemplateStore for SqliteStore {
     async fn insert(&self, template: &Template, settings: &Settings) -> Result<(), DomainError> {
@@ -316,68 +359,40 @@ impl TemplateStore for SqliteStore {
     }
 
     async fn add_module(&self, id: TemplateId, name: &ModuleName, at: Timestamp) -> Result<(), DomainError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
-        let done =
-            sqlx::query("INSERT INTO template_modules (template_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-                .bind(id.to_string())
-                .bind(name.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| missing_parent_or_db_error(err, template_not_found(id)))?;
-        if done.rows_affected() > 0 {
-            touch_template(&mut tx, id, at).await?;
-        }
-        tx.commit().await.map_err(db_error)
+        self.add_named(
+            "INSERT INTO template_modules (template_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            id,
+            name.as_str(),
+            at,
+        )
+        .await
     }
 
     async fn remove_module(&self, id: TemplateId, name: &ModuleName, at: Timestamp) -> Result<bool, DomainError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
-        let done = sqlx::query("DELETE FROM template_modules WHERE template_id = ?1 AND name = ?2")
-            .bind(id.to_string())
-            .bind(name.as_str())
-            .execute(&mut *tx)
+        self.remove_named("DELETE FROM template_modules WHERE template_id = ?1 AND name = ?2", id, name.as_str(), at)
             .await
-            .map_err(db_error)?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        touch_template(&mut tx, id, at).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
     }
 
     async fn add_library(&self, id: TemplateId, library: &LibraryRef, at: Timestamp) -> Result<(), DomainError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
-        let done = sqlx::query(
+        self.add_named(
             "INSERT INTO template_libraries (template_id, name, position) \
              SELECT ?1, ?2, COALESCE(MAX(position) + 1, 0) FROM template_libraries WHERE template_id = ?1 \
              ON CONFLICT DO NOTHING",
+            id,
+            library.as_str(),
+            at,
         )
-        .bind(id.to_string())
-        .bind(library.as_str())
-        .execute(&mut *tx)
         .await
-        .map_err(|err| missing_parent_or_db_error(err, template_not_found(id)))?;
-        if done.rows_affected() > 0 {
-            touch_template(&mut tx, id, at).await?;
-        }
-        tx.commit().await.map_err(db_error)
     }
 
     async fn remove_library(&self, id: TemplateId, library: &LibraryRef, at: Timestamp) -> Result<bool, DomainError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
-        let done = sqlx::query("DELETE FROM template_libraries WHERE template_id = ?1 AND name = ?2")
-            .bind(id.to_string())
-            .bind(library.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        touch_template(&mut tx, id, at).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        self.remove_named(
+            "DELETE FROM template_libraries WHERE template_id = ?1 AND name = ?2",
+            id,
+            library.as_str(),
+            at,
+        )
+        .await
     }
 }
 
