@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use vm_domain::ports::{Clock, JsRuntime, SystemClock};
-use vm_domain::services::{SessionService, TemplateService};
+use vm_domain::ports::SystemClock;
 use vm_http::Services;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
 use vm_store::Database;
@@ -29,20 +28,19 @@ pub struct ServeConfig {
 /// naming the file or the server's host and port.
 pub async fn services(db: &Database, cache_dir: PathBuf) -> anyhow::Result<Arc<Services>> {
     let store = vm_store::open(db).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let boa = Arc::new(BoaRuntime::new(cache_dir.clone()));
     if let Err(err) = boa.warm_up().await {
         tracing::warn!(error = %err, "cannot prepare a worker ahead of the first session");
     }
-    let runtime: Arc<dyn JsRuntime> = boa;
-    let templates = TemplateService::new(
-        store.templates.clone(),
+    let services = Services::new(
+        store.templates,
+        store.sessions,
+        store.executions,
+        boa,
         Arc::new(FsLibraryCache::new(cache_dir)),
-        clock.clone(),
-        vec![runtime.engine().to_owned()],
+        Arc::new(SystemClock),
     );
-    let (sessions, executions) = SessionService::new(store.templates, store.sessions, store.executions, runtime, clock);
-    let report = sessions.reconcile_after_restart().await.context("cannot reconcile the database")?;
+    let report = services.sessions.reconcile_after_restart().await.context("cannot reconcile the database")?;
     if report.closed_sessions + report.finalised_executions > 0 {
         tracing::warn!(
             closed_sessions = report.closed_sessions,
@@ -50,7 +48,7 @@ pub async fn services(db: &Database, cache_dir: PathBuf) -> anyhow::Result<Arc<S
             "reconciled what the previous process left behind"
         );
     }
-    Ok(Arc::new(Services { templates, sessions, executions }))
+    Ok(Arc::new(services))
 }
 
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {

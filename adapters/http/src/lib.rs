@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use poem::{get, Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
+use vm_domain::ports::{Clock, ExecutionStore, JsRuntime, LibraryCache, SessionStore, TemplateStore};
 use vm_domain::services::{ExecutionService, SessionService, TemplateService};
 
 /// The domain services the handlers call.
@@ -28,6 +29,24 @@ pub struct Services {
     pub templates: TemplateService,
     pub sessions: SessionService,
     pub executions: ExecutionService,
+}
+
+impl Services {
+    /// The three services over the given ports; templates may name the
+    /// runtime's engine. The daemon and the HTTP tests wire through here.
+    pub fn new(
+        templates: Arc<dyn TemplateStore>,
+        sessions: Arc<dyn SessionStore>,
+        executions: Arc<dyn ExecutionStore>,
+        runtime: Arc<dyn JsRuntime>,
+        cache: Arc<dyn LibraryCache>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let engines = vec![runtime.engine().to_owned()];
+        let template_service = TemplateService::new(templates.clone(), cache, clock.clone(), engines);
+        let (sessions, executions) = SessionService::new(templates, sessions, executions, runtime, clock);
+        Self { templates: template_service, sessions, executions }
+    }
 }
 
 /// Where the API lives.

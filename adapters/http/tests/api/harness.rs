@@ -12,8 +12,7 @@ use poem::test::TestClient;
 use poem::EndpointExt;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use vm_domain::ports::{Clock, JsRuntime, SystemClock};
-use vm_domain::services::{SessionService, TemplateService};
+use vm_domain::ports::SystemClock;
 use vm_http::Services;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
 use vm_store::{Database, PostgresUrl};
@@ -66,17 +65,16 @@ pub fn fresh_database(dir: &Path) -> Database {
 
 pub async fn services_over(db: &Database, cache_dir: PathBuf) -> Arc<Services> {
     let store = vm_store::open(db).await.expect("the test database opens");
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let runtime: Arc<dyn JsRuntime> = Arc::new(BoaRuntime::new(cache_dir.clone()));
-    let templates = TemplateService::new(
-        store.templates.clone(),
+    let services = Services::new(
+        store.templates,
+        store.sessions,
+        store.executions,
+        Arc::new(BoaRuntime::new(cache_dir.clone())),
         Arc::new(FsLibraryCache::new(cache_dir)),
-        clock.clone(),
-        vec!["boa".into()],
+        Arc::new(SystemClock),
     );
-    let (sessions, executions) = SessionService::new(store.templates, store.sessions, store.executions, runtime, clock);
-    sessions.reconcile_after_restart().await.expect("reconciliation succeeds");
-    Arc::new(Services { templates, sessions, executions })
+    services.sessions.reconcile_after_restart().await.expect("reconciliation succeeds");
+    Arc::new(services)
 }
 
 pub async fn spawn_app() -> TestApp {
