@@ -7,7 +7,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use vm_http::dto::{
+    CreateSessionBody, CreateTemplateBody, ExecutionStatusView, ExecutionWithEventsView, LimitsBody, ReplBody,
+    SettingsBody,
+};
+
+use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -40,10 +45,11 @@ pub struct BenchArgs {
     bursts: usize,
 }
 
-/// The daemon's API and one HTTP client.
+/// The daemon's API through the CLI's typed client, plus the worktree the
+/// bench sessions are bound to.
+#[derive(Clone)]
 struct Api {
-    http: reqwest::Client,
-    base: String,
+    client: Client,
     worktree: String,
 }
 
@@ -53,17 +59,13 @@ pub async fn run(server_url: &str, args: BenchArgs) -> anyhow::Result<()> {
         None => std::env::current_dir()?,
     };
     let worktree = worktree.canonicalize().context("the bench worktree must exist")?;
-    let api = Api {
-        http: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
-        base: format!("{}/api/v1", server_url.trim_end_matches('/')),
-        worktree: worktree.to_string_lossy().into_owned(),
-    };
+    let api = Api { client: Client::new(server_url)?, worktree: worktree.to_string_lossy().into_owned() };
     let template = api.template("bench", &[], None).await?;
     repl_levels(&api, &template, &args).await?;
     session_creation(&api, &template, &args).await?;
     idle_memory(&api, &template, args.idle).await?;
     console_bursts(&api, &args).await?;
-    api.call("DELETE", &format!("/templates/{template}"), None).await?;
+    api.client.delete_template(&template).await?;
     Ok(())
 }
 
@@ -90,7 +92,7 @@ async fn repl_levels(api: &Api, template: &str, args: &BenchArgs) -> anyhow::Res
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for session in sessions.clone() {
-            let api = Api { http: api.http.clone(), base: api.base.clone(), worktree: api.worktree.clone() };
+            let api = api.clone();
             let input = args.input.clone();
             tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(per_session);
@@ -129,13 +131,7 @@ async fn repl_levels(api: &Api, template: &str, args: &BenchArgs) -> anyhow::Res
 async fn session_creation(api: &Api, template: &str, args: &BenchArgs) -> anyhow::Result<()> {
     println!("\nsession create ({} each, sessions closed as they go)", args.creates);
     println!("{:>16} {:>9} {:>9} {:>9}", "libraries", "p50_ms", "p99_ms", "first_ms");
-    let cached = api
-        .call("GET", "/catalog/libraries", None)
-        .await?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|l| l["name"] == args.library.as_str() && l["cached"] == true);
+    let cached = api.client.catalog_libraries().await?.value.iter().any(|l| l.name == args.library && l.cached);
     let with_library = if cached { Some(api.template("bench-lib", &[&args.library], None).await?) } else { None };
     for (label, template) in [("none", Some(template.to_owned())), (args.library.as_str(), with_library.clone())] {
         let Some(template) = template else {
@@ -159,7 +155,7 @@ async fn session_creation(api: &Api, template: &str, args: &BenchArgs) -> anyhow
         );
     }
     if let Some(template) = with_library {
-        api.call("DELETE", &format!("/templates/{template}"), None).await?;
+        api.client.delete_template(&template).await?;
     }
     Ok(())
 }
@@ -212,7 +208,8 @@ fn memory_row(when: &str, workers: &[i32]) {
 /// A burst of console events: the HTTP round trip (with storing every
 /// event) and the execution's own duration.
 async fn console_bursts(api: &Api, args: &BenchArgs) -> anyhow::Result<()> {
-    let settings = json!({ "limits": { "max_events": args.events.max(1) } });
+    let limits = LimitsBody { max_events: Some(args.events.max(1) as u64), ..LimitsBody::default() };
+    let settings = SettingsBody { limits: Some(limits), ..SettingsBody::default() };
     let template = api.template("bench-events", &[], Some(settings)).await?;
     let session = api.session(&template).await?;
     let input = format!("for (let i = 0; i < {}; i++) console.log('event', i)", args.events);
@@ -223,8 +220,8 @@ async fn console_bursts(api: &Api, args: &BenchArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let done = api.repl(&session, &input).await?;
         round_trips.push(t.elapsed());
-        durations.push(Duration::from_millis(done["metrics"]["duration_ms"].as_u64().unwrap_or(0)));
-        let count = done["metrics"]["event_count"].as_u64().unwrap_or(0);
+        durations.push(Duration::from_millis(done.execution.metrics.duration_ms));
+        let count = done.execution.metrics.event_count;
         if count != args.events as u64 + 2 {
             bail!("expected {} events, the execution recorded {count}", args.events + 2);
         }
@@ -234,60 +231,44 @@ async fn console_bursts(api: &Api, args: &BenchArgs) -> anyhow::Result<()> {
     println!("{:>16} {:>20}", "round_trip_p50_ms", "execution_p50_ms");
     println!("{:>16.3} {:>20.3}", ms(percentile(&round_trips, 0.50)), ms(percentile(&durations, 0.50)));
     api.close(&session).await?;
-    api.call("DELETE", &format!("/templates/{template}"), None).await?;
+    api.client.delete_template(&template).await?;
     Ok(())
 }
 
 impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method.parse()?, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| format!("cannot reach the daemon at {url}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{method} {url} answered {status}: {text}");
-        }
-        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
-    }
-
-    async fn template(&self, name: &str, libraries: &[&str], settings: Option<Value>) -> anyhow::Result<String> {
-        let template = self.call("POST", "/templates", Some(json!({ "name": name }))).await?;
-        let id = template["id"].as_str().context("template id")?.to_owned();
-        for library in libraries {
-            self.call("POST", &format!("/templates/{id}/libraries"), Some(json!({ "name": library }))).await?;
-        }
-        if let Some(settings) = settings {
-            self.call("PUT", &format!("/templates/{id}/settings"), Some(settings)).await?;
-        }
-        Ok(id)
+    async fn template(&self, name: &str, libraries: &[&str], settings: Option<SettingsBody>) -> anyhow::Result<String> {
+        let body = CreateTemplateBody {
+            name: name.to_owned(),
+            engine: None,
+            settings,
+            exposed_modules: None,
+            libraries: Some(libraries.iter().map(|l| (*l).to_owned()).collect()),
+        };
+        Ok(self.client.create_template(&body).await?.value.template.id)
     }
 
     async fn session(&self, template: &str) -> anyhow::Result<String> {
-        let body = json!({
-            "template_id": template,
-            "workspace_id": "bench",
-            "base_commit_oid": "bench",
-            "worktree_path": self.worktree,
-        });
-        let session = self.call("POST", "/sessions", Some(body)).await?;
-        Ok(session["id"].as_str().context("session id")?.to_owned())
+        let body = CreateSessionBody {
+            template_id: template.to_owned(),
+            workspace_id: "bench".into(),
+            base_commit_oid: "bench".into(),
+            worktree_path: self.worktree.clone(),
+        };
+        Ok(self.client.create_session(&body).await?.value.id)
     }
 
     async fn close(&self, session: &str) -> anyhow::Result<()> {
-        self.call("POST", &format!("/sessions/{session}/close"), Some(json!({}))).await.map(|_| ())
+        self.client.close_session(session).await?;
+        Ok(())
     }
 
-    async fn repl(&self, session: &str, input: &str) -> anyhow::Result<Value> {
-        let done =
-            self.call("POST", "/executions/repl", Some(json!({ "session_id": session, "input": input }))).await?;
-        if done["status"] != "ok" {
-            bail!("the bench snippet did not end ok: {done}");
+    async fn repl(&self, session: &str, input: &str) -> anyhow::Result<ExecutionWithEventsView> {
+        let body = ReplBody { session_id: session.to_owned(), input: input.to_owned() };
+        let done = self.client.repl(&body).await?;
+        if done.value.execution.status != ExecutionStatusView::Ok {
+            bail!("the bench snippet did not end ok: {}", done.raw);
         }
-        Ok(done)
+        Ok(done.value)
     }
 }
 
