@@ -10,6 +10,7 @@
 //! - [`catalog`]: native modules and third-party libraries that can be configured.
 //! - [`paths`]: worktree and script path safety.
 //! - [`ports`]: store, runtime, library cache and clock traits.
+//! - [`sandbox`]: what a session's processes may touch, as data.
 //! - [`services`]: templates, sessions and executions — every business rule.
 
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod execution;
 pub mod ids;
 pub mod paths;
 pub mod ports;
+pub mod sandbox;
 pub mod services;
 pub mod session;
 pub mod template;
