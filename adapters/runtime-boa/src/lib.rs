@@ -11,11 +11,13 @@
 //! - [`worker`]: the worker half: the engine, console capture, previews,
 //!   native modules, OS limits and the counting allocator (the process's
 //!   `#[global_allocator]`).
+//! - [`sandbox`]: the kernel's confinement of a session's processes.
 //! - [`library_cache`]: where library files live on disk; [`FsLibraryCache`].
 
 pub mod library_cache;
 pub mod protocol;
 pub mod runtime;
+pub mod sandbox;
 pub mod supervisor;
 pub mod worker;
 pub mod zygotes;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use vm_domain::event::EventPayload;
 use vm_domain::ports::{Ending, Job, LimitHit};
-use vm_domain::template::Limits;
+use vm_domain::template::{Limits, ResolverSettings};
 
 /// The argument that turns any binary linking this crate into a worker:
 /// `<exe> __vm-worker zygote`. See [`crate::worker`].
@@ -24,6 +24,10 @@ pub const MAX_FRAME_BYTES: usize = 1 << 30;
 /// The exit code of a worker stopped by its memory limit (see
 /// [`crate::worker::alloc`]).
 pub const EXIT_MEMORY_LIMIT: i32 = 87;
+
+/// The exit code of a forked worker that could not rearrange its file
+/// descriptors (see [`crate::sandbox::fds`]).
+pub const EXIT_DESCRIPTORS: i32 = 88;
 
 /// Control byte on a zygote's socket: fork a session worker on the socket
 /// whose descriptor rides along.
@@ -43,6 +47,9 @@ pub struct LibraryFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZygoteSpec {
     pub libraries: Vec<LibraryFile>,
+    /// Fork each session worker into its own namespaces (see
+    /// [`crate::sandbox`]); off only with `--sandbox=off`.
+    pub sandbox: bool,
 }
 
 /// How a process ended.
@@ -83,8 +90,49 @@ pub struct BootSpec {
     /// Native modules `require` may return.
     pub modules: Vec<String>,
     /// Programs the `exec` module may run, from enabled `module` capabilities
-    /// named `exec` (`{"allow": [...]}`).
-    pub exec_allow: Vec<String>,
+    /// named `exec` (`{"allow": [...]}`), each resolved once by the daemon.
+    pub exec_allow: Vec<AllowedProgram>,
+    /// Variables a script may pass to programs beyond the default ones, from
+    /// the same capabilities (`{"env": [...]}`); see
+    /// [`vm_domain::sandbox::exec_env_refusal`].
+    pub exec_env_allow: Vec<String>,
+    /// `settings.runtime.esm`: whether `import` may load anything.
+    pub esm: bool,
+    /// `settings.resolver`: where imports may resolve.
+    pub resolver: ResolverSettings,
+    /// The kernel confinement to apply before the first job; `None` only
+    /// when the operator chose `--sandbox=off`.
+    pub sandbox: Option<SandboxSpec>,
+}
+
+/// A program the `exec` module may run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedProgram {
+    /// As the template names it (`git`).
+    pub name: String,
+    /// Where the daemon's `PATH` found it when the session started, symlinks
+    /// resolved; never inside the worktree. `None` when it was not found.
+    pub path: Option<PathBuf>,
+}
+
+/// What a session worker confines itself to (see [`crate::sandbox`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Host paths the session may read (system directories, the library
+    /// cache, resolver roots); only existing ones.
+    pub read_only: Vec<PathBuf>,
+    /// Device files the session may read and write.
+    pub devices: Vec<PathBuf>,
+    /// When the daemon runs as root: the unprivileged user and group the
+    /// session runs as (`--sandbox-user`).
+    pub run_as: Option<SandboxUser>,
+}
+
+/// An unprivileged account for sessions of a daemon running as root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxUser {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Daemon → session worker; one request at a time.

@@ -11,12 +11,17 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 use vm_domain::catalog::LibraryRef;
 use vm_domain::ids::SessionId;
+use vm_domain::paths::WorktreePath;
 use vm_domain::ports::{Ending, Job, JsRuntime, Outcome, RuntimeError, RuntimeSpec};
+use vm_domain::sandbox::SandboxPolicy;
 use vm_domain::template::CapabilityKind;
+use vm_domain::template::Settings;
 
 use crate::library_cache::library_file;
-use crate::protocol::{BootSpec, LibraryFile, ZygoteSpec};
+use crate::protocol::{AllowedProgram, BootSpec, LibraryFile, SandboxSpec, ZygoteSpec};
+use crate::sandbox::SandboxMode;
 use crate::supervisor::Supervisor;
+use crate::worker::modules::exec::PROGRAM_PATH;
 use crate::zygotes::Zygote;
 
 /// What identifies a zygote's preparation: its libraries in order, each
@@ -40,6 +45,8 @@ pub struct BoaRuntime {
     /// up or change the map, never across an `.await`.
     zygotes: Mutex<HashMap<Vec<String>, Arc<ZygoteSlot>>>,
     workers: Mutex<HashMap<SessionId, Arc<Supervisor>>>,
+    /// How sessions are confined; see [`crate::sandbox`].
+    sandbox: SandboxMode,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,16 +54,20 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl BoaRuntime {
-    /// A runtime that loads template libraries from `cache_dir` and starts
-    /// its workers from the running binary (`/proc/self/exe`, the same
-    /// build even if the file was replaced since).
-    pub fn new(cache_dir: PathBuf) -> Self {
+    /// A runtime that loads template libraries from `cache_dir`, confines
+    /// every session as `sandbox` says (check the machine first with
+    /// [`crate::sandbox::check`]: a session whose confinement cannot be
+    /// applied fails to start), and starts its workers from the running
+    /// binary (`/proc/self/exe`, the same build even if the file was
+    /// replaced since).
+    pub fn new(cache_dir: PathBuf, sandbox: SandboxMode) -> Self {
         crate::worker::keep_entry();
         Self {
             cache_dir,
             program: PathBuf::from("/proc/self/exe"),
             zygotes: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
+            sandbox,
         }
     }
 
@@ -67,10 +78,50 @@ impl BoaRuntime {
         self
     }
 
+    /// What a session's worker confines itself to, from the domain's policy.
+    fn sandbox_spec(&self, spec: &RuntimeSpec) -> Option<SandboxSpec> {
+        let SandboxMode::On { run_as } = self.sandbox else { return None };
+        let policy = SandboxPolicy::for_session(
+            spec.worktree.as_path(),
+            &absolute(&self.cache_dir),
+            &spec.settings.resolver.roots,
+        );
+        Some(SandboxSpec { read_only: policy.read_only, devices: policy.devices, run_as })
+    }
+
     /// Starts the zygote for sessions without libraries ahead of the first
     /// session, so that one is fast too.
     pub async fn warm_up(&self) -> Result<(), RuntimeError> {
         self.zygote(Vec::new()).await.map(|_| ())
+    }
+
+    /// Starts a throwaway session on an empty directory, runs `1 + 1` in it
+    /// and closes it: proof, at the daemon's start, that sessions can be
+    /// started (and confined) on this machine.
+    pub async fn probe(&self) -> Result<(), RuntimeError> {
+        let failed = |what: &str, err: &dyn std::fmt::Display| RuntimeError::StartFailed(format!("{what}: {err}"));
+        let dir = tempfile::Builder::new()
+            .prefix("vm-system-probe-")
+            .tempdir()
+            .map_err(|e| failed("cannot make a probe directory", &e))?;
+        let worktree =
+            WorktreePath::parse(&dir.path().to_string_lossy()).map_err(|e| failed("bad probe directory", &e))?;
+        let session = SessionId::new();
+        let spec = RuntimeSpec {
+            session_id: session,
+            worktree,
+            settings: Settings::default(),
+            modules: Vec::new(),
+            libraries: Vec::new(),
+            capabilities: Vec::new(),
+        };
+        self.start(spec).await?;
+        let outcome = self.run(session, Job::Eval { source: "1 + 1".into() }).await;
+        self.close(session).await;
+        match outcome?.ending {
+            Ending::Completed => Ok(()),
+            other => Err(RuntimeError::StartFailed(format!("the probe session did not complete `1 + 1`: {other:?}"))),
+        }
     }
 
     /// The process id of a session's worker, while it lives.
@@ -122,7 +173,7 @@ impl BoaRuntime {
                 }
             }
         };
-        let spec = ZygoteSpec { libraries: files };
+        let spec = ZygoteSpec { libraries: files, sandbox: self.sandbox.is_on() };
         let started =
             slot.zygote.get_or_try_init(|| async { Zygote::start(&self.program, &spec).await.map(Arc::new) }).await;
         match started {
@@ -142,20 +193,57 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Programs the `exec` module may run: the `allow` lists of the enabled
-/// `module` capabilities named `exec`.
-fn exec_allow(spec: &RuntimeSpec) -> Vec<String> {
-    let mut allowed: Vec<String> = spec
-        .capabilities
+/// The enabled `module` capabilities named `exec`.
+fn exec_capabilities(spec: &RuntimeSpec) -> impl Iterator<Item = &serde_json::Map<String, serde_json::Value>> {
+    spec.capabilities
         .iter()
         .filter(|c| c.kind == CapabilityKind::Module && c.name == "exec" && c.enabled)
-        .filter_map(|c| c.config.get("allow").and_then(|a| a.as_array()))
+        .map(|c| &c.config)
+}
+
+/// The strings of `key` (an array) in every `exec` capability, sorted, once each.
+fn exec_config_list(spec: &RuntimeSpec, key: &str) -> Vec<String> {
+    let mut names: Vec<String> = exec_capabilities(spec)
+        .filter_map(|config| config.get(key).and_then(|a| a.as_array()))
         .flatten()
         .filter_map(|p| p.as_str().map(str::to_owned))
         .collect();
-    allowed.sort();
-    allowed.dedup();
-    allowed
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Programs the `exec` module may run: the `allow` lists of the enabled
+/// `module` capabilities named `exec`, each resolved now by the daemon's
+/// own `PATH`.
+fn exec_allow(spec: &RuntimeSpec) -> Vec<AllowedProgram> {
+    let worktree = spec.worktree.as_path();
+    exec_config_list(spec, "allow")
+        .into_iter()
+        .map(|name| {
+            let path = resolve_program(&name, worktree);
+            AllowedProgram { name, path }
+        })
+        .collect()
+}
+
+/// Where `name` is: an absolute path as given, or the first executable file
+/// of that name in the daemon's `PATH` (relative entries skipped), symlinks
+/// resolved. Never a file inside `worktree`.
+fn resolve_program(name: &str, worktree: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![PathBuf::from(name)].into_iter().filter(|p| p.is_absolute()).collect()
+    } else {
+        let search = std::env::var_os("PATH").unwrap_or_else(|| PROGRAM_PATH.into());
+        std::env::split_paths(&search).filter(|dir| dir.is_absolute()).map(|dir| dir.join(name)).collect()
+    };
+    candidates.into_iter().find_map(|candidate| {
+        let real = candidate.canonicalize().ok()?;
+        let meta = real.metadata().ok()?;
+        let runnable = meta.is_file() && meta.permissions().mode() & 0o111 != 0;
+        (runnable && !real.starts_with(worktree)).then_some(real)
+    })
 }
 
 #[async_trait]
@@ -170,11 +258,11 @@ impl JsRuntime for BoaRuntime {
             return Err(RuntimeError::Internal(format!("session {session} already has a live runtime")));
         }
         let mut zygote = self.zygote(spec.libraries.clone()).await?;
-        let forked = match zygote.fork().await {
+        let forked = match zygote.fork(&session.to_string()).await {
             Ok(forked) => forked,
             Err(_) if !zygote.is_alive() => {
                 zygote = self.zygote(spec.libraries.clone()).await?;
-                zygote.fork().await.map_err(RuntimeError::StartFailed)?
+                zygote.fork(&session.to_string()).await.map_err(RuntimeError::StartFailed)?
             }
             Err(reason) => return Err(RuntimeError::StartFailed(reason)),
         };
@@ -186,6 +274,10 @@ impl JsRuntime for BoaRuntime {
             strict: spec.settings.runtime.strict,
             modules: spec.modules.iter().map(|m| m.as_str().to_owned()).collect(),
             exec_allow: exec_allow(&spec),
+            exec_env_allow: exec_config_list(&spec, "env"),
+            esm: spec.settings.runtime.esm,
+            resolver: spec.settings.resolver.clone(),
+            sandbox: self.sandbox_spec(&spec),
         };
         let supervisor = Supervisor::boot(forked, boot, zygote).await.map_err(RuntimeError::StartFailed)?;
         locked(&self.workers).insert(session, Arc::new(supervisor));

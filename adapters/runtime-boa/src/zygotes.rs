@@ -78,11 +78,14 @@ impl Zygote {
             .env("LANG", "C.UTF-8")
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        // SAFETY: the closure only calls setrlimit, which is async-signal-safe.
+        // SAFETY: the closure only calls setrlimit and close_range, which
+        // are async-signal-safe.
         unsafe {
             command.pre_exec(|| {
+                // Whatever the daemon's launcher left open stays out.
+                crate::sandbox::fds::cloexec_from_3()?;
                 let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
                 if libc::getrlimit(libc::RLIMIT_STACK, &mut limit) == 0 {
                     let wanted = STACK_BYTES as libc::rlim_t;
@@ -99,6 +102,9 @@ impl Zygote {
         }
         let mut child =
             command.spawn().map_err(|e| format!("cannot start a worker process ({}): {e}", program.display()))?;
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(log_stderr(stderr, "zygote".to_owned()));
+        }
         ours.set_nonblocking(true).map_err(|e| e.to_string())?;
         let stream = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
         let (read, mut control) = stream.into_split();
@@ -123,21 +129,29 @@ impl Zygote {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// Forks a session worker connected to a fresh socket.
-    pub async fn fork(&self) -> Result<Forked, String> {
+    /// Forks a session worker connected to a fresh socket; what it writes to
+    /// its standard error is logged with `session`.
+    pub async fn fork(&self, session: &str) -> Result<Forked, String> {
         let _one_at_a_time = self.forking.lock().await;
         if !self.is_alive() {
             return Err("the zygote process is gone".into());
         }
         let (ours, theirs) =
             std::os::unix::net::UnixStream::pair().map_err(|e| format!("cannot make a socket: {e}"))?;
+        let (stderr_read, stderr_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| format!("cannot make a pipe: {e}"))?;
         let (reply, answer) = oneshot::channel();
         locked(&self.pending).push_back(reply);
-        if let Err(err) = self.send(CONTROL_FORK, Some(theirs.as_raw_fd())).await {
+        if let Err(err) = self.send(CONTROL_FORK, &[theirs.as_raw_fd(), stderr_write.as_raw_fd()]).await {
             locked(&self.pending).pop_back();
             return Err(format!("cannot reach the zygote process: {err}"));
         }
         drop(theirs);
+        drop(stderr_write);
+        if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr_read) {
+            tokio::spawn(log_stderr(pipe, session.to_owned()));
+        }
         let (pid, exit) = match tokio::time::timeout(FORK_TIMEOUT, answer).await {
             Ok(Ok(reply)) => reply?,
             Ok(Err(_)) => return Err("the zygote process ended while forking".into()),
@@ -148,14 +162,14 @@ impl Zygote {
         Ok(Forked { pid, exit, channel })
     }
 
-    async fn send(&self, byte: u8, fd: Option<i32>) -> io::Result<()> {
+    async fn send(&self, byte: u8, fds: &[i32]) -> io::Result<()> {
         let stream = self.control.as_ref();
         let raw = stream.as_raw_fd();
         stream
             .async_io(Interest::WRITABLE, || {
-                let fds = fd.map(|fd| [fd]);
-                let cmsgs: Vec<ControlMessage<'_>> = fds.iter().map(|fds| ControlMessage::ScmRights(fds)).collect();
-                sendmsg::<()>(raw, &[IoSlice::new(&[byte])], &cmsgs, MsgFlags::MSG_NOSIGNAL, None)
+                let rights = [ControlMessage::ScmRights(fds)];
+                let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
+                sendmsg::<()>(raw, &[IoSlice::new(&[byte])], cmsgs, MsgFlags::MSG_NOSIGNAL, None)
                     .map_err(io::Error::from)
             })
             .await
@@ -206,4 +220,30 @@ async fn route(
         let _ = tx.send(Some(Exit::ZygoteGone));
     }
     let _ = child.wait().await;
+}
+
+/// Lines a worker may write to its standard error before the rest is
+/// dropped: a session must not be able to flood the daemon's log.
+const STDERR_MAX_LINES: usize = 200;
+/// Longest stderr line logged; the rest is cut.
+const STDERR_MAX_LINE_BYTES: usize = 2048;
+
+/// Logs what a worker process writes to its standard error, a line at a
+/// time, with whose it is, until the pipe closes.
+async fn log_stderr(pipe: impl tokio::io::AsyncRead + Unpin, whose: String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(pipe).split(b'\n');
+    let mut count = 0;
+    while let Ok(Some(line)) = lines.next_segment().await {
+        count += 1;
+        if count > STDERR_MAX_LINES {
+            continue;
+        }
+        let cut = &line[..line.len().min(STDERR_MAX_LINE_BYTES)];
+        let text = String::from_utf8_lossy(cut);
+        tracing::warn!(target: "vm_runtime_boa::worker", worker = %whose, "{text}");
+        if count == STDERR_MAX_LINES {
+            tracing::warn!(target: "vm_runtime_boa::worker", worker = %whose, "further standard error output of this worker is dropped");
+        }
+    }
 }

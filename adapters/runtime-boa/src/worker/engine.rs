@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use vm_domain::template::Limits;
 
 use super::console::{self, Capture, EventSink};
+use super::loader::WorktreeLoader;
 use super::modules::{self, Host};
 use super::preview;
 use crate::protocol::{BootSpec, LibraryFile, WireEnding, WireJob};
@@ -43,6 +44,8 @@ pub struct SessionEngine {
     /// The realm's own `JSON.stringify`, taken before user code could replace it.
     stringify: JsObject,
     host: Rc<Host>,
+    /// Where `import` may load from; off until a session turns `esm` on.
+    loader: Rc<WorktreeLoader>,
     closing_max_bytes: usize,
     wall: Duration,
 }
@@ -54,8 +57,10 @@ impl SessionEngine {
     pub fn prepare(libraries: &[LibraryFile]) -> Result<Self, String> {
         let failed = |what: &str, err: JsError| format!("{what}: {err}");
         let jobs = Rc::new(SimpleJobExecutor::new());
+        let loader = Rc::new(WorktreeLoader::new());
         let mut context = ContextBuilder::new()
             .job_executor(jobs.clone())
+            .module_loader(loader.clone())
             .build()
             .map_err(|e| failed("cannot create the engine", e))?;
         let limits = context.runtime_limits_mut();
@@ -81,6 +86,7 @@ impl SessionEngine {
             jobs,
             stringify,
             host,
+            loader,
             closing_max_bytes: CLOSING_EVENT_MAX_BYTES,
             wall: Duration::from_millis(defaults.wall_ms),
         };
@@ -91,21 +97,27 @@ impl SessionEngine {
     }
 
     /// Makes the prepared engine a session's: its limits, console switch,
-    /// strictness, worktree, modules and the sink its events go to.
-    pub fn configure(&mut self, boot: &BootSpec, sink: Box<dyn EventSink>) {
+    /// strictness, worktree, modules, imports and the sink its events go to.
+    /// A worktree that cannot be opened fails the session's start.
+    pub fn configure(&mut self, boot: &BootSpec, sink: Box<dyn EventSink>) -> Result<(), String> {
         let limits = &boot.limits;
         {
             let mut capture = self.capture.borrow_mut();
             capture.configure(limits, boot.console);
             capture.set_sink(sink);
         }
-        *self.host.worktree.borrow_mut() = boot.worktree.clone();
+        self.host
+            .set_worktree(&boot.worktree)
+            .map_err(|err| format!("cannot open the worktree {}: {err}", boot.worktree.display()))?;
         *self.host.enabled.borrow_mut() = boot.modules.clone();
         *self.host.exec_allow.borrow_mut() = boot.exec_allow.clone();
+        *self.host.exec_env_allow.borrow_mut() = boot.exec_env_allow.clone();
+        self.loader.configure(boot);
         let max_output = usize::try_from(limits.max_output_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
         self.closing_max_bytes = CLOSING_EVENT_MAX_BYTES.min(max_output);
         self.wall = Duration::from_millis(limits.wall_ms);
         self.context.strict(boot.strict);
+        Ok(())
     }
 
     /// Runs one job in the global scope, then its pending promise jobs. Console

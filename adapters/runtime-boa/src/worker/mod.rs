@@ -15,6 +15,7 @@ pub mod alloc;
 pub mod console;
 pub mod engine;
 pub mod limits;
+pub mod loader;
 pub mod modules;
 pub mod preview;
 pub mod session;

@@ -11,6 +11,7 @@ use super::console::EventSink;
 use super::engine::SessionEngine;
 use super::{alloc, limits};
 use crate::protocol::{read_frame, write_frame, Reply, Request};
+use crate::sandbox::{self, namespaces, SandboxError};
 
 /// The worker's events, written to the daemon as they happen.
 struct Channel(UnixStream);
@@ -37,14 +38,19 @@ fn wait_for_work(channel: &UnixStream) {
     use std::os::fd::AsFd;
 
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    namespaces::reap_orphans();
     let mut fds = [PollFd::new(channel.as_fd(), PollFlags::POLLIN)];
     if let Ok(0) = poll(&mut fds, PollTimeout::from(IDLE_TRIM_AFTER_MS)) {
+        namespaces::reap_orphans();
         limits::trim_idle();
     }
 }
 
 /// Serves one session on `channel`; never returns.
-pub fn serve(engine: &mut SessionEngine, channel: OwnedFd) -> ! {
+/// `forked` says whether the worker's namespaces are ready (see
+/// [`crate::sandbox::namespaces::fork_confined`]); the sandbox itself is
+/// entered once the boot spec says what to confine it to.
+pub fn serve(engine: &mut SessionEngine, channel: OwnedFd, forked: Result<(), SandboxError>) -> ! {
     let _ = nix::unistd::setsid();
     limits::reset_signals();
     let channel = UnixStream::from(channel);
@@ -52,6 +58,14 @@ pub fn serve(engine: &mut SessionEngine, channel: OwnedFd) -> ! {
         Ok(Some(Request::Boot(boot))) => boot,
         _ => std::process::exit(2),
     };
+    let confined = forked.and_then(|()| match &boot.sandbox {
+        Some(spec) => sandbox::enter(&boot.worktree, spec),
+        None => Ok(()),
+    });
+    if let Err(err) = confined {
+        send(&channel, &Reply::StartFailed(format!("the session's sandbox could not be set up: {err}")));
+        std::process::exit(1);
+    }
     let sink = match channel.try_clone() {
         Ok(sink) => sink,
         Err(err) => {
@@ -59,7 +73,10 @@ pub fn serve(engine: &mut SessionEngine, channel: OwnedFd) -> ! {
             std::process::exit(1);
         }
     };
-    engine.configure(&boot, Box::new(Channel(sink)));
+    if let Err(reason) = engine.configure(&boot, Box::new(Channel(sink))) {
+        send(&channel, &Reply::StartFailed(reason));
+        std::process::exit(1);
+    }
     if let Err(reason) = limits::apply(&boot.limits) {
         send(&channel, &Reply::StartFailed(reason));
         std::process::exit(1);

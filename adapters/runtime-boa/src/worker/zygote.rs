@@ -17,7 +17,9 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use super::engine::SessionEngine;
 use super::{alloc, session};
-use crate::protocol::{read_frame, write_frame, ExitStatus, ZygoteReply, ZygoteSpec, CONTROL_FORK};
+use crate::protocol::{read_frame, write_frame, ExitStatus, ZygoteReply, ZygoteSpec, CONTROL_FORK, EXIT_DESCRIPTORS};
+use crate::sandbox::namespaces::{self, Forked, Identity};
+use crate::sandbox::{fds, SandboxError};
 
 /// The zygote's life: prepare, report, then fork on request until the
 /// daemon closes the socket (the daemon is gone, or no worker of this
@@ -55,7 +57,8 @@ pub fn main() -> i32 {
     let Ok(reaper) = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
         return 3;
     };
-    let mut zygote = Zygote { control, children: HashSet::new() };
+    let identity = Identity::current();
+    let mut zygote = Zygote { control, children: HashSet::new(), sandbox: spec.sandbox.then_some(identity) };
     loop {
         let (control_ready, reaper_ready) = {
             let mut fds = [
@@ -76,14 +79,20 @@ pub fn main() -> i32 {
         }
         if control_ready {
             match receive(zygote.control.as_raw_fd()) {
-                Ok(Some((CONTROL_FORK, Some(channel)))) => {
-                    if let Some(child) = zygote.fork(channel) {
+                Ok(Some((CONTROL_FORK, Some(channel), stderr))) => {
+                    if let Some(confined) = zygote.fork() {
                         // Only the forked child gets here; it never returns.
+                        // The zygote's descriptors go before the worker's
+                        // are rearranged, so none is closed twice.
                         drop(reaper);
-                        session::serve(&mut engine, child);
+                        let channel = match fds::keep_only(channel, stderr) {
+                            Ok(channel) => channel,
+                            Err(_) => std::process::exit(EXIT_DESCRIPTORS),
+                        };
+                        session::serve(&mut engine, channel, confined);
                     }
                 }
-                Ok(Some((CONTROL_FORK, None))) => {
+                Ok(Some((CONTROL_FORK, None, _))) => {
                     let reply = ZygoteReply::ForkFailed("no socket came with the fork request".into());
                     let _ = write_frame(&zygote.control, &reply);
                 }
@@ -97,31 +106,34 @@ pub fn main() -> i32 {
 struct Zygote {
     control: UnixStream,
     children: HashSet<i32>,
+    /// Who the daemon is, when workers are forked into namespaces of their
+    /// own (`None` only with `--sandbox=off`).
+    sandbox: Option<Identity>,
 }
 
 impl Zygote {
-    /// Forks a session worker on `channel`. In the child, returns the
-    /// channel; in the zygote, reports the fork and returns `None`.
-    fn fork(&mut self, channel: OwnedFd) -> Option<OwnedFd> {
-        // SAFETY: the zygote is single-threaded (it runs before `main`, and
-        // nothing in it starts a thread), so the child may do anything.
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                // The control socket is the zygote's; the child's stdin is nothing.
-                if let Ok(null) = std::fs::File::open("/dev/null") {
-                    // SAFETY: dup2 onto fd 0 replaces the control socket.
-                    unsafe { libc::dup2(null.as_raw_fd(), 0) };
-                }
-                Some(channel)
-            }
-            Ok(ForkResult::Parent { child }) => {
-                drop(channel);
-                self.children.insert(child.as_raw());
-                let _ = write_frame(&self.control, &ZygoteReply::Forked { pid: child.as_raw() });
+    /// Forks a session worker. In the child, returns whether its
+    /// namespaces are ready; in the zygote, reports the fork and returns
+    /// `None`.
+    fn fork(&mut self) -> Option<Result<(), SandboxError>> {
+        let forked = match self.sandbox {
+            Some(identity) => namespaces::fork_confined(identity),
+            // SAFETY: the zygote is single-threaded (it runs before `main`, and
+            // nothing in it starts a thread), so the child may do anything.
+            None => match unsafe { fork() } {
+                Ok(ForkResult::Child) => Ok(Forked::Child { ready: Ok(()) }),
+                Ok(ForkResult::Parent { child }) => Ok(Forked::Parent { pid: child.as_raw() }),
+                Err(err) => Err(SandboxError::Namespaces(err.into())),
+            },
+        };
+        match forked {
+            Ok(Forked::Child { ready }) => Some(ready),
+            Ok(Forked::Parent { pid }) => {
+                self.children.insert(pid);
+                let _ = write_frame(&self.control, &ZygoteReply::Forked { pid });
                 None
             }
             Err(err) => {
-                drop(channel);
                 let _ = write_frame(&self.control, &ZygoteReply::ForkFailed(format!("fork failed: {err}")));
                 None
             }
@@ -157,11 +169,11 @@ impl Zygote {
     }
 }
 
-/// One control byte and the descriptor that came with it; `None` at the end
-/// of the stream.
-fn receive(fd: RawFd) -> nix::Result<Option<(u8, Option<OwnedFd>)>> {
+/// One control byte and the descriptors that came with it (a worker's
+/// channel, then its stderr pipe); `None` at the end of the stream.
+fn receive(fd: RawFd) -> nix::Result<Option<(u8, Option<OwnedFd>, Option<OwnedFd>)>> {
     let mut byte = [0u8; 1];
-    let mut space = nix::cmsg_space!(RawFd);
+    let mut space = nix::cmsg_space!([RawFd; 2]);
     loop {
         let mut iov = [IoSliceMut::new(&mut byte)];
         let message = match recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
@@ -172,18 +184,16 @@ fn receive(fd: RawFd) -> nix::Result<Option<(u8, Option<OwnedFd>)>> {
         if message.bytes == 0 {
             return Ok(None);
         }
-        let mut channel = None;
+        let mut fds = Vec::new();
         for cmsg in message.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                for raw in fds {
+            if let ControlMessageOwned::ScmRights(raws) = cmsg {
+                for raw in raws {
                     // SAFETY: the kernel just gave us this descriptor; we own it.
-                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                    if channel.is_none() {
-                        channel = Some(owned);
-                    }
+                    fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
                 }
             }
         }
-        return Ok(Some((byte[0], channel)));
+        let mut fds = fds.into_iter();
+        return Ok(Some((byte[0], fds.next(), fds.next())));
     }
 }

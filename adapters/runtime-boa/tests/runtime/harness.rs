@@ -11,6 +11,7 @@ use vm_domain::ids::{CapabilityId, SessionId, TemplateId};
 use vm_domain::paths::WorktreePath;
 use vm_domain::ports::{Ending, Job, JsRuntime, Outcome, RuntimeSpec};
 use vm_domain::template::{Capability, CapabilityKind, Settings};
+use vm_runtime_boa::sandbox::SandboxMode;
 use vm_runtime_boa::BoaRuntime;
 
 pub struct Harness {
@@ -23,7 +24,7 @@ impl Harness {
     pub fn new() -> Self {
         let cache = tempfile::tempdir().expect("a temp cache dir");
         Self {
-            runtime: BoaRuntime::new(cache.path().to_path_buf()),
+            runtime: BoaRuntime::new(cache.path().to_path_buf(), SandboxMode::on("nobody").expect("the sandbox user exists")),
             worktree: tempfile::tempdir().expect("a temp worktree"),
             cache,
         }

@@ -53,7 +53,14 @@ async fn cpu_time_is_counted_per_job_so_many_short_jobs_never_add_up() {
 #[tokio::test]
 async fn an_allocation_bomb_ends_at_mem_mb_as_a_memory_limit() {
     let h = Harness::new();
-    let s = h.session_with(|spec| spec.settings.limits.mem_mb = 64).await;
+    // A generous CPU limit: the memory limit must be what stops it, even in a
+    // debug build on a busy machine.
+    let s = h
+        .session_with(|spec| {
+            spec.settings.limits.mem_mb = 64;
+            spec.settings.limits.cpu_ms = 60_000;
+        })
+        .await;
     let bomb = "console.log('filling'); const keep = []; for (;;) keep.push(new Array(100000).fill(Math.random()))";
     let outcome = h.eval(s, bomb).await;
     assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, runtime_lost: true });

@@ -2,8 +2,11 @@
 //! binary is itself the worker program (see `vm_runtime_boa::worker`).
 //! JavaScript cases are tables of (source, expected).
 
+mod confinement;
 mod engine;
+mod exec_policy;
 mod harness;
+mod imports;
 mod limits;
 mod modules;
 mod process;

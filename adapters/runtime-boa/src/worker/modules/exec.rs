@@ -1,10 +1,12 @@
 //! `require('exec')`: `exec.run(program, args, options)` runs an allowed
 //! program (no shell) in the worktree and returns `{ code, signal, stdout,
 //! stderr }`; its output is also recorded as `stdout`/`stderr` events.
+//! The program is the file the daemon resolved when the session started,
+//! with a fixed environment plus only the variables the policy allows.
 
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,7 @@ use boa_engine::property::Attribute;
 use boa_engine::{js_string, Context, JsArgs, JsNativeError, JsObject, JsResult, JsString, JsValue};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use vm_domain::event::EventPayload;
+use vm_domain::sandbox::exec_env_refusal;
 
 use super::{coded, io_code, string_arg, Host};
 use crate::worker::{console, limits};
@@ -22,9 +25,19 @@ use crate::worker::{console, limits};
 /// Where programs are looked up; workers run with a cleared environment.
 pub const PROGRAM_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// Variables every program gets besides `PATH` and `HOME` (the worktree):
+/// git reads no system or user configuration (a `.gitconfig` planted in the
+/// worktree is ignored) and never prompts. Harmless for other programs.
+const BASE_ENV: &[(&str, &str)] = &[
+    ("LANG", "C.UTF-8"),
+    ("GIT_CONFIG_NOSYSTEM", "1"),
+    ("GIT_CONFIG_GLOBAL", "/dev/null"),
+    ("GIT_TERMINAL_PROMPT", "0"),
+];
+
 pub fn module(context: &mut Context) -> JsObject {
     let allowed: Vec<JsValue> =
-        Host::of(context).exec_allow.borrow().iter().map(|p| JsString::from(p.as_str()).into()).collect();
+        Host::of(context).exec_allow.borrow().iter().map(|p| JsString::from(p.name.as_str()).into()).collect();
     let allowed = JsArray::from_iter(allowed, context);
     ObjectInitializer::new(context)
         .function(NativeFunction::from_fn_ptr(run), js_string!("run"), 3)
@@ -90,8 +103,9 @@ fn invocation(args: &[JsValue], context: &mut Context) -> JsResult<Invocation> {
 fn run(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let call = invocation(args, context)?;
     let host = Host::of(context);
-    let allowed = host.exec_allow.borrow().clone();
-    if !allowed.contains(&call.program) {
+    let program = host.exec_allow.borrow().iter().find(|p| p.name == call.program).cloned();
+    let Some(program) = program else {
+        let allowed: Vec<String> = host.exec_allow.borrow().iter().map(|p| p.name.clone()).collect();
         let list = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
         let message = format!(
             "exec.run: program '{}' is not allowed; allowed programs: {list} (a template allows programs with a \
@@ -99,6 +113,20 @@ fn run(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue
             call.program
         );
         return Err(coded(message, "ERR_PROGRAM_NOT_ALLOWED", context));
+    };
+    let Some(path) = program.path else {
+        let message = format!(
+            "exec.run: program '{}' is allowed but was not found on the daemon's PATH when the session started",
+            call.program
+        );
+        return Err(coded(message, "ENOENT", context));
+    };
+    let refused = {
+        let env_allow = host.exec_env_allow.borrow();
+        call.env.iter().find_map(|(name, _)| exec_env_refusal(name, &env_allow))
+    };
+    if let Some(reason) = refused {
+        return Err(coded(format!("exec.run: env: {reason}"), "ERR_ENV_NOT_ALLOWED", context));
     }
     let cwd = match host.confine(&call.cwd) {
         Ok(cwd) => cwd,
@@ -114,13 +142,14 @@ fn run(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue
     };
     limits::arm_process_count();
     let worktree = host.worktree.borrow().clone();
-    let spawned = Command::new(&call.program)
+    let spawned = Command::new(&path)
+        .arg0(&call.program)
         .args(&call.args)
         .current_dir(&cwd)
         .env_clear()
         .env("PATH", PROGRAM_PATH)
         .env("HOME", &worktree)
-        .env("LANG", "C.UTF-8")
+        .envs(BASE_ENV.iter().copied())
         .envs(call.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

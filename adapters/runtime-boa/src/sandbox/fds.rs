@@ -1,0 +1,68 @@
+//! Descriptor hygiene: a session worker holds only its channel to the
+//! daemon, `/dev/null` as stdin and stdout, and its own stderr pipe, which
+//! the daemon logs with the session id. Nothing the daemon's launcher or the
+//! zygote had open reaches it, or the programs it starts.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+
+/// Where a worker's channel lives once the others are closed.
+const CHANNEL_FD: i32 = 3;
+
+/// Rearranges the calling worker's descriptors: 0 and 1 from `/dev/null`,
+/// 2 the worker's stderr pipe (or `/dev/null`), 3 the channel, and closes
+/// every other one. Returns the channel.
+pub fn keep_only(channel: OwnedFd, stderr: Option<OwnedFd>) -> io::Result<OwnedFd> {
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    // Park the channel and the pipe above the numbers they are moved onto.
+    let channel = park(channel)?;
+    let stderr = stderr.map(park).transpose()?;
+    let err: OwnedFd = match stderr {
+        Some(pipe) => pipe,
+        None => OwnedFd::from(null.try_clone()?),
+    };
+    let null = OwnedFd::from(null);
+    for (fd, target) in [(&null, 0), (&null, 1), (&err, 2)] {
+        // SAFETY: dup2 onto the standard descriptors.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    drop(err);
+    drop(null);
+    let channel = move_fd(channel, CHANNEL_FD)?;
+    // SAFETY: closes descriptors no Rust object of this process will use again.
+    if unsafe { libc::close_range(CHANNEL_FD as libc::c_uint + 1, libc::c_uint::MAX, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(channel)
+}
+
+/// Moves `fd` to a number of at least 10, clear of 0–3.
+fn park(fd: OwnedFd) -> io::Result<OwnedFd> {
+    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(io::Error::from)?;
+    // SAFETY: fcntl just made `raw` a descriptor of ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Marks every descriptor from 3 up close-on-exec: called in a child just
+/// before it runs another program.
+pub fn cloexec_from_3() -> io::Result<()> {
+    // SAFETY: only flags change; no descriptor is closed.
+    if unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Duplicates `fd` onto `target` (closing what was there), close-on-exec.
+fn move_fd(fd: OwnedFd, target: i32) -> io::Result<OwnedFd> {
+    // SAFETY: dup3 onto a descriptor number we are about to own.
+    if unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    drop(fd);
+    // SAFETY: dup3 just made `target` a descriptor of ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(target) })
+}

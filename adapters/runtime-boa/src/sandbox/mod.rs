@@ -1,0 +1,157 @@
+//! The kernel's confinement of a session (SPEC §9): whatever code a session
+//! runs and whatever its worktree holds, its worker and every program it
+//! starts write only inside the worktree, read only it and a short list of
+//! host paths, reach no network and no other process, hold no privilege,
+//! stay within their caps and die with the session. One module per
+//! mechanism, each saying what it adds and what it cannot do alone:
+//!
+//! - [`namespaces`]: PID, network, mount, IPC, UTS, cgroup (and user)
+//!   namespaces per session; nothing outlives it, nothing outside is visible.
+//! - [`mounts`]: a fresh read-only root with only what the policy allows.
+//! - [`credentials`]: an unprivileged user, no capabilities, `no_new_privs`.
+//! - [`landlock`]: file, network and IPC access rules in the kernel.
+//! - [`seccomp`]: system calls a session never needs are refused.
+//! - [`fds`]: nothing inherited but the worker's own channel.
+//!
+//! The policy (what a session may touch) comes from the domain
+//! ([`vm_domain::sandbox::SandboxPolicy`]); this is the mechanism. Every step
+//! fails closed: a session whose confinement cannot be applied does not
+//! start, with a [`SandboxError`] saying which step failed.
+
+pub mod credentials;
+pub mod fds;
+pub mod landlock;
+pub mod mounts;
+pub mod namespaces;
+pub mod seccomp;
+pub mod user;
+
+use std::io;
+use std::path::Path;
+
+use crate::protocol::{SandboxSpec, SandboxUser};
+use namespaces::Identity;
+
+/// How sessions are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// No confinement at all: only with an explicit `--sandbox=off`.
+    Off,
+    /// Every mechanism, failing closed. `run_as` is the account sessions run
+    /// as when the daemon is root (required then, ignored otherwise).
+    On { run_as: Option<SandboxUser> },
+}
+
+impl SandboxMode {
+    pub fn is_on(&self) -> bool {
+        matches!(self, Self::On { .. })
+    }
+}
+
+/// Why a session could not be confined, or why this machine cannot confine
+/// sessions at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the kernel lacks what the sandbox needs: {0}")]
+    KernelLacks(String),
+    #[error("the daemon runs as root but no unprivileged user was given for sessions (--sandbox-user)")]
+    NoSandboxUser,
+    #[error("--sandbox-user {0}")]
+    SandboxUser(String),
+    #[error("cannot fork the session worker into its own namespaces: {0}")]
+    Namespaces(#[source] io::Error),
+    #[error("cannot map the session's user namespace: {0}")]
+    UserMapping(#[source] io::Error),
+    #[error("cannot make the session's user namespaces: {0}")]
+    UserNamespace(#[source] io::Error),
+    #[error("cannot build the session's filesystem ({what}): {source}")]
+    Mount { what: &'static str, source: io::Error },
+    #[error("cannot drop the session's privileges ({what}): {source}")]
+    Credentials { what: &'static str, source: io::Error },
+    #[error("cannot apply the Landlock rules: {0}")]
+    Landlock(String),
+    #[error("cannot install the seccomp filter: {0}")]
+    Seccomp(String),
+    #[error("cannot close inherited file descriptors: {0}")]
+    Descriptors(#[source] io::Error),
+}
+
+/// Checks that this kernel and this daemon's privileges allow `mode`; the
+/// daemon refuses to start otherwise (unless the operator chose
+/// `--sandbox=off`).
+pub fn check(mode: SandboxMode) -> Result<(), SandboxError> {
+    let SandboxMode::On { run_as } = mode else { return Ok(()) };
+    let abi = landlock::kernel_abi().map_err(SandboxError::KernelLacks)?;
+    let needed = landlock::REQUIRED_ABI as i64;
+    if abi < needed {
+        return Err(SandboxError::KernelLacks(format!(
+            "Landlock ABI {needed} (signal and abstract unix socket scoping, Linux 6.12); this kernel has ABI {abi}"
+        )));
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } < 0 {
+        return Err(SandboxError::KernelLacks("seccomp (CONFIG_SECCOMP_FILTER)".into()));
+    }
+    let identity = Identity::current();
+    if identity.is_root() {
+        if run_as.is_none() {
+            return Err(SandboxError::NoSandboxUser);
+        }
+    } else {
+        let read = |path: &str| std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<i64>().ok());
+        if read("/proc/sys/user/max_user_namespaces") == Some(0) || read("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+            return Err(SandboxError::KernelLacks(
+                "user namespaces for unprivileged users (sysctl user.max_user_namespaces, \
+                 kernel.unprivileged_userns_clone); or run the daemon as root with --sandbox-user"
+                    .into(),
+            ));
+        }
+    }
+    for path in ["/proc/self/ns/pid", "/proc/self/ns/net", "/proc/self/ns/mnt", "/proc/self/ns/user"] {
+        if !Path::new(path).exists() {
+            return Err(SandboxError::KernelLacks(format!("namespaces ({path} is missing)")));
+        }
+    }
+    Ok(())
+}
+
+/// Confines the calling session worker for good: called once, after its
+/// boot spec arrived and before it runs anything. The caller was forked
+/// with [`namespaces::fork_confined`] and is single-threaded.
+pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
+    let identity = Identity::current();
+    mounts::private_proc()?;
+    let (user, idmap, session_ns) = if identity.is_root() {
+        let user = spec.run_as.ok_or(SandboxError::NoSandboxUser)?;
+        let (owner_uid, owner_gid) = mounts::owner(worktree).map_err(SandboxError::UserNamespace)?;
+        let idmap = namespaces::user_namespace(
+            &format!("{owner_uid} {} 1\n", user.uid),
+            &format!("{owner_gid} {} 1\n", user.gid),
+        )
+        .map_err(SandboxError::UserNamespace)?;
+        let own = namespaces::user_namespace(&format!("{0} {0} 1\n", user.uid), &format!("{0} {0} 1\n", user.gid))
+            .map_err(SandboxError::UserNamespace)?;
+        (user, Some(idmap), Some(own))
+    } else {
+        (SandboxUser { uid: identity.uid, gid: identity.gid }, None, None)
+    };
+    let home = worktree.display();
+    let layout = mounts::Layout {
+        worktree,
+        read_only: &spec.read_only,
+        devices: &spec.devices,
+        idmap: idmap.as_ref(),
+        passwd: format!("session:x:{}:{}:vm-system session:{home}:/usr/sbin/nologin\n", user.uid, user.gid),
+        group: format!("session:x:{}:\n", user.gid),
+    };
+    mounts::enter_new_root(&layout)?;
+    drop(idmap);
+    if let Some(ns) = session_ns {
+        namespaces::enter_user_namespace(&ns).map_err(SandboxError::UserNamespace)?;
+        credentials::become_user(user)?;
+    }
+    credentials::drop_privileges()?;
+    landlock::restrict(worktree, &spec.read_only, &spec.devices)?;
+    seccomp::install()?;
+    credentials::undumpable()
+}

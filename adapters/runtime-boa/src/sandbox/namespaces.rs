@@ -1,0 +1,154 @@
+//! Namespaces: each session worker is forked into its own PID, network,
+//! mount, IPC, UTS and cgroup namespaces (and a user namespace when the
+//! daemon is not root). It is PID 1 of its PID namespace, so every process
+//! it starts, however it detaches (`setsid`, double fork, `nohup`), dies
+//! with it; its network namespace has no interface, so nothing can connect
+//! anywhere, abstract unix sockets included. Alone this does not stop file
+//! access or privilege use: see the other mechanisms.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::SandboxError;
+
+/// The namespaces every session gets.
+const SESSION_NAMESPACES: libc::c_int = libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+/// Which side of [`fork_confined`] this is.
+pub enum Forked {
+    /// The new worker; `ready` says whether its user namespace could be
+    /// mapped (it reports a failure once it can talk to the daemon).
+    Child { ready: Result<(), SandboxError> },
+    Parent { pid: i32 },
+}
+
+/// Who the daemon is, taken before forking: a child in a fresh user
+/// namespace sees itself as the overflow user until its map is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Identity {
+    pub fn current() -> Self {
+        Self { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// Forks the calling process into fresh namespaces: `fork` with namespace
+/// flags. A root daemon's child stays in the initial user namespace (it
+/// needs its privileges to build the session's mounts, then drops them); an
+/// unprivileged daemon's child gets its own user namespace, mapping only the
+/// daemon's ids to themselves. The child dies when its parent does.
+///
+/// The caller must be single-threaded: the child continues on a copy of the
+/// caller's stack, like `fork`.
+pub fn fork_confined(identity: Identity) -> Result<Forked, SandboxError> {
+    let mut flags = SESSION_NAMESPACES;
+    if !identity.is_root() {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // SAFETY: a raw clone without a new stack behaves like fork(2); the
+    // zygote calling this is single-threaded, so the child may do anything.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match pid {
+        -1 => Err(SandboxError::Namespaces(io::Error::last_os_error())),
+        0 => {
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+            let ready = if identity.is_root() { Ok(()) } else { map_self(identity).map_err(SandboxError::UserMapping) };
+            Ok(Forked::Child { ready })
+        }
+        pid => Ok(Forked::Parent { pid: pid as i32 }),
+    }
+}
+
+/// Maps the daemon's uid and gid to themselves in the child's fresh user
+/// namespace (the only mapping an unprivileged process may write).
+fn map_self(identity: Identity) -> io::Result<()> {
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/gid_map", format!("{0} {0} 1\n", identity.gid))?;
+    std::fs::write("/proc/self/uid_map", format!("{0} {0} 1\n", identity.uid))?;
+    Ok(())
+}
+
+/// A user namespace with the given maps (`inside outside count` lines),
+/// made by a short-lived helper process and kept by its descriptor. Used by
+/// a root worker, which may write any map: for the worktree's idmapped
+/// mount, and for the session's own user namespace.
+pub fn user_namespace(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    let (ready_read, ready_write) = nix::unistd::pipe()?;
+    // SAFETY: the worker calling this is single-threaded; the child only
+    // makes syscalls and exits.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(ready_read);
+            // SAFETY: unshare and write with valid arguments, then wait to be killed.
+            unsafe {
+                let code = if libc::unshare(libc::CLONE_NEWUSER) == 0 { 0u8 } else { 1u8 };
+                libc::write(ready_write.as_raw_fd(), (&code as *const u8).cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(ready_write);
+            let result = (|| {
+                let mut byte = [1u8; 1];
+                let read = nix::unistd::read(&ready_read, &mut byte)?;
+                if read != 1 || byte[0] != 0 {
+                    return Err(io::Error::other("the helper could not make a user namespace"));
+                }
+                let proc = format!("/proc/{}", child.as_raw());
+                std::fs::write(format!("{proc}/uid_map"), uid_map)?;
+                std::fs::write(format!("{proc}/gid_map"), gid_map)?;
+                let ns = std::fs::File::open(format!("{proc}/ns/user"))?;
+                Ok(OwnedFd::from(ns))
+            })();
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            result
+        }
+    }
+}
+
+/// Moves the calling process into the user namespace `ns` (it must have
+/// the rights to: the root worker made it).
+pub fn enter_user_namespace(ns: &OwnedFd) -> io::Result<()> {
+    // SAFETY: setns with a namespace descriptor we own.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reaps every child that has ended without waiting: PID 1 of a namespace
+/// inherits the orphans of everything started in it.
+pub fn reap_orphans() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
