@@ -12,6 +12,7 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use vm_domain::ports::SystemClock;
 use vm_http::Services;
+use vm_runtime_boa::sandbox::SandboxMode;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
 use vm_store::Database;
 
@@ -21,16 +22,55 @@ pub struct ServeConfig {
     /// A SQLite file or a `postgres://` URL; shown without its password.
     pub db: Database,
     pub cache_dir: PathBuf,
+    pub sandbox: SandboxMode,
+}
+
+/// `--sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxSwitch {
+    On,
+    Off,
+}
+
+/// The sandbox `--sandbox` and `--sandbox-user` ask for. A root daemon's
+/// sessions run as the sandbox user, which must exist and not be root.
+pub fn sandbox_mode(switch: SandboxSwitch, user: &str) -> anyhow::Result<SandboxMode> {
+    match switch {
+        SandboxSwitch::Off => Ok(SandboxMode::Off),
+        SandboxSwitch::On => Ok(SandboxMode::on(user)?),
+    }
 }
 
 /// Builds the services over a store (SQLite file or PostgreSQL database)
 /// and a library cache. A store that cannot be opened is one sentence
 /// naming the file or the server's host and port.
-pub async fn services(db: &Database, cache_dir: PathBuf) -> anyhow::Result<Arc<Services>> {
+pub async fn services(db: &Database, cache_dir: PathBuf, sandbox: SandboxMode) -> anyhow::Result<Arc<Services>> {
+    match sandbox {
+        SandboxMode::Off => tracing::warn!(
+            "SANDBOX OFF (--sandbox=off): session code and the programs it runs have the daemon's own rights \
+             over files, processes and the network; use this only on a trusted machine"
+        ),
+        SandboxMode::On { run_as } => {
+            vm_runtime_boa::sandbox::check(sandbox).map_err(|err| {
+                anyhow::anyhow!("{err}; sessions cannot be confined on this machine (see `vm-system help security`; --sandbox=off runs them unconfined)")
+            })?;
+            match run_as {
+                Some(user) => {
+                    tracing::info!(uid = user.uid, gid = user.gid, "sandbox on: sessions run as an unprivileged user")
+                }
+                None => tracing::info!("sandbox on: sessions run in user namespaces of their own"),
+            }
+        }
+    }
     let store = vm_store::open(db).await?;
-    let boa = Arc::new(BoaRuntime::new(cache_dir.clone()));
+    let boa = Arc::new(BoaRuntime::new(cache_dir.clone(), sandbox));
     if let Err(err) = boa.warm_up().await {
         tracing::warn!(error = %err, "cannot prepare a worker ahead of the first session");
+    }
+    if sandbox.is_on() {
+        boa.probe().await.map_err(|err| {
+            anyhow::anyhow!("a test session could not start in the sandbox: {err} (see `vm-system help security`; --sandbox=off runs sessions unconfined)")
+        })?;
     }
     let services = Services::new(
         store.templates,
@@ -52,7 +92,7 @@ pub async fn services(db: &Database, cache_dir: PathBuf) -> anyhow::Result<Arc<S
 }
 
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let services = services(&config.db, config.cache_dir.clone()).await?;
+    let services = services(&config.db, config.cache_dir.clone(), config.sandbox).await?;
     let acceptor = TcpListener::bind(config.listen)
         .into_acceptor()
         .await

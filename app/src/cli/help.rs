@@ -45,6 +45,11 @@ pub const TOPICS: &[Topic] = &[
         text: include_str!("../../help/examples.txt"),
     },
     Topic {
+        name: "security",
+        summary: "The session sandbox: threat model, guarantee, mechanisms, --sandbox=off",
+        text: include_str!("../../help/security.txt"),
+    },
+    Topic {
         name: "contributing",
         summary: "Where code goes, how it is tested, what reviewers look for",
         text: include_str!("../../help/contributing.txt"),

@@ -56,6 +56,15 @@ pub enum Command {
         /// Directory of downloaded libraries (`<id>-<version>.js`).
         #[arg(long, default_value = ".vm-cache/libraries")]
         cache_dir: PathBuf,
+        /// Confine every session in the kernel sandbox (`vm-system help security`).
+        /// `off` runs session code with the daemon's own rights: only on a
+        /// trusted machine, and logged loudly at every start.
+        #[arg(long, value_enum, default_value_t = serve::SandboxSwitch::On)]
+        sandbox: serve::SandboxSwitch,
+        /// When the daemon runs as root: the unprivileged user sessions run as,
+        /// a name or UID[:GID]. Worktrees stay owned by their owner.
+        #[arg(long, default_value = "nobody")]
+        sandbox_user: String,
     },
     /// Measure a running daemon: REPL round trips and executions per second.
     Bench(crate::bench::BenchArgs),
@@ -93,7 +102,10 @@ pub fn init_logging(level: &str) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let context = || ctx(&cli.server_url, cli.output, cli.quiet);
     match cli.command {
-        Command::Serve { listen, db, cache_dir } => serve::run(ServeConfig { listen, db, cache_dir }).await,
+        Command::Serve { listen, db, cache_dir, sandbox, sandbox_user } => {
+            let sandbox = serve::sandbox_mode(sandbox, &sandbox_user)?;
+            serve::run(ServeConfig { listen, db, cache_dir, sandbox }).await
+        }
         Command::Bench(args) => crate::bench::run(&cli.server_url, args).await,
         Command::Template(command) => output::finish(async { template::run(&context()?, *command).await }.await),
         Command::Session(command) => output::finish(async { session::run(&context()?, command).await }.await),

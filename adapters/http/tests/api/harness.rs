@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use vm_domain::ports::SystemClock;
 use vm_http::Services;
+use vm_runtime_boa::sandbox::SandboxMode;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
 use vm_store::{Database, PostgresUrl};
 
@@ -69,7 +70,7 @@ pub async fn services_over(db: &Database, cache_dir: PathBuf) -> Arc<Services> {
         store.templates,
         store.sessions,
         store.executions,
-        Arc::new(BoaRuntime::new(cache_dir.clone())),
+        Arc::new(BoaRuntime::new(cache_dir.clone(), SandboxMode::on("nobody").expect("the sandbox user exists"))),
         Arc::new(FsLibraryCache::new(cache_dir)),
         Arc::new(SystemClock),
     );
