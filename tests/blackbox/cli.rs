@@ -405,6 +405,7 @@ fn help_lists_the_topics_prints_each_and_still_gives_command_help() {
         "cli-command-reference",
         "templates-and-sessions",
         "examples",
+        "security",
         "contributing",
     ];
     for topic in topics {

@@ -161,7 +161,9 @@ fn a_cpu_bound_loop_is_stopped_at_cpu_ms() {
 fn a_memory_bomb_is_stopped_at_mem_mb_and_the_daemon_stays_healthy() {
     let home = Home::new();
     let daemon = Daemon::start(&home);
-    let bomb = session(&daemon, &home, &template(&daemon, json!({ "limits": { "mem_mb": 64 } }), &[], &[]));
+    // A generous CPU limit: the memory limit must be what stops it, even on a busy machine.
+    let bomb =
+        session(&daemon, &home, &template(&daemon, json!({ "limits": { "mem_mb": 64, "cpu_ms": 60000 } }), &[], &[]));
     let other = session(&daemon, &home, &template(&daemon, json!({}), &[], &[]));
     let answer = repl(&daemon, &bomb, "const keep = []; for (;;) keep.push(new Array(100000).fill(Math.random()))");
     let details = limit_error(&answer, "MEMORY_LIMIT_EXCEEDED");
