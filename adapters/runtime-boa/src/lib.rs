@@ -12,8 +12,10 @@
 //!   native modules, OS limits and the counting allocator (the process's
 //!   `#[global_allocator]`).
 //! - [`sandbox`]: the kernel's confinement of a session's processes.
+//! - [`error`]: the adapter's typed errors.
 //! - [`library_cache`]: where library files live on disk; [`FsLibraryCache`].
 
+pub mod error;
 pub mod library_cache;
 pub mod protocol;
 pub mod runtime;

@@ -183,7 +183,7 @@ impl BoaRuntime {
                 if zygotes.get(&names).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
                     zygotes.remove(&names);
                 }
-                Err(RuntimeError::StartFailed(reason))
+                Err(reason.into())
             }
         }
     }
@@ -262,9 +262,9 @@ impl JsRuntime for BoaRuntime {
             Ok(forked) => forked,
             Err(_) if !zygote.is_alive() => {
                 zygote = self.zygote(spec.libraries.clone()).await?;
-                zygote.fork(&session.to_string()).await.map_err(RuntimeError::StartFailed)?
+                zygote.fork(&session.to_string()).await?
             }
-            Err(reason) => return Err(RuntimeError::StartFailed(reason)),
+            Err(reason) => return Err(reason.into()),
         };
         let boot = BootSpec {
             session_id: session.to_string(),
@@ -279,7 +279,7 @@ impl JsRuntime for BoaRuntime {
             resolver: spec.settings.resolver.clone(),
             sandbox: self.sandbox_spec(&spec),
         };
-        let supervisor = Supervisor::boot(forked, boot, zygote).await.map_err(RuntimeError::StartFailed)?;
+        let supervisor = Supervisor::boot(forked, boot, zygote).await?;
         locked(&self.workers).insert(session, Arc::new(supervisor));
         Ok(())
     }

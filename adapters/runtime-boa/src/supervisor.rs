@@ -14,6 +14,7 @@ use vm_domain::event::EventPayload;
 use vm_domain::ports::{Ending, LimitHit, Outcome};
 use vm_domain::template::Limits;
 
+use crate::error::WorkerError;
 use crate::protocol::{encode, BootSpec, ExitStatus, FrameReader, Reply, Request, WireJob, EXIT_MEMORY_LIMIT};
 use crate::zygotes::{Exit, ExitWatch, Forked, Zygote};
 
@@ -65,7 +66,7 @@ impl Drop for Running<'_> {
 impl Supervisor {
     /// Sends the session's boot spec to a forked worker and waits until it
     /// is ready. A worker that fails to boot is killed.
-    pub async fn boot(forked: Forked, spec: BootSpec, zygote: std::sync::Arc<Zygote>) -> Result<Self, String> {
+    pub async fn boot(forked: Forked, spec: BootSpec, zygote: std::sync::Arc<Zygote>) -> Result<Self, WorkerError> {
         let Forked { pid, exit, channel } = forked;
         let (read, writer) = channel.into_split();
         let limits = spec.limits;
@@ -81,19 +82,19 @@ impl Supervisor {
         let answer = {
             let mut io = supervisor.io.lock().await;
             if let Err(err) = io.writer.write_all(&encode(&Request::Boot(spec))).await {
-                Err(format!("cannot reach the worker process: {err}"))
+                Err(WorkerError::Unreachable(err))
             } else {
                 match tokio::time::timeout(BOOT_TIMEOUT, io.reader.next::<Reply>()).await {
                     Ok(Ok(Some(Reply::Ready { cpu_ns }))) => {
                         io.cpu_base_ns = cpu_ns;
                         Ok(())
                     }
-                    Ok(Ok(Some(Reply::StartFailed(reason)))) => Err(reason),
-                    Ok(Ok(Some(_))) => Err("the worker process answered out of turn".into()),
+                    Ok(Ok(Some(Reply::StartFailed(reason)))) => Err(WorkerError::Refused(reason)),
+                    Ok(Ok(Some(_))) => Err(WorkerError::Protocol("it answered out of turn")),
                     Ok(Ok(None)) | Ok(Err(_)) => {
-                        Err(describe(supervisor.exit_status(EXIT_REPORT_TIMEOUT).await, "while starting"))
+                        Err(WorkerError::Refused(describe(supervisor.exit_status(EXIT_REPORT_TIMEOUT).await, "while starting")))
                     }
-                    Err(_) => Err(format!("the worker process did not start within {BOOT_TIMEOUT:?}")),
+                    Err(_) => Err(WorkerError::TimedOut { what: "start", within: BOOT_TIMEOUT }),
                 }
             }
         };

@@ -16,6 +16,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 
+use crate::error::WorkerError;
 use crate::protocol::{encode, ExitStatus, FrameReader, ZygoteReply, ZygoteSpec, CONTROL_FORK, WORKER_ARG};
 use crate::worker::engine::STACK_BYTES;
 use crate::worker::modules::exec::PROGRAM_PATH;
@@ -44,7 +45,7 @@ pub struct Forked {
     pub channel: tokio::net::UnixStream,
 }
 
-type ForkReply = Result<(i32, ExitWatch), String>;
+type ForkReply = Result<(i32, ExitWatch), WorkerError>;
 
 /// A live zygote process.
 pub struct Zygote {
@@ -64,9 +65,8 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Zygote {
     /// Starts `program` as a zygote that evaluates `spec`'s libraries, and
     /// waits until it is ready (or says why it is not).
-    pub async fn start(program: &Path, spec: &ZygoteSpec) -> Result<Self, String> {
-        let (ours, theirs) =
-            std::os::unix::net::UnixStream::pair().map_err(|e| format!("cannot make a socket: {e}"))?;
+    pub async fn start(program: &Path, spec: &ZygoteSpec) -> Result<Self, WorkerError> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(WorkerError::Channel)?;
         let mut command = tokio::process::Command::new(program);
         let name = std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_owned()));
         command
@@ -101,23 +101,23 @@ impl Zygote {
             });
         }
         let mut child =
-            command.spawn().map_err(|e| format!("cannot start a worker process ({}): {e}", program.display()))?;
+            command.spawn().map_err(|source| WorkerError::Spawn { program: program.to_path_buf(), source })?;
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(log_stderr(stderr, "zygote".to_owned()));
         }
-        ours.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let stream = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
+        ours.set_nonblocking(true).map_err(WorkerError::Channel)?;
+        let stream = tokio::net::UnixStream::from_std(ours).map_err(WorkerError::Channel)?;
         let (read, mut control) = stream.into_split();
         let mut reader = FrameReader::new(read);
-        control.write_all(&encode(spec)).await.map_err(|e| format!("cannot reach the worker process: {e}"))?;
+        control.write_all(&encode(spec)).await.map_err(WorkerError::Unreachable)?;
         match tokio::time::timeout(BOOT_TIMEOUT, reader.next::<ZygoteReply>()).await {
             Ok(Ok(Some(ZygoteReply::Ready))) => {}
-            Ok(Ok(Some(ZygoteReply::StartFailed(reason)))) => return Err(reason),
+            Ok(Ok(Some(ZygoteReply::StartFailed(reason)))) => return Err(WorkerError::Refused(reason)),
             Ok(Ok(_)) | Ok(Err(_)) => {
                 let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
-                return Err(format!("the worker process ended while preparing the engine ({status})"));
+                return Err(WorkerError::Ended(format!("preparing the engine ({status})")));
             }
-            Err(_) => return Err(format!("the worker process took more than {BOOT_TIMEOUT:?} to prepare the engine")),
+            Err(_) => return Err(WorkerError::TimedOut { what: "prepare the engine", within: BOOT_TIMEOUT }),
         }
         let pending: Arc<Mutex<VecDeque<oneshot::Sender<ForkReply>>>> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
@@ -131,21 +131,20 @@ impl Zygote {
 
     /// Forks a session worker connected to a fresh socket; what it writes to
     /// its standard error is logged with `session`.
-    pub async fn fork(&self, session: &str) -> Result<Forked, String> {
+    pub async fn fork(&self, session: &str) -> Result<Forked, WorkerError> {
         let _one_at_a_time = self.forking.lock().await;
         if !self.is_alive() {
-            return Err("the zygote process is gone".into());
+            return Err(WorkerError::ZygoteGone);
         }
-        let (ours, theirs) =
-            std::os::unix::net::UnixStream::pair().map_err(|e| format!("cannot make a socket: {e}"))?;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(WorkerError::Channel)?;
         let (stderr_read, stderr_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                .map_err(|e| format!("cannot make a pipe: {e}"))?;
+                .map_err(|e| WorkerError::Channel(e.into()))?;
         let (reply, answer) = oneshot::channel();
         locked(&self.pending).push_back(reply);
         if let Err(err) = self.send(CONTROL_FORK, &[theirs.as_raw_fd(), stderr_write.as_raw_fd()]).await {
             locked(&self.pending).pop_back();
-            return Err(format!("cannot reach the zygote process: {err}"));
+            return Err(WorkerError::Unreachable(err));
         }
         drop(theirs);
         drop(stderr_write);
@@ -154,11 +153,11 @@ impl Zygote {
         }
         let (pid, exit) = match tokio::time::timeout(FORK_TIMEOUT, answer).await {
             Ok(Ok(reply)) => reply?,
-            Ok(Err(_)) => return Err("the zygote process ended while forking".into()),
-            Err(_) => return Err(format!("the zygote process did not fork within {FORK_TIMEOUT:?}")),
+            Ok(Err(_)) => return Err(WorkerError::ZygoteGone),
+            Err(_) => return Err(WorkerError::TimedOut { what: "fork", within: FORK_TIMEOUT }),
         };
-        ours.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let channel = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
+        ours.set_nonblocking(true).map_err(WorkerError::Channel)?;
+        let channel = tokio::net::UnixStream::from_std(ours).map_err(WorkerError::Channel)?;
         Ok(Forked { pid, exit, channel })
     }
 
@@ -198,7 +197,7 @@ async fn route(
             }
             ZygoteReply::ForkFailed(reason) => {
                 if let Some(waiting) = locked(&pending).pop_front() {
-                    let _ = waiting.send(Err(reason));
+                    let _ = waiting.send(Err(WorkerError::Refused(reason)));
                 }
             }
             ZygoteReply::Exited { pid, status } => {
@@ -212,7 +211,7 @@ async fn route(
     }
     alive.store(false, Ordering::Release);
     for waiting in locked(&pending).drain(..) {
-        let _ = waiting.send(Err("the zygote process ended".into()));
+        let _ = waiting.send(Err(WorkerError::ZygoteGone));
     }
     for (pid, tx) in exits {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pid), nix::sys::signal::Signal::SIGKILL);

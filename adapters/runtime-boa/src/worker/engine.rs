@@ -19,6 +19,7 @@ use super::console::{self, Capture, EventSink};
 use super::loader::WorktreeLoader;
 use super::modules::{self, Host};
 use super::preview;
+use crate::error::{PrepareError, StartError};
 use crate::protocol::{BootSpec, LibraryFile, WireEnding, WireJob};
 
 /// Nested calls allowed before a `RangeError`, about as deep as Node goes.
@@ -54,24 +55,24 @@ impl SessionEngine {
     /// Builds the engine with boa's limits, console capture and `require`,
     /// then evaluates the libraries in order. A missing library, or one that
     /// throws or defines nothing, is an error that says what to do.
-    pub fn prepare(libraries: &[LibraryFile]) -> Result<Self, String> {
-        let failed = |what: &str, err: JsError| format!("{what}: {err}");
+    pub fn prepare(libraries: &[LibraryFile]) -> Result<Self, PrepareError> {
+        let failed = |what: &'static str| move |err: JsError| PrepareError::Engine { what, reason: err.to_string() };
         let jobs = Rc::new(SimpleJobExecutor::new());
         let loader = Rc::new(WorktreeLoader::new());
         let mut context = ContextBuilder::new()
             .job_executor(jobs.clone())
             .module_loader(loader.clone())
             .build()
-            .map_err(|e| failed("cannot create the engine", e))?;
+            .map_err(failed("cannot create the engine"))?;
         let limits = context.runtime_limits_mut();
         limits.set_recursion_limit(RECURSION_LIMIT);
         limits.set_stack_size_limit(VALUE_STACK_LIMIT);
 
         let defaults = Limits::default();
         let capture = Rc::new(RefCell::new(Capture::new(&defaults, true)));
-        console::install(capture.clone(), &mut context).map_err(|e| failed("cannot install the console", e))?;
+        console::install(capture.clone(), &mut context).map_err(failed("cannot install the console"))?;
         let host = Rc::new(Host::new(capture.clone()));
-        modules::install_require(&mut context, host.clone()).map_err(|e| failed("cannot install require", e))?;
+        modules::install_require(&mut context, host.clone()).map_err(failed("cannot install require"))?;
         let stringify = context
             .intrinsics()
             .objects()
@@ -79,7 +80,7 @@ impl SessionEngine {
             .get(js_string!("stringify"), &mut context)
             .ok()
             .and_then(|f| f.as_object())
-            .ok_or_else(|| "the engine has no JSON.stringify".to_owned())?;
+            .ok_or_else(|| PrepareError::Engine { what: "cannot prepare JSON", reason: "no JSON.stringify".into() })?;
         let mut engine = Self {
             context,
             capture,
@@ -99,7 +100,7 @@ impl SessionEngine {
     /// Makes the prepared engine a session's: its limits, console switch,
     /// strictness, worktree, modules, imports and the sink its events go to.
     /// A worktree that cannot be opened fails the session's start.
-    pub fn configure(&mut self, boot: &BootSpec, sink: Box<dyn EventSink>) -> Result<(), String> {
+    pub fn configure(&mut self, boot: &BootSpec, sink: Box<dyn EventSink>) -> Result<(), StartError> {
         let limits = &boot.limits;
         {
             let mut capture = self.capture.borrow_mut();
@@ -108,7 +109,7 @@ impl SessionEngine {
         }
         self.host
             .set_worktree(&boot.worktree)
-            .map_err(|err| format!("cannot open the worktree {}: {err}", boot.worktree.display()))?;
+            .map_err(|source| StartError::Worktree { path: boot.worktree.clone(), source })?;
         *self.host.enabled.borrow_mut() = boot.modules.clone();
         *self.host.exec_allow.borrow_mut() = boot.exec_allow.clone();
         *self.host.exec_env_allow.borrow_mut() = boot.exec_env_allow.clone();
@@ -210,20 +211,16 @@ impl SessionEngine {
         ending
     }
 
-    fn load_library(&mut self, library: &LibraryFile) -> Result<(), String> {
+    fn load_library(&mut self, library: &LibraryFile) -> Result<(), PrepareError> {
         let LibraryFile { name, path, global } = library;
-        let code = std::fs::read(path).map_err(|err| match err.kind() {
-            std::io::ErrorKind::NotFound => {
-                format!("library {name} is not in the cache at {}; run `vm-system libs download`", path.display())
-            }
-            _ => format!("cannot read library {name} at {}: {err}", path.display()),
+        let code = std::fs::read(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => PrepareError::LibraryMissing { name: name.clone(), path: path.clone() },
+            _ => PrepareError::LibraryUnreadable { name: name.clone(), path: path.clone(), source },
         })?;
         let result = self.context.eval(Source::from_bytes(&code).with_path(path));
         let result = self.settle(result);
         let hit = self.capture.borrow_mut().finish();
-        let broken = |why: String| {
-            format!("library {name} ({}) {why}; run `vm-system libs download` to fetch it again", path.display())
-        };
+        let broken = |why: String| PrepareError::LibraryBroken { name: name.clone(), path: path.clone(), why };
         if let Some(hit) = hit {
             return Err(broken(format!("printed past a limit ({hit:?})")));
         }

@@ -6,6 +6,8 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
 use nix::sys::signal::{signal, SigHandler, SigSet, SigmaskHow, Signal};
 use vm_domain::template::Limits;
 
+use crate::error::StartError;
+
 const MIB: u64 = 1024 * 1024;
 /// Largest file a worker (or a program it runs) may write.
 pub const MAX_FILE_BYTES: u64 = 1024 * MIB;
@@ -34,11 +36,11 @@ pub fn reset_signals() {
 /// Applies the session's OS limits. The address space allows the worker's
 /// current mappings, twice `mem_mb` and some slack: a backstop for the
 /// allocator's exact count.
-pub fn apply(limits: &Limits) -> Result<(), String> {
-    let set = |resource: Resource, soft: u64, what: &str| {
-        let (_, hard) = getrlimit(resource).map_err(|e| format!("cannot read the {what} limit: {e}"))?;
+pub fn apply(limits: &Limits) -> Result<(), StartError> {
+    let set = |resource: Resource, soft: u64, what: &'static str| {
+        let (_, hard) = getrlimit(resource).map_err(|source| StartError::Limit { action: "read", what, source })?;
         let soft = if hard == RLIM_INFINITY { soft } else { soft.min(hard) };
-        setrlimit(resource, soft, hard).map_err(|e| format!("cannot set the {what} limit: {e}"))
+        setrlimit(resource, soft, hard).map_err(|source| StartError::Limit { action: "set", what, source })
     };
     set(Resource::RLIMIT_CORE, 0, "core size")?;
     set(Resource::RLIMIT_FSIZE, MAX_FILE_BYTES, "file size")?;

@@ -10,7 +10,8 @@ use vm_domain::event::EventPayload;
 use super::console::EventSink;
 use super::engine::SessionEngine;
 use super::{alloc, limits};
-use crate::protocol::{read_frame, write_frame, Reply, Request};
+use crate::error::StartError;
+use crate::protocol::{read_frame, write_frame, BootSpec, Reply, Request};
 use crate::sandbox::{self, namespaces, SandboxError};
 
 /// The worker's events, written to the daemon as they happen.
@@ -47,6 +48,29 @@ fn wait_for_work(channel: &UnixStream) {
 }
 
 /// Serves one session on `channel`; never returns.
+/// Makes the forked worker the session's: confines it, opens its worktree,
+/// applies the OS limits and checks that the engine fits in `mem_mb`.
+fn start(
+    engine: &mut SessionEngine,
+    channel: &UnixStream,
+    boot: &BootSpec,
+    forked: Result<(), SandboxError>,
+) -> Result<(), StartError> {
+    forked?;
+    if let Some(spec) = &boot.sandbox {
+        sandbox::enter(&boot.worktree, spec)?;
+    }
+    let sink = channel.try_clone().map_err(StartError::Channel)?;
+    engine.configure(boot, Box::new(Channel(sink)))?;
+    limits::apply(&boot.limits)?;
+    let in_use = alloc::in_use();
+    let allowed = boot.limits.mem_mb.saturating_mul(1024 * 1024) as usize;
+    if in_use >= allowed {
+        return Err(StartError::MemoryTooSmall { mem_mb: boot.limits.mem_mb, used_mb: in_use.div_ceil(1024 * 1024) });
+    }
+    Ok(())
+}
+
 /// `forked` says whether the worker's namespaces are ready (see
 /// [`crate::sandbox::namespaces::fork_confined`]); the sandbox itself is
 /// entered once the boot spec says what to confine it to.
@@ -58,40 +82,11 @@ pub fn serve(engine: &mut SessionEngine, channel: OwnedFd, forked: Result<(), Sa
         Ok(Some(Request::Boot(boot))) => boot,
         _ => std::process::exit(2),
     };
-    let confined = forked.and_then(|()| match &boot.sandbox {
-        Some(spec) => sandbox::enter(&boot.worktree, spec),
-        None => Ok(()),
-    });
-    if let Err(err) = confined {
-        send(&channel, &Reply::StartFailed(format!("the session's sandbox could not be set up: {err}")));
-        std::process::exit(1);
-    }
-    let sink = match channel.try_clone() {
-        Ok(sink) => sink,
-        Err(err) => {
-            send(&channel, &Reply::StartFailed(format!("cannot share the worker's channel: {err}")));
-            std::process::exit(1);
-        }
-    };
-    if let Err(reason) = engine.configure(&boot, Box::new(Channel(sink))) {
-        send(&channel, &Reply::StartFailed(reason));
-        std::process::exit(1);
-    }
-    if let Err(reason) = limits::apply(&boot.limits) {
-        send(&channel, &Reply::StartFailed(reason));
+    if let Err(err) = start(engine, &channel, &boot, forked) {
+        send(&channel, &Reply::StartFailed(err.to_string()));
         std::process::exit(1);
     }
     let allowed = boot.limits.mem_mb.saturating_mul(1024 * 1024) as usize;
-    let in_use = alloc::in_use();
-    if in_use >= allowed {
-        let used_mb = in_use.div_ceil(1024 * 1024);
-        let reason = format!(
-            "mem_mb is {} but the engine and its libraries already use {used_mb} MB; raise limits.mem_mb",
-            boot.limits.mem_mb
-        );
-        send(&channel, &Reply::StartFailed(reason));
-        std::process::exit(1);
-    }
     alloc::arm(allowed);
     limits::arm_cpu(boot.limits.cpu_ms);
     send(&channel, &Reply::Ready { cpu_ns: limits::cpu_time_ns() });

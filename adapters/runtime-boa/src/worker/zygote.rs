@@ -42,7 +42,7 @@ pub fn main() -> i32 {
     let mut engine = match SessionEngine::prepare(&spec.libraries) {
         Ok(engine) => engine,
         Err(reason) => {
-            let _ = write_frame(&control, &ZygoteReply::StartFailed(reason));
+            let _ = write_frame(&control, &ZygoteReply::StartFailed(reason.to_string()));
             return 1;
         }
     };
