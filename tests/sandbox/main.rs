@@ -30,4 +30,5 @@ mod modules;
 mod network;
 mod privileges;
 mod processes;
+mod startup;
 mod extra;
