@@ -99,7 +99,9 @@ pub fn check(mode: SandboxMode) -> Result<(), SandboxError> {
         }
     } else {
         let read = |path: &str| std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<i64>().ok());
-        if read("/proc/sys/user/max_user_namespaces") == Some(0) || read("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        if read("/proc/sys/user/max_user_namespaces") == Some(0)
+            || read("/proc/sys/kernel/unprivileged_userns_clone") == Some(0)
+        {
             return Err(SandboxError::KernelLacks(
                 "user namespaces for unprivileged users (sysctl user.max_user_namespaces, \
                  kernel.unprivileged_userns_clone); or run the daemon as root with --sandbox-user"
@@ -120,10 +122,13 @@ pub fn check(mode: SandboxMode) -> Result<(), SandboxError> {
 /// with [`namespaces::fork_confined`] and is single-threaded.
 pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     let identity = Identity::current();
+    refuse_worktree(worktree, spec)?;
+    let worktree_dir =
+        mounts::open_worktree(worktree).map_err(|source| SandboxError::Mount { what: "open the worktree", source })?;
     mounts::private_proc()?;
     let (user, idmap, session_ns) = if identity.is_root() {
         let user = spec.run_as.ok_or(SandboxError::NoSandboxUser)?;
-        let (owner_uid, owner_gid) = mounts::owner(worktree).map_err(SandboxError::UserNamespace)?;
+        let (owner_uid, owner_gid) = mounts::owner(&worktree_dir).map_err(SandboxError::UserNamespace)?;
         let idmap = namespaces::user_namespace(
             &format!("{owner_uid} {} 1\n", user.uid),
             &format!("{owner_gid} {} 1\n", user.gid),
@@ -138,6 +143,7 @@ pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     let home = worktree.display();
     let layout = mounts::Layout {
         worktree,
+        worktree_dir: &worktree_dir,
         read_only: &spec.read_only,
         devices: &spec.devices,
         idmap: idmap.as_ref(),
@@ -146,6 +152,7 @@ pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     };
     mounts::enter_new_root(&layout)?;
     drop(idmap);
+    drop(worktree_dir);
     if let Some(ns) = session_ns {
         namespaces::enter_user_namespace(&ns).map_err(SandboxError::UserNamespace)?;
         credentials::become_user(user)?;
@@ -154,4 +161,55 @@ pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     landlock::restrict(worktree, &spec.read_only, &spec.devices)?;
     seccomp::install()?;
     credentials::undumpable()
+}
+
+/// Refuses a worktree that holds one of the paths a session may only read
+/// (`/`, `/usr`, `/etc`, the library cache, ...): mounted read-write, it
+/// would hand them over, and with a root daemon as their owner, root.
+fn refuse_worktree(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
+    let held = spec.read_only.iter().chain(&spec.devices).find(|path| path.starts_with(worktree));
+    match held {
+        Some(path) => Err(SandboxError::Mount {
+            what: "check the worktree",
+            source: io::Error::other(format!(
+                "the worktree {} holds {}, which sessions may only read; choose a project directory",
+                worktree.display(),
+                path.display()
+            )),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Call in the worker before forking a program (see [`confine_program`]).
+pub fn prepare_program() {
+    seccomp::prepare_program_filter();
+}
+
+/// Called in a forked child of a confined worker just before it runs a
+/// program: the program cannot raise the session's limits (`ulimit -n`,
+/// `prlimit`) and gets the programs' seccomp filter (see [`seccomp`]).
+/// Outside a sandbox (`no_new_privs` unset: `--sandbox=off`) it does
+/// nothing. Only system calls: safe between `fork` and `exec`.
+pub fn confine_program() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } != 1 {
+        return Ok(());
+    }
+    // The limits a program may not raise: its soft limit becomes its hard
+    // one too (the worker keeps its hard limits, to re-arm its own).
+    for resource in [libc::RLIMIT_NPROC, libc::RLIMIT_NOFILE, libc::RLIMIT_FSIZE, libc::RLIMIT_CORE, libc::RLIMIT_AS] {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit on a struct of ours.
+        unsafe {
+            if libc::getrlimit(resource, &mut limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            limit.rlim_max = limit.rlim_cur;
+            if libc::setrlimit(resource, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    seccomp::install_program_filter()
 }

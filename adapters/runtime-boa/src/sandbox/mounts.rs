@@ -52,7 +52,10 @@ enum Entry {
 
 /// What the new root is made of.
 pub struct Layout<'a> {
+    /// Where the worktree appears in the new root (its path on the host).
     pub worktree: &'a Path,
+    /// The worktree itself, from [`open_worktree`].
+    pub worktree_dir: &'a OwnedFd,
     pub read_only: &'a [PathBuf],
     pub devices: &'a [PathBuf],
     /// A user namespace mapping the worktree's owner to the session's user,
@@ -73,7 +76,7 @@ pub fn enter_new_root(layout: &Layout<'_>) -> Result<(), SandboxError> {
     // The worktree: recursive unless idmapped (an idmap must fit every
     // filesystem below it), never set-uid or device files.
     let recursive = if layout.idmap.is_some() { 0 } else { AT_RECURSIVE };
-    let worktree = open_tree(layout.worktree, recursive).map_err(step("open the worktree"))?;
+    let worktree = clone_tree(layout.worktree_dir, recursive).map_err(step("open the worktree"))?;
     let mut attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     if layout.idmap.is_some() {
         attr |= MOUNT_ATTR_IDMAP;
@@ -161,9 +164,32 @@ pub fn private_proc() -> Result<(), SandboxError> {
         .map_err(step("mount /proc"))
 }
 
-/// The owner of `path`, as `(uid, gid)`.
-pub fn owner(path: &Path) -> io::Result<(u32, u32)> {
-    let meta = path.metadata()?;
+/// Opens the worktree once, for every later use (its owner, its mount):
+/// its path was checked by the daemon, but whoever may write one of its
+/// parent directories (a session on a directory above it, the owner of the
+/// parent) could since have put a symlink there, to `/` or to the daemon's
+/// directory, which a root worker would follow. The daemon stores the
+/// worktree's canonical path, so no symlink is followed now.
+pub fn open_worktree(path: &Path) -> io::Result<OwnedFd> {
+    let how = nix::fcntl::OpenHow::new()
+        .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC)
+        .resolve(nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, path, how).map_err(|err| {
+        if err == nix::errno::Errno::ELOOP {
+            io::Error::other(format!(
+                "{} is no longer the directory the session was given (a symlink is in its path)",
+                path.display()
+            ))
+        } else {
+            io::Error::from(err)
+        }
+    })?;
+    Ok(fd)
+}
+
+/// The owner of the opened worktree, as `(uid, gid)`.
+pub fn owner(dir: &OwnedFd) -> io::Result<(u32, u32)> {
+    let meta = std::fs::File::from(dir.try_clone()?).metadata()?;
     Ok((meta.uid(), meta.gid()))
 }
 
@@ -211,8 +237,25 @@ fn open_tree(path: &Path, extra: libc::c_uint) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// A detached copy of the mount of the directory `dir` (see [`open_tree`]).
+fn clone_tree(dir: &OwnedFd, extra: libc::c_uint) -> io::Result<OwnedFd> {
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint | extra;
+    // SAFETY: open_tree on our descriptor with an empty path; a non-negative result is a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), c"".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 fn set_attr(tree: &OwnedFd, set: u64, userns: Option<&OwnedFd>, recursive: bool) -> io::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64) };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
+    };
     let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: mount_setattr on our descriptor with a valid attribute struct of its size.
     let done = unsafe {

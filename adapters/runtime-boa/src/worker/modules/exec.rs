@@ -141,8 +141,13 @@ fn run(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue
         (job, own) => job.or(own.map(|own| now + own)),
     };
     limits::arm_process_count();
+    crate::sandbox::prepare_program();
     let worktree = host.worktree.borrow().clone();
-    let spawned = Command::new(&path)
+    let mut command = Command::new(&path);
+    // SAFETY: the closure only makes system calls (its filter was built
+    // before the fork).
+    unsafe { command.pre_exec(crate::sandbox::confine_program) };
+    let spawned = command
         .arg0(&call.program)
         .args(&call.args)
         .current_dir(&cwd)
