@@ -82,7 +82,10 @@ pub fn drop_privileges() -> Result<(), SandboxError> {
 pub fn undumpable() -> Result<(), SandboxError> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(SandboxError::Credentials { what: "make the worker undumpable", source: io::Error::last_os_error() });
+        return Err(SandboxError::Credentials {
+            what: "make the worker undumpable",
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }

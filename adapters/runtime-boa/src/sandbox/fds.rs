@@ -6,7 +6,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-
 /// Where a worker's channel lives once the others are closed.
 const CHANNEL_FD: i32 = 3;
 

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    RulesetStatus, Scope, ABI,
 };
 
 use super::SandboxError;
@@ -45,9 +45,8 @@ pub fn restrict(worktree: &Path, read_only: &[PathBuf], devices: &[PathBuf]) -> 
 /// The kernel's Landlock ABI version, or why there is none.
 pub fn kernel_abi() -> Result<i64, String> {
     // SAFETY: landlock_create_ruleset in version-query mode takes no pointer.
-    let version = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<libc::c_void>(), 0usize, 1u32)
-    };
+    let version =
+        unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<libc::c_void>(), 0usize, 1u32) };
     if version < 0 {
         let err = std::io::Error::last_os_error();
         return Err(match err.raw_os_error() {

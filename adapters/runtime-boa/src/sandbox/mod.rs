@@ -129,13 +129,13 @@ pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     let (user, idmap, session_ns) = if identity.is_root() {
         let user = spec.run_as.ok_or(SandboxError::NoSandboxUser)?;
         let (owner_uid, owner_gid) = mounts::owner(&worktree_dir).map_err(SandboxError::UserNamespace)?;
-        let idmap = namespaces::user_namespace(
-            &format!("{owner_uid} {} 1\n", user.uid),
-            &format!("{owner_gid} {} 1\n", user.gid),
-        )
+        let mut namespaces = namespaces::user_namespaces(&[
+            (format!("{owner_uid} {} 1\n", user.uid), format!("{owner_gid} {} 1\n", user.gid)),
+            (format!("{0} {0} 1\n", user.uid), format!("{0} {0} 1\n", user.gid)),
+        ])
         .map_err(SandboxError::UserNamespace)?;
-        let own = namespaces::user_namespace(&format!("{0} {0} 1\n", user.uid), &format!("{0} {0} 1\n", user.gid))
-            .map_err(SandboxError::UserNamespace)?;
+        let own = namespaces.pop().expect("two namespaces were asked for");
+        let idmap = namespaces.pop().expect("two namespaces were asked for");
         (user, Some(idmap), Some(own))
     } else {
         (SandboxUser { uid: identity.uid, gid: identity.gid }, None, None)

@@ -48,7 +48,13 @@ enum Entry {
     Tree { fd: OwnedFd, is_dir: bool },
     /// A symlink, as on the host (`/bin -> usr/bin`).
     Symlink(PathBuf),
+    /// A small file, copied into the new root (read-only like the rest of
+    /// it): cheaper than a mount of its own.
+    Copy(Vec<u8>),
 }
+
+/// Files of the read-only list up to this size are copied, not mounted.
+const COPY_MAX_BYTES: u64 = 256 * 1024;
 
 /// What the new root is made of.
 pub struct Layout<'a> {
@@ -67,11 +73,10 @@ pub struct Layout<'a> {
 }
 
 /// Builds the new root and makes it `/`, then changes into the worktree.
-/// The caller is in a fresh mount namespace with the rights to mount in it.
+/// The caller is in a fresh mount namespace with the rights to mount in it,
+/// whose mounts [`private_proc`] made private.
 pub fn enter_new_root(layout: &Layout<'_>) -> Result<(), SandboxError> {
     let step = |what: &'static str| move |err: io::Error| SandboxError::Mount { what, source: err };
-    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(step("make mounts private"))?;
-
     let mut entries: Vec<(PathBuf, Entry)> = Vec::new();
     // The worktree: recursive unless idmapped (an idmap must fit every
     // filesystem below it), never set-uid or device files.
@@ -90,6 +95,10 @@ pub fn enter_new_root(layout: &Layout<'_>) -> Result<(), SandboxError> {
             entries.push((path.clone(), Entry::Symlink(std::fs::read_link(path).map_err(step("read a symlink"))?)));
             continue;
         }
+        if meta.is_file() && meta.len() <= COPY_MAX_BYTES {
+            entries.push((path.clone(), Entry::Copy(std::fs::read(path).map_err(step("read a read-only file"))?)));
+            continue;
+        }
         let fd = open_tree(path, AT_RECURSIVE).map_err(step("open a read-only path"))?;
         set_attr(&fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, None, true)
             .map_err(step("make a path read-only"))?;
@@ -106,7 +115,7 @@ pub fn enter_new_root(layout: &Layout<'_>) -> Result<(), SandboxError> {
     // Parents before children: a path inside another is attached after it.
     entries.sort_by_key(|(path, _)| path.components().count());
 
-    mount(Some("tmpfs"), NEW_ROOT, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=1m"))
+    mount(Some("tmpfs"), NEW_ROOT, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=4m"))
         .map_err(step("mount the new root"))?;
     let root = Path::new(NEW_ROOT);
     for (path, entry) in entries {
@@ -115,6 +124,10 @@ pub fn enter_new_root(layout: &Layout<'_>) -> Result<(), SandboxError> {
             Entry::Symlink(to) => {
                 make_parents(&target).map_err(step("make a directory"))?;
                 std::os::unix::fs::symlink(to, &target).map_err(step("make a symlink"))?;
+            }
+            Entry::Copy(bytes) => {
+                make_parents(&target).map_err(step("make a directory"))?;
+                std::fs::write(&target, bytes).map_err(step("copy a read-only file"))?;
             }
             Entry::Tree { fd, is_dir } => {
                 if target.symlink_metadata().is_err() {

@@ -1,9 +1,10 @@
-//! Namespaces: each session worker is forked into its own PID, network,
-//! mount, IPC, UTS and cgroup namespaces (and a user namespace when the
-//! daemon is not root). It is PID 1 of its PID namespace, so every process
-//! it starts, however it detaches (`setsid`, double fork, `nohup`), dies
-//! with it; its network namespace has no interface, so nothing can connect
-//! anywhere, abstract unix sockets included. Alone this does not stop file
+//! Namespaces: each session worker is forked into its own PID, mount, IPC,
+//! UTS and cgroup namespaces (and user and network namespaces when the
+//! daemon is not root; a root daemon's zygote puts its workers in one
+//! network namespace of their own, see [`isolate_network`]). A worker is
+//! PID 1 of its PID namespace, so every process it starts, however it
+//! detaches (`setsid`, double fork, `nohup`), dies with it; its network
+//! namespace has no interface, so nothing can connect anywhere. Alone this does not stop file
 //! access or privilege use: see the other mechanisms.
 
 use std::io;
@@ -12,19 +13,35 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use super::SandboxError;
 
 /// The namespaces every session gets.
-const SESSION_NAMESPACES: libc::c_int = libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP;
+const SESSION_NAMESPACES: libc::c_int =
+    libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWCGROUP;
+
+/// Moves a root daemon's zygote into a network namespace of its own, with
+/// no interface (its loopback is down), before it forks any worker. Its
+/// workers share it: making one costs about a millisecond, once per zygote
+/// instead of once per session. Nothing in it can reach anything, and
+/// sessions cannot reach one another's abstract unix sockets in it either:
+/// each worker is its own Landlock domain, scoped against them. An
+/// unprivileged daemon's workers get a network namespace each, with their
+/// user namespace ([`fork_confined`]).
+pub fn isolate_network() -> io::Result<()> {
+    // SAFETY: unshare with a flag constant; the zygote is single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Which side of [`fork_confined`] this is.
 pub enum Forked {
     /// The new worker; `ready` says whether its user namespace could be
     /// mapped (it reports a failure once it can talk to the daemon).
-    Child { ready: Result<(), SandboxError> },
-    Parent { pid: i32 },
+    Child {
+        ready: Result<(), SandboxError>,
+    },
+    Parent {
+        pid: i32,
+    },
 }
 
 /// Who the daemon is, taken before forking: a child in a fresh user
@@ -56,7 +73,7 @@ impl Identity {
 pub fn fork_confined(identity: Identity) -> Result<Forked, SandboxError> {
     let mut flags = SESSION_NAMESPACES;
     if !identity.is_root() {
-        flags |= libc::CLONE_NEWUSER;
+        flags |= libc::CLONE_NEWUSER | libc::CLONE_NEWNET;
     }
     // SAFETY: a raw clone without a new stack behaves like fork(2); the
     // zygote calling this is single-threaded, so the child may do anything.
@@ -91,14 +108,49 @@ fn map_self(identity: Identity) -> io::Result<()> {
     Ok(())
 }
 
-/// A user namespace with the given maps (`inside outside count` lines),
-/// made by a short-lived helper process and kept by its descriptor. Used by
-/// a root worker, which may write any map: for the worktree's idmapped
-/// mount, and for the session's own user namespace.
-pub fn user_namespace(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+/// User namespaces with the given maps (`inside outside count` lines for
+/// uids, then gids), one each, made by short-lived helper processes that
+/// all start at once, and kept by their descriptors. Used by a root worker,
+/// which may write any map: for the worktree's idmapped mount, and for the
+/// session's own user namespace.
+pub fn user_namespaces(maps: &[(String, String)]) -> io::Result<Vec<OwnedFd>> {
+    let mut helpers = Vec::new();
+    let mut result = Ok(());
+    for _ in maps {
+        match helper() {
+            Ok(helper) => helpers.push(helper),
+            Err(err) => {
+                result = Err(err);
+                break;
+            }
+        }
+    }
+    let mut namespaces = Vec::new();
+    if result.is_ok() {
+        for ((uid_map, gid_map), (pid, ready)) in maps.iter().zip(&helpers) {
+            match map_helper(*pid, ready, uid_map, gid_map) {
+                Ok(ns) => namespaces.push(ns),
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+        }
+    }
+    // Not waited for here: the worker, PID 1 of the session, reaps them
+    // with the other orphans (see [`reap_orphans`]).
+    for (pid, _) in &helpers {
+        let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    result.map(|()| namespaces)
+}
+
+/// Forks a helper that moves into a new user namespace, says so on the
+/// returned pipe, and waits to be killed.
+fn helper() -> io::Result<(nix::unistd::Pid, OwnedFd)> {
     let (ready_read, ready_write) = nix::unistd::pipe()?;
     // SAFETY: the worker calling this is single-threaded; the child only
-    // makes syscalls and exits.
+    // makes syscalls and waits to be killed.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => {
             drop(ready_read);
@@ -111,25 +163,23 @@ pub fn user_namespace(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
                 }
             }
         }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(ready_write);
-            let result = (|| {
-                let mut byte = [1u8; 1];
-                let read = nix::unistd::read(&ready_read, &mut byte)?;
-                if read != 1 || byte[0] != 0 {
-                    return Err(io::Error::other("the helper could not make a user namespace"));
-                }
-                let proc = format!("/proc/{}", child.as_raw());
-                std::fs::write(format!("{proc}/uid_map"), uid_map)?;
-                std::fs::write(format!("{proc}/gid_map"), gid_map)?;
-                let ns = std::fs::File::open(format!("{proc}/ns/user"))?;
-                Ok(OwnedFd::from(ns))
-            })();
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(child, None);
-            result
-        }
+        nix::unistd::ForkResult::Parent { child } => Ok((child, ready_read)),
     }
+}
+
+/// Writes the maps of a helper's user namespace once it is in it, and
+/// keeps the namespace by its descriptor.
+fn map_helper(pid: nix::unistd::Pid, ready: &OwnedFd, uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    let mut byte = [1u8; 1];
+    let read = nix::unistd::read(ready, &mut byte)?;
+    if read != 1 || byte[0] != 0 {
+        return Err(io::Error::other("the helper could not make a user namespace"));
+    }
+    let proc = format!("/proc/{}", pid.as_raw());
+    std::fs::write(format!("{proc}/uid_map"), uid_map)?;
+    std::fs::write(format!("{proc}/gid_map"), gid_map)?;
+    let ns = std::fs::File::open(format!("{proc}/ns/user"))?;
+    Ok(OwnedFd::from(ns))
 }
 
 /// Moves the calling process into the user namespace `ns` (it must have

@@ -219,10 +219,26 @@ fn x32_refused() -> BpfProgram {
 /// Installs the filters on the calling process; its children inherit them.
 /// Needs `no_new_privs` (set by [`super::credentials::drop_privileges`]).
 pub fn install() -> Result<(), SandboxError> {
-    for program in programs()? {
-        seccompiler::apply_filter(&program).map_err(|err| SandboxError::Seccomp(err.to_string()))?;
+    for program in compiled()? {
+        seccompiler::apply_filter(program).map_err(|err| SandboxError::Seccomp(err.to_string()))?;
     }
     Ok(())
+}
+
+/// The session's filters, compiled once per process: [`prepare`] in the
+/// zygote, so every worker forked from it starts with them compiled.
+fn compiled() -> Result<&'static [BpfProgram], SandboxError> {
+    static PROGRAMS: OnceLock<Result<Vec<BpfProgram>, String>> = OnceLock::new();
+    match PROGRAMS.get_or_init(|| programs().map_err(|err| err.to_string())) {
+        Ok(programs) => Ok(programs),
+        Err(reason) => Err(SandboxError::Seccomp(reason.clone())),
+    }
+}
+
+/// Compiles the filters (and the programs' one) ahead of the first fork.
+pub fn prepare() {
+    let _ = compiled();
+    prepare_program_filter();
 }
 
 /// The filter a program started by a confined worker gets on top of the

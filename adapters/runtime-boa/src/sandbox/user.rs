@@ -27,7 +27,8 @@ impl SandboxMode {
 fn resolve(user: &str) -> Result<SandboxUser, SandboxError> {
     let (name, gid) = match user.split_once(':') {
         Some((name, gid)) => {
-            let gid = gid.parse::<u32>().map_err(|_| SandboxError::SandboxUser(format!("{user}: GID must be a number")))?;
+            let gid =
+                gid.parse::<u32>().map_err(|_| SandboxError::SandboxUser(format!("{user}: GID must be a number")))?;
             (name, Some(gid))
         }
         None => (user, None),

@@ -46,6 +46,19 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    let identity = Identity::current();
+    if spec.sandbox {
+        // Compiled once here, inherited by every worker forked below.
+        crate::sandbox::seccomp::prepare();
+        if identity.is_root() {
+            if let Err(err) = namespaces::isolate_network() {
+                let reason =
+                    format!("the session's sandbox could not be set up: cannot make a network namespace: {err}");
+                let _ = write_frame(&control, &ZygoteReply::StartFailed(reason));
+                return 1;
+            }
+        }
+    }
     if write_frame(&control, &ZygoteReply::Ready).is_err() {
         return 0;
     }
@@ -57,7 +70,6 @@ pub fn main() -> i32 {
     let Ok(reaper) = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
         return 3;
     };
-    let identity = Identity::current();
     let mut zygote = Zygote { control, children: HashSet::new(), sandbox: spec.sandbox.then_some(identity) };
     loop {
         let (control_ready, reaper_ready) = {
