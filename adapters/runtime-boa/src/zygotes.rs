@@ -246,3 +246,46 @@ async fn log_stderr(pipe: impl tokio::io::AsyncRead + Unpin, whose: String) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            locked(&self.0).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_workers_stderr_is_logged_with_whose_it_is_and_a_flood_is_cut() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || sink.clone()).finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let (read, mut write) = std::os::unix::net::UnixStream::pair().unwrap();
+        let flood: String = (0..STDERR_MAX_LINES + 50).map(|i| format!("line {i}\n")).collect();
+        write.write_all(format!("hello from a worker\n{}\n", "x".repeat(5000)).as_bytes()).unwrap();
+        write.write_all(flood.as_bytes()).unwrap();
+        drop(write);
+        read.set_nonblocking(true).unwrap();
+        log_stderr(tokio::net::UnixStream::from_std(read).unwrap(), "session-42".into()).await;
+        let log = String::from_utf8(locked(&captured.0).clone()).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert!(lines[0].contains("hello from a worker") && lines[0].contains("worker=session-42"), "{log}");
+        assert!(lines[1].len() < STDERR_MAX_LINE_BYTES + 200, "a long line is cut");
+        assert_eq!(lines.len(), STDERR_MAX_LINES + 1, "the flood stops at the cap, with a note");
+        assert!(lines.last().unwrap().contains("further standard error output of this worker is dropped"));
+    }
+}
