@@ -50,6 +50,9 @@ pub struct ZygoteSpec {
     /// Fork each session worker into its own namespaces (see
     /// [`crate::sandbox`]); off only with `--sandbox=off`.
     pub sandbox: bool,
+    /// A root daemon's sandbox user: the zygote makes the user namespaces
+    /// of its next session ahead (see [`crate::sandbox::namespaces::Spares`]).
+    pub run_as: Option<SandboxUser>,
 }
 
 /// How a process ended.

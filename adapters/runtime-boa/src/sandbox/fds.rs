@@ -8,15 +8,23 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Where a worker's channel lives once the others are closed.
 const CHANNEL_FD: i32 = 3;
+/// Where descriptors wait while the low numbers are rearranged.
+const PARK_FROM: i32 = 16;
 
 /// Rearranges the calling worker's descriptors: 0 and 1 from `/dev/null`,
-/// 2 the worker's stderr pipe (or `/dev/null`), 3 the channel, and closes
-/// every other one. Returns the channel.
-pub fn keep_only(channel: OwnedFd, stderr: Option<OwnedFd>) -> io::Result<OwnedFd> {
+/// 2 the worker's stderr pipe (or `/dev/null`), 3 the channel, 4 and up
+/// `extra` (in order), and closes every other one. Returns the channel and
+/// the extra descriptors at their new numbers.
+pub fn keep_only(
+    channel: OwnedFd,
+    stderr: Option<OwnedFd>,
+    extra: Vec<OwnedFd>,
+) -> io::Result<(OwnedFd, Vec<OwnedFd>)> {
     let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
-    // Park the channel and the pipe above the numbers they are moved onto.
+    // Park them all above the numbers they are moved onto.
     let channel = park(channel)?;
     let stderr = stderr.map(park).transpose()?;
+    let extra = extra.into_iter().map(park).collect::<io::Result<Vec<_>>>()?;
     let err: OwnedFd = match stderr {
         Some(pipe) => pipe,
         None => OwnedFd::from(null.try_clone()?),
@@ -31,16 +39,22 @@ pub fn keep_only(channel: OwnedFd, stderr: Option<OwnedFd>) -> io::Result<OwnedF
     drop(err);
     drop(null);
     let channel = move_fd(channel, CHANNEL_FD)?;
+    let mut next = CHANNEL_FD + 1;
+    let mut kept = Vec::new();
+    for fd in extra {
+        kept.push(move_fd(fd, next)?);
+        next += 1;
+    }
     // SAFETY: closes descriptors no Rust object of this process will use again.
-    if unsafe { libc::close_range(CHANNEL_FD as libc::c_uint + 1, libc::c_uint::MAX, 0) } != 0 {
+    if unsafe { libc::close_range(next as libc::c_uint, libc::c_uint::MAX, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(channel)
+    Ok((channel, kept))
 }
 
-/// Moves `fd` to a number of at least 10, clear of 0–3.
+/// Moves `fd` to a number of at least 10, clear of those it is moved onto.
 fn park(fd: OwnedFd) -> io::Result<OwnedFd> {
-    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(io::Error::from)?;
+    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(PARK_FROM)).map_err(io::Error::from)?;
     // SAFETY: fcntl just made `raw` a descriptor of ours.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }

@@ -30,7 +30,7 @@ use std::io;
 use std::path::Path;
 
 use crate::protocol::{SandboxSpec, SandboxUser};
-use namespaces::Identity;
+use namespaces::{Identity, Inherited};
 
 /// How sessions are confined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +119,9 @@ pub fn check(mode: SandboxMode) -> Result<(), SandboxError> {
 
 /// Confines the calling session worker for good: called once, after its
 /// boot spec arrived and before it runs anything. The caller was forked
-/// with [`namespaces::fork_confined`] and is single-threaded.
-pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
+/// with [`namespaces::fork_confined`] and is single-threaded; `inherited`
+/// holds the user namespaces its zygote made ahead (root daemon only).
+pub fn enter(worktree: &Path, spec: &SandboxSpec, inherited: Inherited) -> Result<(), SandboxError> {
     let identity = Identity::current();
     refuse_worktree(worktree, spec)?;
     let worktree_dir =
@@ -129,13 +130,23 @@ pub fn enter(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxError> {
     let (user, idmap, session_ns) = if identity.is_root() {
         let user = spec.run_as.ok_or(SandboxError::NoSandboxUser)?;
         let (owner_uid, owner_gid) = mounts::owner(&worktree_dir).map_err(SandboxError::UserNamespace)?;
-        let mut namespaces = namespaces::user_namespaces(&[
-            (format!("{owner_uid} {} 1\n", user.uid), format!("{owner_gid} {} 1\n", user.gid)),
-            (format!("{0} {0} 1\n", user.uid), format!("{0} {0} 1\n", user.gid)),
-        ])
-        .map_err(SandboxError::UserNamespace)?;
-        let own = namespaces.pop().expect("two namespaces were asked for");
-        let idmap = namespaces.pop().expect("two namespaces were asked for");
+        let ready_idmap = inherited.idmap_root_owned.filter(|_| (owner_uid, owner_gid) == (0, 0));
+        let mut wanted = Vec::new();
+        if ready_idmap.is_none() {
+            wanted.push(namespaces::idmap_maps(owner_uid, owner_gid, user));
+        }
+        if inherited.session.is_none() {
+            wanted.push(namespaces::session_maps(user));
+        }
+        let mut made = namespaces::user_namespaces(&wanted).map_err(SandboxError::UserNamespace)?.into_iter();
+        let idmap = match ready_idmap {
+            Some(fd) => fd,
+            None => made.next().expect("an idmap namespace was asked for"),
+        };
+        let own = match inherited.session {
+            Some(fd) => fd,
+            None => made.next().expect("a session namespace was asked for"),
+        };
         (user, Some(idmap), Some(own))
     } else {
         (SandboxUser { uid: identity.uid, gid: identity.gid }, None, None)

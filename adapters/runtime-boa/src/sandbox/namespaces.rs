@@ -11,6 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::SandboxError;
+use crate::protocol::SandboxUser;
 
 /// The namespaces every session gets.
 const SESSION_NAMESPACES: libc::c_int =
@@ -201,4 +202,60 @@ pub fn reap_orphans() {
             break;
         }
     }
+}
+
+/// User namespaces a root daemon's zygote makes ahead of the sessions that
+/// need them, so that making them (a helper process each) is not on the way
+/// of a session's start: the idmap of worktrees owned by root, kept for
+/// every worker, and the next session's own user namespace, handed to one
+/// worker each and made anew after every fork.
+pub struct Spares {
+    user: SandboxUser,
+    idmap_root_owned: Option<OwnedFd>,
+    next_session: Option<OwnedFd>,
+}
+
+/// What a worker got from its zygote's [`Spares`].
+#[derive(Default)]
+pub struct Inherited {
+    /// Maps uid and gid 0 (a worktree owned by root) to the sandbox user.
+    pub idmap_root_owned: Option<OwnedFd>,
+    /// Maps the sandbox user to itself; this worker's alone.
+    pub session: Option<OwnedFd>,
+}
+
+impl Spares {
+    pub fn new(user: SandboxUser) -> Self {
+        let mut spares = Self { user, idmap_root_owned: None, next_session: None };
+        if let Ok(mut made) = user_namespaces(&[idmap_maps(0, 0, user), session_maps(user)]) {
+            spares.next_session = made.pop();
+            spares.idmap_root_owned = made.pop();
+        }
+        spares
+    }
+
+    /// In the forked worker: what it takes along.
+    pub fn hand_over(&mut self) -> Inherited {
+        Inherited {
+            idmap_root_owned: self.idmap_root_owned.as_ref().and_then(|fd| fd.try_clone().ok()),
+            session: self.next_session.take(),
+        }
+    }
+
+    /// In the zygote after a fork: the handed-over namespace is the
+    /// worker's; make the next one. A failure leaves the worker to make its
+    /// own.
+    pub fn refill(&mut self) {
+        self.next_session = user_namespaces(&[session_maps(self.user)]).ok().and_then(|mut made| made.pop());
+    }
+}
+
+/// The maps of an idmapped worktree owned by `owner_uid:owner_gid`.
+pub fn idmap_maps(owner_uid: u32, owner_gid: u32, user: SandboxUser) -> (String, String) {
+    (format!("{owner_uid} {} 1\n", user.uid), format!("{owner_gid} {} 1\n", user.gid))
+}
+
+/// The maps of a session's own user namespace: its user, as itself.
+pub fn session_maps(user: SandboxUser) -> (String, String) {
+    (format!("{0} {0} 1\n", user.uid), format!("{0} {0} 1\n", user.gid))
 }

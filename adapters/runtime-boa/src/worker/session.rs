@@ -12,7 +12,8 @@ use super::engine::SessionEngine;
 use super::{alloc, limits};
 use crate::error::StartError;
 use crate::protocol::{read_frame, write_frame, BootSpec, Reply, Request};
-use crate::sandbox::{self, namespaces, SandboxError};
+use crate::sandbox::namespaces::{self, Inherited};
+use crate::sandbox::{self, SandboxError};
 
 /// The worker's events, written to the daemon as they happen.
 struct Channel(UnixStream);
@@ -55,10 +56,11 @@ fn start(
     channel: &UnixStream,
     boot: &BootSpec,
     forked: Result<(), SandboxError>,
+    inherited: Inherited,
 ) -> Result<(), StartError> {
     forked?;
     if let Some(spec) = &boot.sandbox {
-        sandbox::enter(&boot.worktree, spec)?;
+        sandbox::enter(&boot.worktree, spec, inherited)?;
     }
     let sink = channel.try_clone().map_err(StartError::Channel)?;
     engine.configure(boot, Box::new(Channel(sink)))?;
@@ -74,7 +76,12 @@ fn start(
 /// `forked` says whether the worker's namespaces are ready (see
 /// [`crate::sandbox::namespaces::fork_confined`]); the sandbox itself is
 /// entered once the boot spec says what to confine it to.
-pub fn serve(engine: &mut SessionEngine, channel: OwnedFd, forked: Result<(), SandboxError>) -> ! {
+pub fn serve(
+    engine: &mut SessionEngine,
+    channel: OwnedFd,
+    forked: Result<(), SandboxError>,
+    inherited: Inherited,
+) -> ! {
     let _ = nix::unistd::setsid();
     limits::reset_signals();
     let channel = UnixStream::from(channel);
@@ -82,7 +89,7 @@ pub fn serve(engine: &mut SessionEngine, channel: OwnedFd, forked: Result<(), Sa
         Ok(Some(Request::Boot(boot))) => boot,
         _ => std::process::exit(2),
     };
-    if let Err(err) = start(engine, &channel, &boot, forked) {
+    if let Err(err) = start(engine, &channel, &boot, forked, inherited) {
         send(&channel, &Reply::StartFailed(err.to_string()));
         std::process::exit(1);
     }

@@ -18,7 +18,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use super::engine::SessionEngine;
 use super::{alloc, session};
 use crate::protocol::{read_frame, write_frame, ExitStatus, ZygoteReply, ZygoteSpec, CONTROL_FORK, EXIT_DESCRIPTORS};
-use crate::sandbox::namespaces::{self, Forked, Identity};
+use crate::sandbox::namespaces::{self, Forked, Identity, Inherited, Spares};
 use crate::sandbox::{fds, SandboxError};
 
 /// The zygote's life: prepare, report, then fork on request until the
@@ -70,7 +70,11 @@ pub fn main() -> i32 {
     let Ok(reaper) = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
         return 3;
     };
-    let mut zygote = Zygote { control, children: HashSet::new(), sandbox: spec.sandbox.then_some(identity) };
+    let spares = match spec.run_as {
+        Some(user) if spec.sandbox && identity.is_root() => Some(Spares::new(user)),
+        _ => None,
+    };
+    let mut zygote = Zygote { control, children: HashSet::new(), sandbox: spec.sandbox.then_some(identity), spares };
     loop {
         let (control_ready, reaper_ready) = {
             let mut fds = [
@@ -97,11 +101,22 @@ pub fn main() -> i32 {
                         // The zygote's descriptors go before the worker's
                         // are rearranged, so none is closed twice.
                         drop(reaper);
-                        let channel = match fds::keep_only(channel, stderr) {
-                            Ok(channel) => channel,
+                        let inherited = zygote.spares.as_mut().map(Spares::hand_over).unwrap_or_default();
+                        drop(zygote.spares.take());
+                        let has_idmap = inherited.idmap_root_owned.is_some();
+                        let extra: Vec<OwnedFd> =
+                            [inherited.idmap_root_owned, inherited.session].into_iter().flatten().collect();
+                        let (channel, kept) = match fds::keep_only(channel, stderr, extra) {
+                            Ok(kept) => kept,
                             Err(_) => std::process::exit(EXIT_DESCRIPTORS),
                         };
-                        session::serve(&mut engine, channel, confined);
+                        // Back in their places, in the order they were kept.
+                        let mut kept = kept.into_iter();
+                        let idmap_root_owned = if has_idmap { kept.next() } else { None };
+                        let inherited = Inherited { idmap_root_owned, session: kept.next() };
+                        session::serve(&mut engine, channel, confined, inherited);
+                    } else if let Some(spares) = zygote.spares.as_mut() {
+                        spares.refill();
                     }
                 }
                 Ok(Some((CONTROL_FORK, None, _))) => {
@@ -121,6 +136,8 @@ struct Zygote {
     /// Who the daemon is, when workers are forked into namespaces of their
     /// own (`None` only with `--sandbox=off`).
     sandbox: Option<Identity>,
+    /// A root daemon's user namespaces, made ahead of its sessions.
+    spares: Option<Spares>,
 }
 
 impl Zygote {
