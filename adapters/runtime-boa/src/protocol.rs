@@ -141,7 +141,7 @@ pub struct SandboxUser {
 /// Daemon → session worker; one request at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    Boot(BootSpec),
+    Boot(Box<BootSpec>),
     Run(WireJob),
 }
 

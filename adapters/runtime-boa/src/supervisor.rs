@@ -81,7 +81,7 @@ impl Supervisor {
         };
         let answer = {
             let mut io = supervisor.io.lock().await;
-            if let Err(err) = io.writer.write_all(&encode(&Request::Boot(spec))).await {
+            if let Err(err) = io.writer.write_all(&encode(&Request::Boot(Box::new(spec)))).await {
                 Err(WorkerError::Unreachable(err))
             } else {
                 match tokio::time::timeout(BOOT_TIMEOUT, io.reader.next::<Reply>()).await {
@@ -91,9 +91,10 @@ impl Supervisor {
                     }
                     Ok(Ok(Some(Reply::StartFailed(reason)))) => Err(WorkerError::Refused(reason)),
                     Ok(Ok(Some(_))) => Err(WorkerError::Protocol("it answered out of turn")),
-                    Ok(Ok(None)) | Ok(Err(_)) => {
-                        Err(WorkerError::Refused(describe(supervisor.exit_status(EXIT_REPORT_TIMEOUT).await, "while starting")))
-                    }
+                    Ok(Ok(None)) | Ok(Err(_)) => Err(WorkerError::Refused(describe(
+                        supervisor.exit_status(EXIT_REPORT_TIMEOUT).await,
+                        "while starting",
+                    ))),
                     Err(_) => Err(WorkerError::TimedOut { what: "start", within: BOOT_TIMEOUT }),
                 }
             }

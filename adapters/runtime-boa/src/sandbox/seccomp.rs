@@ -127,7 +127,7 @@ fn filter(
     errno: i32,
     arch: TargetArch,
 ) -> Result<BpfProgram, SandboxError> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = rules.into_iter().map(|(nr, r)| (nr as i64, r)).collect();
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = rules.into_iter().collect();
     SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), arch)
         .and_then(BpfProgram::try_from)
         .map_err(|err| SandboxError::Seccomp(err.to_string()))
@@ -151,7 +151,7 @@ fn programs() -> Result<Vec<BpfProgram>, SandboxError> {
     let ioctl_rules = DENIED_IOCTLS
         .iter()
         .map(|&request| {
-            SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, request as u64)
+            SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, request)
                 .and_then(|c| SeccompRule::new(vec![c]))
                 .map_err(|err| SandboxError::Seccomp(err.to_string()))
         })

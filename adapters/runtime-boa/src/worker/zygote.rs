@@ -198,9 +198,12 @@ impl Zygote {
     }
 }
 
-/// One control byte and the descriptors that came with it (a worker's
-/// channel, then its stderr pipe); `None` at the end of the stream.
-fn receive(fd: RawFd) -> nix::Result<Option<(u8, Option<OwnedFd>, Option<OwnedFd>)>> {
+/// A control byte and the descriptors that came with it (a worker's channel,
+/// then its stderr pipe).
+type Control = (u8, Option<OwnedFd>, Option<OwnedFd>);
+
+/// One control message; `None` at the end of the stream.
+fn receive(fd: RawFd) -> nix::Result<Option<Control>> {
     let mut byte = [0u8; 1];
     let mut space = nix::cmsg_space!([RawFd; 2]);
     loop {
