@@ -173,11 +173,7 @@ impl BoaRuntime {
                 }
             }
         };
-        let run_as = match self.sandbox {
-            SandboxMode::On { run_as } => run_as,
-            SandboxMode::Off => None,
-        };
-        let spec = ZygoteSpec { libraries: files, sandbox: self.sandbox.is_on(), run_as };
+        let spec = ZygoteSpec { libraries: files, sandbox: self.sandbox.is_on(), run_as: self.sandbox.run_as() };
         let started =
             slot.zygote.get_or_try_init(|| async { Zygote::start(&self.program, &spec).await.map(Arc::new) }).await;
         match started {

@@ -46,6 +46,14 @@ impl SandboxMode {
     pub fn is_on(&self) -> bool {
         matches!(self, Self::On { .. })
     }
+
+    /// The account a root daemon's sessions run as, when the sandbox is on.
+    pub fn run_as(&self) -> Option<SandboxUser> {
+        match self {
+            Self::On { run_as } => *run_as,
+            Self::Off => None,
+        }
+    }
 }
 
 /// Why a session could not be confined, or why this machine cannot confine

@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::SandboxError;
@@ -202,8 +202,8 @@ pub fn open_worktree(path: &Path) -> io::Result<OwnedFd> {
 
 /// The owner of the opened worktree, as `(uid, gid)`.
 pub fn owner(dir: &OwnedFd) -> io::Result<(u32, u32)> {
-    let meta = std::fs::File::from(dir.try_clone()?).metadata()?;
-    Ok((meta.uid(), meta.gid()))
+    let stat = nix::sys::stat::fstat(dir)?;
+    Ok((stat.st_uid, stat.st_gid))
 }
 
 fn make_parents(target: &Path) -> io::Result<()> {
@@ -240,21 +240,19 @@ fn mount(
 /// A detached copy of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`).
 fn open_tree(path: &Path, extra: libc::c_uint) -> io::Result<OwnedFd> {
     let path = cstring(path)?;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | extra;
-    // SAFETY: open_tree with a valid C string; a non-negative result is a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    clone_mount(libc::AT_FDCWD, &path, extra)
 }
 
 /// A detached copy of the mount of the directory `dir` (see [`open_tree`]).
 fn clone_tree(dir: &OwnedFd, extra: libc::c_uint) -> io::Result<OwnedFd> {
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint | extra;
-    // SAFETY: open_tree on our descriptor with an empty path; a non-negative result is a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), c"".as_ptr(), flags) };
+    clone_mount(dir.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint | extra)
+}
+
+/// `open_tree(dirfd, path, OPEN_TREE_CLONE | O_CLOEXEC | extra)`.
+fn clone_mount(dirfd: libc::c_int, path: &std::ffi::CStr, extra: libc::c_uint) -> io::Result<OwnedFd> {
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | extra;
+    // SAFETY: open_tree with a valid C string; a non-negative result is a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -51,13 +51,14 @@ fn wait_for_work(channel: &UnixStream) {
 /// Serves one session on `channel`; never returns.
 /// Makes the forked worker the session's: confines it, opens its worktree,
 /// applies the OS limits and checks that the engine fits in `mem_mb`.
+/// Returns the heap bytes the session may use.
 fn start(
     engine: &mut SessionEngine,
     channel: &UnixStream,
     boot: &BootSpec,
     forked: Result<(), SandboxError>,
     inherited: Inherited,
-) -> Result<(), StartError> {
+) -> Result<usize, StartError> {
     forked?;
     if let Some(spec) = &boot.sandbox {
         sandbox::enter(&boot.worktree, spec, inherited)?;
@@ -70,7 +71,7 @@ fn start(
     if in_use >= allowed {
         return Err(StartError::MemoryTooSmall { mem_mb: boot.limits.mem_mb, used_mb: in_use.div_ceil(1024 * 1024) });
     }
-    Ok(())
+    Ok(allowed)
 }
 
 /// `forked` says whether the worker's namespaces are ready (see
@@ -89,11 +90,13 @@ pub fn serve(
         Ok(Some(Request::Boot(boot))) => boot,
         _ => std::process::exit(2),
     };
-    if let Err(err) = start(engine, &channel, &boot, forked, inherited) {
-        send(&channel, &Reply::StartFailed(err.to_string()));
-        std::process::exit(1);
-    }
-    let allowed = boot.limits.mem_mb.saturating_mul(1024 * 1024) as usize;
+    let allowed = match start(engine, &channel, &boot, forked, inherited) {
+        Ok(allowed) => allowed,
+        Err(err) => {
+            send(&channel, &Reply::StartFailed(err.to_string()));
+            std::process::exit(1);
+        }
+    };
     alloc::arm(allowed);
     limits::arm_cpu(boot.limits.cpu_ms);
     send(&channel, &Reply::Ready { cpu_ns: limits::cpu_time_ns() });
