@@ -234,12 +234,9 @@ impl Spares {
         spares
     }
 
-    /// In the forked worker: what it takes along.
-    pub fn hand_over(&mut self) -> Inherited {
-        Inherited {
-            idmap_root_owned: self.idmap_root_owned.as_ref().and_then(|fd| fd.try_clone().ok()),
-            session: self.next_session.take(),
-        }
+    /// In the forked worker: what it takes along (the zygote keeps its own).
+    pub fn hand_over(self) -> Inherited {
+        Inherited { idmap_root_owned: self.idmap_root_owned, session: self.next_session }
     }
 
     /// In the zygote after a fork: the handed-over namespace is the

@@ -101,8 +101,7 @@ pub fn main() -> i32 {
                         // The zygote's descriptors go before the worker's
                         // are rearranged, so none is closed twice.
                         drop(reaper);
-                        let inherited = zygote.spares.as_mut().map(Spares::hand_over).unwrap_or_default();
-                        drop(zygote.spares.take());
+                        let inherited = zygote.spares.take().map(Spares::hand_over).unwrap_or_default();
                         let has_idmap = inherited.idmap_root_owned.is_some();
                         let extra: Vec<OwnedFd> =
                             [inherited.idmap_root_owned, inherited.session].into_iter().flatten().collect();
