@@ -213,7 +213,13 @@ attack!(programs_hold_no_descriptor_of_the_workers_channel, |lab| {
     let session = lab.session();
     // A program that held the worker's channel (or its stderr pipe) could
     // write forged frames to the daemon.
-    let out = lab.sh(&session, "ls -l /proc/$$/fd/ | grep -- '->'");
+    // A plain program's descriptors, listed from outside it: the shell's
+    // own would include the copies it keeps while setting up a pipe or a
+    // redirection (seen as a flaky extra descriptor).
+    let out = lab.sh(
+        &session,
+        "sleep 30 & pid=$!; sleep 0.2; ls -l /proc/$pid/fd/ > program-fds.txt; kill $pid; grep -- '->' program-fds.txt",
+    );
     let held: Vec<&str> = out.stdout.lines().filter_map(|l| l.split_once(" -> ").map(|(head, _)| head)).collect();
     assert_eq!(held.len(), 3, "{out:?}");
     for (line, fd) in out.stdout.lines().zip(["0", "1", "2"]) {
