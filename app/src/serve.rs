@@ -23,6 +23,70 @@ pub struct ServeConfig {
     pub db: Database,
     pub cache_dir: PathBuf,
     pub sandbox: SandboxMode,
+    pub security: SecurityArgs,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthSwitch {
+    On,
+    Off,
+}
+
+/// The flags of `serve` that guard the API: tokens, hosts, origins,
+/// worktree roots and connection limits.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecurityArgs {
+    /// Require a bearer token on every /api/v1 route but /health. `off` is
+    /// refused unless the daemon listens on a loopback address, and is logged
+    /// loudly.
+    #[arg(long, value_enum, default_value_t = AuthSwitch::On)]
+    pub auth: AuthSwitch,
+    /// A file holding a secret (32+ characters) that becomes a valid admin
+    /// token, for automation; no bootstrap token is made then.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The daemon's data directory: the bootstrap admin token is written to
+    /// `admin-token-<PORT>` there, readable only by this user.
+    /// [default: $XDG_DATA_HOME/vm-system or ~/.local/share/vm-system]
+    #[arg(long, env = "VM_SYSTEM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A host name (or IP) clients may use in the Host header, besides the
+    /// listen address and localhost; repeatable. Needed behind a reverse proxy
+    /// that keeps the public host name.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// A browser origin (e.g. https://ui.example.com) allowed to send
+    /// state-changing requests and to read responses through CORS; repeatable.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// A directory under which session worktrees may be; repeatable.
+    /// [default: the home directory of the daemon's user]
+    #[arg(long = "worktree-root", value_name = "DIR")]
+    pub worktree_roots: Vec<PathBuf>,
+    /// Time a client has to send a request's header (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may stay idle between requests.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Time a client has to send a request's body once its header is in.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Connections served at once; past it, new ones wait in the listen backlog.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+impl SecurityArgs {
+    pub fn connection_limits(&self) -> vm_http::server::ConnectionLimits {
+        vm_http::server::ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_connections: self.max_connections as usize,
+        }
+    }
 }
 
 /// `--sandbox`.

@@ -24,6 +24,9 @@ pub enum DomainError {
     #[error("template {id} not found")]
     TemplateNotFound { id: String },
 
+    #[error("token {id} not found")]
+    TokenNotFound { id: String },
+
     #[error("session {id} not found")]
     SessionNotFound { id: String },
 
@@ -77,6 +80,22 @@ pub enum DomainError {
     #[error("session {session_id} failed to start: {reason}")]
     StartupFailed { session_id: SessionId, template_id: TemplateId, reason: String },
 
+    /// No token, or one that is unknown, revoked or expired (401).
+    #[error("{message}")]
+    Unauthenticated { message: String },
+
+    /// The token lacks the scope, or the request's `Origin` is refused (403).
+    #[error("{message}")]
+    Forbidden { message: String, required_scope: Option<String> },
+
+    /// The `Host` header names no address this daemon serves (421).
+    #[error("host {host:?} is not served here; allowed hosts: {}", allowed.join(", "))]
+    MisdirectedRequest { host: String, allowed: Vec<String> },
+
+    /// The client did not send the request body in time (408).
+    #[error("{message}")]
+    RequestTimeout { message: String },
+
     /// Anything unexpected. Its chain is logged; clients get a fixed message.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -110,6 +129,7 @@ impl DomainError {
             Self::Validation { .. } => "VALIDATION_ERROR",
             Self::InvalidRequest { .. } => "INVALID_REQUEST",
             Self::TemplateNotFound { .. } => "TEMPLATE_NOT_FOUND",
+            Self::TokenNotFound { .. } => "TOKEN_NOT_FOUND",
             Self::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             Self::ExecutionNotFound { .. } => "EXECUTION_NOT_FOUND",
             Self::FileNotFound { .. } => "FILE_NOT_FOUND",
@@ -126,6 +146,10 @@ impl DomainError {
             Self::LibraryNotAvailable { .. } => "LIBRARY_NOT_AVAILABLE",
             Self::EngineUnsupported { .. } => "ENGINE_UNSUPPORTED",
             Self::StartupFailed { .. } => "STARTUP_FAILED",
+            Self::Unauthenticated { .. } => "UNAUTHENTICATED",
+            Self::Forbidden { .. } => "FORBIDDEN",
+            Self::MisdirectedRequest { .. } => "MISDIRECTED_REQUEST",
+            Self::RequestTimeout { .. } => "REQUEST_TIMEOUT",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -137,7 +161,15 @@ impl DomainError {
             Self::InvalidRequest { .. }
             | Self::RouteNotFound { .. }
             | Self::MethodNotAllowed { .. }
+            | Self::Unauthenticated { .. }
+            | Self::RequestTimeout { .. }
             | Self::Internal(_) => json!({}),
+            Self::TokenNotFound { id } => json!({ "token_id": id }),
+            Self::Forbidden { required_scope, .. } => match required_scope {
+                Some(scope) => json!({ "required_scope": scope }),
+                None => json!({}),
+            },
+            Self::MisdirectedRequest { host, allowed } => json!({ "host": host, "allowed_hosts": allowed }),
             Self::TemplateNotFound { id } => json!({ "template_id": id }),
             Self::SessionNotFound { id } => json!({ "session_id": id }),
             Self::ExecutionNotFound { id } => json!({ "execution_id": id }),

@@ -72,6 +72,8 @@ id_type!(/// Identifies a capability row of a template.
     CapabilityId, "capability_id");
 id_type!(/// Identifies a startup file row of a template.
     StartupFileId, "startup_file_id");
+id_type!(/// Identifies an API token.
+    TokenId, "token_id");
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 //! - [`catalog`]: native modules and third-party libraries that can be configured.
 //! - [`paths`]: worktree and script path safety.
 //! - [`ports`]: store, runtime, library cache and clock traits.
+//! - [`token`]: API tokens, scopes, secrets and the caller ([`token::Principal`]).
 //! - [`sandbox`]: what a session's processes may touch, as data.
 //! - [`services`]: templates, sessions and executions — every business rule.
 
@@ -24,6 +25,7 @@ pub mod sandbox;
 pub mod services;
 pub mod session;
 pub mod template;
+pub mod token;
 
 pub use error::DomainError;
 

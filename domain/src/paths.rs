@@ -166,9 +166,128 @@ impl fmt::Display for ScriptPath {
     }
 }
 
+/// `path` with `.` and `..` applied, without touching the disk.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// System directories no worktree may be, or lie in, whatever the roots.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/run",
+    "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/mail", "/var/run",
+];
+
+/// Where worktrees may be: inside one of the configured roots, never `/`,
+/// a system directory or a path through `/proc`, and never a directory of
+/// the daemon's own (its data, its cache, its database) nor one that holds
+/// one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreePolicy {
+    roots: Vec<PathBuf>,
+    reserved: Vec<PathBuf>,
+}
+
+impl WorktreePolicy {
+    /// `roots` must exist (they are stored canonical); `reserved` are the
+    /// daemon's own files and directories, canonicalised when they exist.
+    pub fn new(roots: &[PathBuf], reserved: &[PathBuf]) -> Result<Self, String> {
+        if roots.is_empty() {
+            return Err("at least one worktree root is needed".into());
+        }
+        let roots = roots
+            .iter()
+            .map(|root| {
+                let canonical = root
+                    .canonicalize()
+                    .map_err(|err| format!("worktree root {} is not an existing directory ({err})", root.display()))?;
+                if !canonical.is_dir() {
+                    return Err(format!("worktree root {} is not a directory", root.display()));
+                }
+                Ok(canonical)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let reserved = reserved.iter().map(|path| path.canonicalize().unwrap_or_else(|_| path.clone())).collect();
+        Ok(Self { roots, reserved })
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    fn roots_text(&self) -> String {
+        self.roots.iter().map(|root| root.display().to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `INVALID_PATH` unless `worktree` (given as `raw`) may be a worktree.
+    pub fn check(&self, raw: &str, worktree: &WorktreePath) -> Result<(), DomainError> {
+        let path = worktree.as_path();
+        let refuse = |reason: String| Err(DomainError::invalid_path(raw, reason));
+        if lexical(Path::new(raw)).starts_with("/proc") || path.starts_with("/proc") {
+            return refuse("a worktree cannot be a path through /proc".into());
+        }
+        if path == Path::new("/") {
+            return refuse("a worktree cannot be the root directory".into());
+        }
+        if let Some(system) = SYSTEM_DIRS.iter().map(Path::new).find(|dir| path.starts_with(dir) || dir.starts_with(path)) {
+            return refuse(format!("a worktree cannot be or hold the system directory {}", system.display()));
+        }
+        if let Some(own) = self.reserved.iter().find(|own| path.starts_with(own) || own.starts_with(path)) {
+            return refuse(format!("a worktree cannot be or hold the daemon's own {}", own.display()));
+        }
+        if !self.roots.iter().any(|root| path.starts_with(root)) {
+            return refuse(format!(
+                "the worktree is outside the worktree roots ({}); the daemon's --worktree-root sets them",
+                self.roots_text()
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worktrees_stay_inside_the_roots_and_out_of_system_and_daemon_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(data.join("inner")).unwrap();
+        std::fs::create_dir_all(root.path().join("project/sub")).unwrap();
+        let policy = WorktreePolicy::new(&[root.path().to_path_buf()], &[data.clone()]).unwrap();
+        let check = |raw: &str| {
+            let parsed = WorktreePath::parse(raw).map_err(|err| err.to_string())?;
+            policy.check(raw, &parsed).map_err(|err| err.to_string())
+        };
+        let project = root.path().join("project/sub");
+        assert_eq!(check(project.to_str().unwrap()), Ok(()));
+        let outside = tempfile::tempdir().unwrap();
+        let err = check(outside.path().to_str().unwrap()).unwrap_err();
+        assert!(err.contains("outside the worktree roots"), "{err}");
+        assert!(err.contains(&policy.roots()[0].display().to_string()), "{err}");
+        for raw in ["/", "/proc/self/root", "/proc/self/cwd", "/etc", "/usr/share", "/tmp/../proc/1/root"] {
+            assert!(check(raw).is_err(), "{raw} was accepted");
+        }
+        assert!(check(data.to_str().unwrap()).unwrap_err().contains("daemon's own"));
+        assert!(check(data.join("inner").to_str().unwrap()).unwrap_err().contains("daemon's own"));
+        assert!(check(root.path().to_str().unwrap()).unwrap_err().contains("daemon's own"), "a root holding the data dir");
+    }
+
+    #[test]
+    fn a_root_must_exist() {
+        assert!(WorktreePolicy::new(&[PathBuf::from("/no/such/root")], &[]).is_err());
+        assert!(WorktreePolicy::new(&[], &[]).is_err());
+    }
 
     fn worktree() -> (tempfile::TempDir, WorktreePath) {
         let dir = tempfile::tempdir().unwrap();

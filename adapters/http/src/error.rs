@@ -31,15 +31,27 @@ pub enum ApiError {
     /// `VALIDATION_ERROR` or `INVALID_REQUEST`.
     #[oai(status = 400)]
     BadRequest(Json<ErrorEnvelope>),
-    /// `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `NOT_FOUND`.
+    /// `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorEnvelope>),
+    /// `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorEnvelope>),
+    /// `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`.
     #[oai(status = 404)]
     NotFound(Json<ErrorEnvelope>),
     /// `METHOD_NOT_ALLOWED`.
     #[oai(status = 405)]
     MethodNotAllowed(Json<ErrorEnvelope>),
+    /// `REQUEST_TIMEOUT`: the body did not arrive in time.
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorEnvelope>),
     /// `SESSION_NOT_READY`, `SESSION_BUSY`.
     #[oai(status = 409)]
     Conflict(Json<ErrorEnvelope>),
+    /// `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves.
+    #[oai(status = 421)]
+    Misdirected(Json<ErrorEnvelope>),
     /// `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
     /// `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
     #[oai(status = 422)]
@@ -58,6 +70,7 @@ fn variant_of(err: &DomainError) -> fn(Json<ErrorEnvelope>) -> ApiError {
         E::TemplateNotFound { .. }
         | E::SessionNotFound { .. }
         | E::ExecutionNotFound { .. }
+        | E::TokenNotFound { .. }
         | E::FileNotFound { .. }
         | E::RouteNotFound { .. } => ApiError::NotFound,
         E::MethodNotAllowed { .. } => ApiError::MethodNotAllowed,
@@ -71,6 +84,10 @@ fn variant_of(err: &DomainError) -> fn(Json<ErrorEnvelope>) -> ApiError {
         | E::LibraryNotAvailable { .. }
         | E::EngineUnsupported { .. }
         | E::StartupFailed { .. } => ApiError::Unprocessable,
+        E::Unauthenticated { .. } => ApiError::Unauthorized,
+        E::Forbidden { .. } => ApiError::Forbidden,
+        E::MisdirectedRequest { .. } => ApiError::Misdirected,
+        E::RequestTimeout { .. } => ApiError::RequestTimeout,
         E::Internal(_) => ApiError::Internal,
     }
 }

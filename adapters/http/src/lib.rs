@@ -16,6 +16,7 @@ pub mod dto;
 pub mod error;
 pub mod payload;
 pub mod request_id;
+pub mod server;
 
 use std::sync::Arc;
 

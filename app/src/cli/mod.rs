@@ -30,6 +30,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "VM_SYSTEM_URL", default_value = "http://127.0.0.1:3210")]
     pub server_url: String,
 
+    /// API token of client commands (`vm-system help security`). Without it, a
+    /// command talking to a daemon on this machine uses the daemon's
+    /// bootstrap admin token file, when it can read it.
+    #[arg(long, global = true, env = "VM_SYSTEM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// Output format of client commands: text (tables and blocks), or the API objects as json or yaml.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
     pub output: output::Format,
@@ -65,6 +71,8 @@ pub enum Command {
         /// a name or UID[:GID]. Worktrees stay owned by their owner.
         #[arg(long, default_value = "nobody")]
         sandbox_user: String,
+        #[command(flatten)]
+        security: Box<serve::SecurityArgs>,
     },
     /// Measure a running daemon: REPL round trips and executions per second.
     Bench(crate::bench::BenchArgs),
@@ -102,9 +110,9 @@ pub fn init_logging(level: &str) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let context = || ctx(&cli.server_url, cli.output, cli.quiet);
     match cli.command {
-        Command::Serve { listen, db, cache_dir, sandbox, sandbox_user } => {
+        Command::Serve { listen, db, cache_dir, sandbox, sandbox_user, security } => {
             let sandbox = serve::sandbox_mode(sandbox, &sandbox_user)?;
-            serve::run(ServeConfig { listen, db, cache_dir, sandbox }).await
+            serve::run(ServeConfig { listen, db, cache_dir, sandbox, security: *security }).await
         }
         Command::Bench(args) => crate::bench::run(&cli.server_url, args).await,
         Command::Template(command) => output::finish(async { template::run(&context()?, *command).await }.await),

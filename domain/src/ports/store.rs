@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use crate::catalog::{LibraryRef, ModuleName};
 use crate::event::Event;
 use crate::execution::Execution;
-use crate::ids::{ExecutionId, SessionId, TemplateId};
+use crate::ids::{ExecutionId, SessionId, TemplateId, TokenId};
 use crate::session::{Session, SessionStatus};
 use crate::template::{Capability, Settings, StartupFile, Template};
+use crate::token::{SecretDigest, Token};
 use crate::{DomainError, Timestamp};
 
 #[cfg_attr(test, mockall::automock)]
@@ -68,4 +69,20 @@ pub trait ExecutionStore: Send + Sync {
     async fn events_after(&self, id: ExecutionId, after_seq: i64) -> Result<Vec<Event>, DomainError>;
     /// Executions still marked `running`, oldest first.
     async fn running(&self) -> Result<Vec<Execution>, DomainError>;
+}
+
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token under the digest of its secret (digests are unique).
+    async fn insert(&self, token: &Token, digest: &SecretDigest) -> Result<(), DomainError>;
+    /// The token whose secret has this digest, revoked and expired ones included.
+    async fn by_digest(&self, digest: &SecretDigest) -> Result<Option<Token>, DomainError>;
+    async fn get(&self, id: TokenId) -> Result<Option<Token>, DomainError>;
+    /// All tokens, revoked ones included, newest first.
+    async fn list(&self) -> Result<Vec<Token>, DomainError>;
+    /// Sets `revoked_at` unless it is set already. `false` if absent.
+    async fn revoke(&self, id: TokenId, at: Timestamp) -> Result<bool, DomainError>;
+    /// Sets `last_used_at`.
+    async fn touch(&self, id: TokenId, at: Timestamp) -> Result<(), DomainError>;
 }

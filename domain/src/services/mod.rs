@@ -4,10 +4,12 @@
 mod executions;
 mod sessions;
 mod templates;
+mod tokens;
 
 pub use executions::{Executed, ExecutionService, RunFileRequest};
 pub use sessions::{NewSession, ReconcileReport, SessionService};
 pub use templates::{LibraryEntry, NewCapability, NewStartupFile, NewTemplate, TemplateService};
+pub use tokens::{NewToken, TokenService, TOUCH_INTERVAL};
 
 #[cfg(test)]
 pub(crate) mod fixtures;
