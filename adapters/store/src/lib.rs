@@ -1,12 +1,13 @@
-//! vm-store: the store ports of `vm-domain` (templates, sessions, executions)
-//! on SQLite or PostgreSQL through sqlx, each with embedded migrations. The
-//! services never see SQL or a row; this crate knows no other adapter.
+//! vm-store: the store ports of `vm-domain` (templates, sessions,
+//! executions, API tokens) on SQLite or PostgreSQL through sqlx, each with
+//! embedded migrations. The services never see SQL or a row; this crate
+//! knows no other adapter.
 //!
 //! Layout:
 //! - [`location`]: [`Database`], what `--db` names (a file or a URL), shown
 //!   without its password; [`PoolSettings`] from the URL's query.
-//! - [`sqlite`]: [`SqliteStore`], the three ports on one SQLite file; the
-//!   schema is `migrations/sqlite/`.
+//! - [`sqlite`]: [`SqliteStore`], the four ports on one SQLite file; the
+//!   schema is `migrations/sqlite/` (tokens keep only their secret's digest).
 //! - [`postgres`]: [`PostgresStore`], the same on PostgreSQL; the schema is
 //!   `migrations/postgres/`.
 //! - `rows`: row structs and the only conversions from rows into domain types.
@@ -21,19 +22,20 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore};
+use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
 
 pub use error::OpenError;
 pub use location::{Database, PoolSettings, PostgresUrl};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// The three ports of one open store, whichever backend it is.
+/// The four ports of one open store, whichever backend it is.
 #[derive(Clone)]
 pub struct Stores {
     pub templates: Arc<dyn TemplateStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub executions: Arc<dyn ExecutionStore>,
+    pub tokens: Arc<dyn TokenStore>,
     backend: Backend,
 }
 
@@ -44,8 +46,11 @@ enum Backend {
 }
 
 impl Stores {
-    fn over<S: TemplateStore + SessionStore + ExecutionStore + 'static>(store: Arc<S>, backend: Backend) -> Self {
-        Self { templates: store.clone(), sessions: store.clone(), executions: store, backend }
+    fn over<S: TemplateStore + SessionStore + ExecutionStore + TokenStore + 'static>(
+        store: Arc<S>,
+        backend: Backend,
+    ) -> Self {
+        Self { templates: store.clone(), sessions: store.clone(), executions: store.clone(), tokens: store, backend }
     }
 
     /// Closes the connection pool; later calls fail.

@@ -1,4 +1,4 @@
-//! [`PostgresStore`]: the template, session and execution stores on one
+//! [`PostgresStore`]: the template, session, execution and token stores on one
 //! PostgreSQL database, with the schema of `migrations/postgres/`. Same
 //! semantics as [`crate::SqliteStore`]; all SQL lives here; rows become
 //! domain values only in `rows`.
@@ -10,15 +10,16 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use vm_domain::catalog::{LibraryRef, ModuleName};
 use vm_domain::event::Event;
 use vm_domain::execution::Execution;
-use vm_domain::ids::{ExecutionId, SessionId, TemplateId};
-use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore};
+use vm_domain::ids::{ExecutionId, SessionId, TemplateId, TokenId};
+use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
 use vm_domain::session::{Session, SessionStatus};
 use vm_domain::template::{Capability, Settings, StartupFile, Template};
+use vm_domain::token::{SecretDigest, Token};
 use vm_domain::{DomainError, Timestamp};
 
 use crate::error::{chain, db_error, missing_parent_or_db_error, OpenError, StoreError};
 use crate::location::{PoolSettings, PostgresUrl};
-use crate::rows::{self, count_value, json_text, text_json, PgColumns};
+use crate::rows::{self, count_value, json_text, scopes_json, text_json, PgColumns};
 
 type TemplateRow = rows::TemplateRow<PgColumns>;
 type SettingsRow = rows::SettingsRow<PgColumns>;
@@ -27,6 +28,7 @@ type StartupFileRow = rows::StartupFileRow<PgColumns>;
 type SessionRow = rows::SessionRow<PgColumns>;
 type ExecutionRow = rows::ExecutionRow<PgColumns>;
 type EventRow = rows::EventRow<PgColumns>;
+type TokenRow = rows::TokenRow<PgColumns>;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -69,7 +71,17 @@ macro_rules! select_executions {
     };
 }
 
-/// The three store ports on one PostgreSQL database. Cloning is cheap and
+macro_rules! select_tokens {
+    ($clauses:literal) => {
+        concat!(
+            "SELECT id, name, scopes, created_at, last_used_at, expires_at, revoked_at \
+             FROM api_tokens ",
+            $clauses
+        )
+    };
+}
+
+/// The four store ports on one PostgreSQL database. Cloning is cheap and
 /// shares the connection pool.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -635,5 +647,83 @@ impl ExecutionStore for PostgresStore {
             .into_iter()
             .map(Execution::try_from)
             .collect()
+    }
+}
+
+#[async_trait]
+impl TokenStore for PostgresStore {
+    /// A second token with the same digest (or id) is an `Internal` error:
+    /// with 256-bit random secrets it does not happen.
+    async fn insert(&self, token: &Token, digest: &SecretDigest) -> Result<(), DomainError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, scopes, secret_digest, created_at, last_used_at, expires_at, \
+                                     revoked_at) \
+             VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)",
+        )
+        .bind(token.id.as_uuid())
+        .bind(token.name.as_str())
+        .bind(scopes_json(&token.scopes))
+        .bind(digest.as_str())
+        .bind(token.created_at)
+        .bind(token.last_used_at)
+        .bind(token.expires_at)
+        .bind(token.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn by_digest(&self, digest: &SecretDigest) -> Result<Option<Token>, DomainError> {
+        sqlx::query_as::<_, TokenRow>(select_tokens!("WHERE secret_digest = $1"))
+            .bind(digest.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(Token::try_from)
+            .transpose()
+    }
+
+    async fn get(&self, id: TokenId) -> Result<Option<Token>, DomainError> {
+        sqlx::query_as::<_, TokenRow>(select_tokens!("WHERE id = $1"))
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(Token::try_from)
+            .transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<Token>, DomainError> {
+        sqlx::query_as::<_, TokenRow>(select_tokens!("ORDER BY created_at DESC, pk DESC"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(Token::try_from)
+            .collect()
+    }
+
+    /// One statement: the first `revoked_at` stays, and the row counts as
+    /// found whether or not it was revoked already.
+    async fn revoke(&self, id: TokenId, at: Timestamp) -> Result<bool, DomainError> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Touching a token that does not exist changes nothing.
+    async fn touch(&self, id: TokenId, at: Timestamp) -> Result<(), DomainError> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ use vm_domain::execution::{Execution, ExecutionKind, ExecutionStatus, Metrics};
 use vm_domain::paths::{ScriptPath, WorktreePath};
 use vm_domain::session::{Label, Session, SessionStatus};
 use vm_domain::template::{Capability, CapabilityKind, Settings, StartupFile, StartupMode, Template, TemplateName};
+use vm_domain::token::{Scope, Token, TokenName};
 use vm_domain::{DomainError, Timestamp};
 
 use crate::error::StoreError;
@@ -237,6 +238,46 @@ impl<C: Columns> TryFrom<EventRow<C>> for Event {
     }
 }
 
+/// An `api_tokens` row, without its secret digest; `scopes` is a JSON
+/// array of scope names.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TokenRow<C: Columns> {
+    id: C::Id,
+    name: String,
+    scopes: C::Json,
+    created_at: C::At,
+    last_used_at: Option<C::At>,
+    expires_at: Option<C::At>,
+    revoked_at: Option<C::At>,
+}
+
+impl<C: Columns> TryFrom<TokenRow<C>> for Token {
+    type Error = DomainError;
+
+    fn try_from(row: TokenRow<C>) -> Result<Self, DomainError> {
+        const TABLE: &str = "api_tokens";
+        let scopes: Vec<String> = row.scopes.value(TABLE)?;
+        Ok(Token {
+            id: row.id.id(TABLE)?,
+            name: TokenName::from_stored(row.name),
+            scopes: scopes
+                .iter()
+                .map(|s| Scope::parse(s, "scopes").map_err(|e| corrupt(TABLE, e)))
+                .collect::<Result<_, _>>()?,
+            created_at: row.created_at.instant(TABLE)?,
+            last_used_at: row.last_used_at.map(|at| at.instant(TABLE)).transpose()?,
+            expires_at: row.expires_at.map(|at| at.instant(TABLE)).transpose()?,
+            revoked_at: row.revoked_at.map(|at| at.instant(TABLE)).transpose()?,
+        })
+    }
+}
+
+/// The stored form of a token's scopes: a JSON array of their names, in
+/// the token's order.
+pub(crate) fn scopes_json(scopes: &[Scope]) -> String {
+    json_text(&scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+}
+
 /// The stored form of an instant: UTC, exactly six fractional digits, so
 /// that text order is time order. Nanoseconds are truncated.
 pub(crate) fn timestamp_text(at: Timestamp) -> String {
@@ -398,5 +439,24 @@ mod tests {
             last_error: None,
         };
         assert_eq!(Session::try_from(row).unwrap_err().code(), "INTERNAL");
+    }
+
+    #[test]
+    fn a_token_row_with_an_unknown_scope_is_an_internal_error() {
+        let row = TokenRow::<SqliteColumns> {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "ci".into(),
+            scopes: r#"["read","root"]"#.into(),
+            created_at: "2023-11-14T22:13:20.000000Z".into(),
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+        };
+        assert_eq!(Token::try_from(row).unwrap_err().code(), "INTERNAL");
+    }
+
+    #[test]
+    fn scopes_are_stored_as_a_json_array_of_names_in_order() {
+        assert_eq!(scopes_json(&[Scope::Admin, Scope::Read]), r#"["admin","read"]"#);
     }
 }

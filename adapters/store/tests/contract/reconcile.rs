@@ -62,6 +62,7 @@ fn restarted_daemon(h: &Harness, now: Timestamp) -> SessionService {
         h.executions.clone(),
         Arc::new(NoEngines),
         Arc::new(StoppedAt(now)),
+        vm_domain::paths::WorktreePolicy::new(&[std::path::PathBuf::from("/")], &[]).unwrap(),
     );
     sessions
 }
