@@ -183,8 +183,25 @@ fn lexical(path: &Path) -> PathBuf {
 
 /// System directories no worktree may be, or lie in, whatever the roots.
 pub const SYSTEM_DIRS: &[&str] = &[
-    "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/run",
-    "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/mail", "/var/run",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/boot",
+    "/run",
+    "/var/lib",
+    "/var/log",
+    "/var/cache",
+    "/var/spool",
+    "/var/mail",
+    "/var/run",
 ];
 
 /// Where worktrees may be: inside one of the configured roots, never `/`,
@@ -238,7 +255,9 @@ impl WorktreePolicy {
         if path == Path::new("/") {
             return refuse("a worktree cannot be the root directory".into());
         }
-        if let Some(system) = SYSTEM_DIRS.iter().map(Path::new).find(|dir| path.starts_with(dir) || dir.starts_with(path)) {
+        if let Some(system) =
+            SYSTEM_DIRS.iter().map(Path::new).find(|dir| path.starts_with(dir) || dir.starts_with(path))
+        {
             return refuse(format!("a worktree cannot be or hold the system directory {}", system.display()));
         }
         if let Some(own) = self.reserved.iter().find(|own| path.starts_with(own) || own.starts_with(path)) {
@@ -264,7 +283,7 @@ mod tests {
         let data = root.path().join("data");
         std::fs::create_dir_all(data.join("inner")).unwrap();
         std::fs::create_dir_all(root.path().join("project/sub")).unwrap();
-        let policy = WorktreePolicy::new(&[root.path().to_path_buf()], &[data.clone()]).unwrap();
+        let policy = WorktreePolicy::new(&[root.path().to_path_buf()], std::slice::from_ref(&data)).unwrap();
         let check = |raw: &str| {
             let parsed = WorktreePath::parse(raw).map_err(|err| err.to_string())?;
             policy.check(raw, &parsed).map_err(|err| err.to_string())
@@ -280,7 +299,10 @@ mod tests {
         }
         assert!(check(data.to_str().unwrap()).unwrap_err().contains("daemon's own"));
         assert!(check(data.join("inner").to_str().unwrap()).unwrap_err().contains("daemon's own"));
-        assert!(check(root.path().to_str().unwrap()).unwrap_err().contains("daemon's own"), "a root holding the data dir");
+        assert!(
+            check(root.path().to_str().unwrap()).unwrap_err().contains("daemon's own"),
+            "a root holding the data dir"
+        );
     }
 
     #[test]

@@ -10,11 +10,12 @@ use serde_json::Value;
 use vm_domain::catalog::ModuleInfo;
 use vm_domain::event::Event;
 use vm_domain::execution::{Execution, ExecutionKind, ExecutionStatus};
-use vm_domain::services::{Executed, LibraryEntry, NewCapability, NewSession, NewStartupFile, NewTemplate};
+use vm_domain::services::{Executed, LibraryEntry, NewCapability, NewSession, NewStartupFile, NewTemplate, NewToken};
 use vm_domain::session::{Session, SessionStatus};
 use vm_domain::template::{
     Capability, Limits, ResolverSettings, RuntimeSwitches, Settings, StartupFile, Template, TemplateDetail,
 };
+use vm_domain::token::{Principal, Scope, Token, TokenStatus};
 
 // ---------------------------------------------------------------- settings
 
@@ -607,4 +608,135 @@ pub struct HealthView {
 pub struct RuntimeSummaryView {
     pub active_sessions: u64,
     pub active_session_ids: Vec<String>,
+}
+
+// ---------------------------------------------------------------- tokens
+
+/// A token scope; each includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeView {
+    /// Every `GET`.
+    Read,
+    /// Sessions and executions.
+    Execute,
+    /// Templates, their settings, capabilities, startup files, modules and libraries; tokens.
+    Admin,
+}
+
+impl From<Scope> for ScopeView {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::Read => Self::Read,
+            Scope::Execute => Self::Execute,
+            Scope::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<ScopeView> for Scope {
+    fn from(s: ScopeView) -> Self {
+        match s {
+            ScopeView::Read => Self::Read,
+            ScopeView::Execute => Self::Execute,
+            ScopeView::Admin => Self::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatusView {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl From<TokenStatus> for TokenStatusView {
+    fn from(s: TokenStatus) -> Self {
+        match s {
+            TokenStatus::Active => Self::Active,
+            TokenStatus::Expired => Self::Expired,
+            TokenStatus::Revoked => Self::Revoked,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenBody {
+    /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`, `:`.
+    pub name: String,
+    /// At least one scope.
+    pub scopes: Vec<ScopeView>,
+    /// When the token stops working; never, when absent or null.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<CreateTokenBody> for NewToken {
+    fn from(body: CreateTokenBody) -> Self {
+        let scopes = body.scopes.into_iter().map(|scope| Scope::from(scope).as_str().to_owned()).collect();
+        NewToken { name: body.name, scopes, expires_at: body.expires_at }
+    }
+}
+
+/// An API token, without its secret.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<ScopeView>,
+    pub status: TokenStatusView,
+    pub created_at: DateTime<Utc>,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TokenView {
+    pub fn new(token: Token, status: TokenStatus) -> Self {
+        Self {
+            id: token.id.to_string(),
+            name: token.name.to_string(),
+            scopes: token.scopes.into_iter().map(Into::into).collect(),
+            status: status.into(),
+            created_at: token.created_at,
+            last_used_at: token.last_used_at,
+            expires_at: token.expires_at,
+            revoked_at: token.revoked_at,
+        }
+    }
+}
+
+/// A new token and its secret, which is shown this once.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct CreatedTokenView {
+    /// Send it as `Authorization: Bearer <secret>`; it cannot be shown again.
+    pub secret: String,
+    pub token: TokenView,
+}
+
+/// Who the request's token is.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct WhoAmIView {
+    /// The token's name, or `auth-off` when the daemon runs without authentication.
+    pub name: String,
+    /// The token's id; null when authentication is off.
+    pub token_id: Option<String>,
+    pub scopes: Vec<ScopeView>,
+}
+
+impl From<Principal> for WhoAmIView {
+    fn from(p: Principal) -> Self {
+        Self {
+            name: p.name,
+            token_id: p.token_id.map(|id| id.to_string()),
+            scopes: p.scopes.into_iter().map(Into::into).collect(),
+        }
+    }
 }

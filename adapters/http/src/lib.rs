@@ -7,13 +7,16 @@
 //! - [`dto`]: wire shapes and their conversions.
 //! - [`error`]: `DomainError` → HTTP, in one place.
 //! - [`payload`]: JSON bodies decoded with precise errors.
+//! - [`guard`]: tokens and scopes, `Host` and `Origin` checks, CORS, audit log.
 //! - [`request_id`]: `X-Request-Id` on every response.
+//! - [`server`]: the accept loop with connection limits and timeouts.
 //! - [`docs`]: Swagger UI from vendored assets.
 
 pub mod api;
 pub mod docs;
 pub mod dto;
 pub mod error;
+pub mod guard;
 pub mod payload;
 pub mod request_id;
 pub mod server;
@@ -22,31 +25,45 @@ use std::sync::Arc;
 
 use poem::{get, Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
-use vm_domain::ports::{Clock, ExecutionStore, JsRuntime, LibraryCache, SessionStore, TemplateStore};
-use vm_domain::services::{ExecutionService, SessionService, TemplateService};
+use vm_domain::paths::WorktreePolicy;
+use vm_domain::ports::{Clock, ExecutionStore, JsRuntime, LibraryCache, SessionStore, TemplateStore, TokenStore};
+use vm_domain::services::{ExecutionService, SessionService, TemplateService, TokenService};
+
+pub use guard::{Access, AuthMode};
 
 /// The domain services the handlers call.
 pub struct Services {
     pub templates: TemplateService,
     pub sessions: SessionService,
     pub executions: ExecutionService,
+    pub tokens: TokenService,
+}
+
+/// The stores the services work on.
+pub struct StorePorts {
+    pub templates: Arc<dyn TemplateStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub executions: Arc<dyn ExecutionStore>,
+    pub tokens: Arc<dyn TokenStore>,
 }
 
 impl Services {
     /// The three services over the given ports; templates may name the
     /// runtime's engine. The daemon and the HTTP tests wire through here.
+    /// Session worktrees must satisfy `worktrees`.
     pub fn new(
-        templates: Arc<dyn TemplateStore>,
-        sessions: Arc<dyn SessionStore>,
-        executions: Arc<dyn ExecutionStore>,
+        stores: StorePorts,
         runtime: Arc<dyn JsRuntime>,
         cache: Arc<dyn LibraryCache>,
         clock: Arc<dyn Clock>,
+        worktrees: WorktreePolicy,
     ) -> Self {
+        let StorePorts { templates, sessions, executions, tokens } = stores;
         let engines = vec![runtime.engine().to_owned()];
         let template_service = TemplateService::new(templates.clone(), cache, clock.clone(), engines);
-        let (sessions, executions) = SessionService::new(templates, sessions, executions, runtime, clock);
-        Self { templates: template_service, sessions, executions }
+        let tokens = TokenService::new(tokens, clock.clone());
+        let (sessions, executions) = SessionService::new(templates, sessions, executions, runtime, clock, worktrees);
+        Self { templates: template_service, sessions, executions, tokens }
     }
 }
 
@@ -59,6 +76,7 @@ fn openapi_service(services: Arc<Services>) -> OpenApiService<impl poem_openapi:
         api::sessions::SessionsApi(services.clone()),
         api::executions::ExecutionsApi(services.clone()),
         api::catalog::CatalogApi(services.clone()),
+        api::tokens::TokensApi(services.clone()),
         api::ops::OpsApi(services),
     );
     OpenApiService::new(apis, "vm-system", env!("CARGO_PKG_VERSION"))
@@ -74,14 +92,16 @@ pub fn openapi_json(services: Arc<Services>) -> String {
     openapi_service(services).spec()
 }
 
-/// The whole HTTP application: API, OpenAPI document, Swagger UI, and `/`.
-/// `extra` is mounted at `/` (e.g. the web UI); unknown paths elsewhere get
-/// the error envelope.
+/// The whole HTTP application: API, OpenAPI document, Swagger UI, and `/`,
+/// behind the [`guard`]. `root` is mounted at `/` (e.g. the web UI);
+/// unknown paths elsewhere get the error envelope.
 pub fn app(
     services: Arc<Services>,
+    access: Access,
     root: Option<poem::endpoint::BoxEndpoint<'static>>,
 ) -> impl Endpoint<Output = poem::Response> {
-    let api = openapi_service(services);
+    let access = Arc::new(access);
+    let api = openapi_service(services.clone());
     let spec = api.spec();
     let mut route = Route::new()
         .nest(API_PREFIX, api)
@@ -96,5 +116,6 @@ pub fn app(
         Some(endpoint) => route.nest("/", endpoint),
         None => route.at("/", get(docs::landing_page)),
     };
-    route.catch_all_error(error::envelope_poem_error).around(request_id::stamp)
+    let route = route.catch_all_error(error::envelope_poem_error).data(services).data(access.clone());
+    guard::guard(route, access).around(request_id::stamp)
 }

@@ -10,7 +10,11 @@ fn is_valid(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
-pub async fn stamp<E: Endpoint>(next: E, req: Request) -> Result<Response> {
+/// The request's id, in its extensions for the handlers and the audit log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub async fn stamp<E: Endpoint>(next: E, mut req: Request) -> Result<Response> {
     let id = req
         .headers()
         .get(HEADER)
@@ -18,6 +22,7 @@ pub async fn stamp<E: Endpoint>(next: E, req: Request) -> Result<Response> {
         .filter(|v| is_valid(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut response = match next.call(req).await {

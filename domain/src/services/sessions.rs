@@ -12,7 +12,7 @@ use super::ExecutionService;
 use crate::event::{Event, EventPayload, SystemLevel};
 use crate::execution::{ExecutionKind, ExecutionStatus};
 use crate::ids::{SessionId, TemplateId};
-use crate::paths::WorktreePath;
+use crate::paths::{WorktreePath, WorktreePolicy};
 use crate::ports::{Clock, ExecutionStore, Job, JsRuntime, RuntimeSpec, SessionStore, TemplateStore};
 use crate::session::{Label, Session, SessionStatus};
 use crate::DomainError;
@@ -35,6 +35,7 @@ pub struct ReconcileReport {
 pub struct SessionService {
     templates: Arc<dyn TemplateStore>,
     recorder: Arc<Recorder>,
+    worktrees: WorktreePolicy,
 }
 
 impl SessionService {
@@ -46,9 +47,10 @@ impl SessionService {
         executions: Arc<dyn ExecutionStore>,
         runtime: Arc<dyn JsRuntime>,
         clock: Arc<dyn Clock>,
+        worktrees: WorktreePolicy,
     ) -> (Self, ExecutionService) {
         let recorder = Arc::new(Recorder::new(sessions, executions, runtime, clock));
-        (Self { templates, recorder: recorder.clone() }, ExecutionService::new(recorder))
+        (Self { templates, recorder: recorder.clone(), worktrees }, ExecutionService::new(recorder))
     }
 
     fn sessions(&self) -> &dyn SessionStore {
@@ -68,6 +70,7 @@ impl SessionService {
         let workspace_id = Label::parse("workspace_id", &new.workspace_id)?;
         let base_commit_oid = Label::parse("base_commit_oid", &new.base_commit_oid)?;
         let worktree_path = WorktreePath::parse(&new.worktree_path)?;
+        self.worktrees.check(&new.worktree_path, &worktree_path)?;
         let template = self
             .templates
             .get(template_id)
@@ -284,6 +287,7 @@ mod tests {
                 Arc::new(self.executions),
                 Arc::new(self.runtime),
                 fixed_clock(),
+                WorktreePolicy::new(&[std::path::PathBuf::from("/")], &[]).unwrap(),
             )
             .0
         }

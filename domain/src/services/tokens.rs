@@ -97,17 +97,23 @@ impl TokenService {
                     .into(),
             });
         };
-        let token = self.store.by_digest(&secret.digest()).await?.ok_or_else(|| DomainError::Unauthenticated {
-            message: "the bearer token is not valid".into(),
-        })?;
+        let token = self
+            .store
+            .by_digest(&secret.digest())
+            .await?
+            .ok_or_else(|| DomainError::Unauthenticated { message: "the bearer token is not valid".into() })?;
         let now = self.clock.now();
         match token.status(now) {
             TokenStatus::Active => {}
             TokenStatus::Revoked => {
-                return Err(DomainError::Unauthenticated { message: format!("token {:?} has been revoked", token.name.as_str()) })
+                return Err(DomainError::Unauthenticated {
+                    message: format!("token {:?} has been revoked", token.name.as_str()),
+                })
             }
             TokenStatus::Expired => {
-                return Err(DomainError::Unauthenticated { message: format!("token {:?} has expired", token.name.as_str()) })
+                return Err(DomainError::Unauthenticated {
+                    message: format!("token {:?} has expired", token.name.as_str()),
+                })
             }
         }
         if token.last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL) {
@@ -130,10 +136,17 @@ impl TokenService {
         if let Some(token) = self.store.by_digest(&digest).await? {
             return match token.status(self.clock.now()) {
                 TokenStatus::Active if token.allows(Scope::Admin) => Ok(token),
-                TokenStatus::Active => Err(DomainError::validation("secret", format!("this secret is token {:?}, which is not an admin token", token.name.as_str()))),
+                TokenStatus::Active => Err(DomainError::validation(
+                    "secret",
+                    format!("this secret is token {:?}, which is not an admin token", token.name.as_str()),
+                )),
                 TokenStatus::Revoked | TokenStatus::Expired => Err(DomainError::validation(
                     "secret",
-                    format!("this secret was token {:?}, which is {}; write a new secret", token.name.as_str(), token.status(self.clock.now()).as_str()),
+                    format!(
+                        "this secret was token {:?}, which is {}; write a new secret",
+                        token.name.as_str(),
+                        token.status(self.clock.now()).as_str()
+                    ),
                 )),
             };
         }
@@ -198,7 +211,8 @@ mod tests {
     #[test]
     fn create_refuses_a_past_expiry_and_bad_scopes() {
         block_on(async {
-            let past = NewToken { name: "ci".into(), scopes: vec!["read".into()], expires_at: Some(fixed_clock().now()) };
+            let past =
+                NewToken { name: "ci".into(), scopes: vec!["read".into()], expires_at: Some(fixed_clock().now()) };
             assert_eq!(service(MockTokenStore::new()).create(past).await.unwrap_err().code(), "VALIDATION_ERROR");
             let bad = NewToken { name: "ci".into(), scopes: vec!["sudo".into()], expires_at: None };
             assert_eq!(service(MockTokenStore::new()).create(bad).await.unwrap_err().code(), "VALIDATION_ERROR");
@@ -233,7 +247,9 @@ mod tests {
     #[test]
     fn authenticate_records_use_at_most_once_a_minute() {
         block_on(async {
-            for (last_used, touched) in [(None, 1), (Some(TimeDelta::seconds(59)), 0), (Some(TimeDelta::seconds(60)), 1)] {
+            for (last_used, touched) in
+                [(None, 1), (Some(TimeDelta::seconds(59)), 0), (Some(TimeDelta::seconds(60)), 1)]
+            {
                 let mut store = MockTokenStore::new();
                 let mut token = a_token(vec![Scope::Execute]);
                 token.last_used_at = last_used.map(|ago| fixed_clock().now() - ago);

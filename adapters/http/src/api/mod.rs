@@ -6,6 +6,7 @@ pub mod executions;
 pub mod ops;
 pub mod sessions;
 pub mod templates;
+pub mod tokens;
 
 use vm_domain::ids::{ExecutionId, SessionId, TemplateId};
 
@@ -23,6 +24,8 @@ pub enum Tag {
     Catalog,
     /// Health and what is alive in memory.
     Ops,
+    /// API tokens and their scopes.
+    Tokens,
 }
 
 pub(crate) fn template_id(raw: &str) -> ApiResult<TemplateId> {

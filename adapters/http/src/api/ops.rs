@@ -7,6 +7,7 @@ use poem_openapi::OpenApi;
 
 use super::Tag;
 use crate::dto::{HealthView, RuntimeSummaryView};
+use crate::guard::Reader;
 use crate::Services;
 
 pub struct OpsApi(pub Arc<Services>);
@@ -21,7 +22,7 @@ impl OpsApi {
 
     /// Sessions whose runtime is alive in memory.
     #[oai(path = "/runtime/summary", method = "get", operation_id = "runtimeSummary")]
-    async fn summary(&self) -> Json<RuntimeSummaryView> {
+    async fn summary(&self, _caller: Reader) -> Json<RuntimeSummaryView> {
         let ids = self.0.sessions.live_sessions();
         Json(RuntimeSummaryView {
             active_sessions: ids.len() as u64,

@@ -10,6 +10,7 @@ use vm_domain::session::SessionStatus;
 use super::{session_id, Tag};
 use crate::dto::{CreateSessionBody, SessionView};
 use crate::error::ApiResult;
+use crate::guard::{Executor, Reader};
 use crate::payload::JsonBody;
 use crate::Services;
 
@@ -28,6 +29,7 @@ impl SessionsApi {
     #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
     async fn list(
         &self,
+        _caller: Reader,
         /// Only sessions in this state: `starting`, `ready`, `crashed` or `closed`.
         status: Query<Option<String>>,
     ) -> ApiResult<Json<Vec<SessionView>>> {
@@ -37,25 +39,25 @@ impl SessionsApi {
 
     /// Start a session from a template, bound to an existing worktree directory.
     #[oai(path = "/sessions", method = "post", operation_id = "createSession")]
-    async fn create(&self, body: JsonBody<CreateSessionBody>) -> ApiResult<SessionCreated> {
+    async fn create(&self, _caller: Executor, body: JsonBody<CreateSessionBody>) -> ApiResult<SessionCreated> {
         let session = self.0.sessions.create(body.0.into()).await?;
         Ok(SessionCreated::Created(Json(session.into())))
     }
 
     #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
-    async fn get(&self, id: Path<String>) -> ApiResult<Json<SessionView>> {
+    async fn get(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<SessionView>> {
         Ok(Json(self.0.sessions.get(session_id(&id)?).await?.into()))
     }
 
     /// Close the session (same as `POST /sessions/{id}/close`).
     #[oai(path = "/sessions/:id", method = "delete", operation_id = "deleteSession")]
-    async fn delete(&self, id: Path<String>) -> ApiResult<Json<SessionView>> {
+    async fn delete(&self, _caller: Executor, id: Path<String>) -> ApiResult<Json<SessionView>> {
         Ok(Json(self.0.sessions.close(session_id(&id)?).await?.into()))
     }
 
     /// Discard the runtime and keep the record; closing twice is harmless.
     #[oai(path = "/sessions/:id/close", method = "post", operation_id = "closeSession")]
-    async fn close(&self, id: Path<String>) -> ApiResult<Json<SessionView>> {
+    async fn close(&self, _caller: Executor, id: Path<String>) -> ApiResult<Json<SessionView>> {
         Ok(Json(self.0.sessions.close(session_id(&id)?).await?.into()))
     }
 }

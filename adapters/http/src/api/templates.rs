@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::{template_id, Tag};
 use crate::dto::*;
 use crate::error::ApiResult;
+use crate::guard::{Admin, Reader};
 use crate::payload::JsonBody;
 use crate::Services;
 
@@ -54,46 +55,51 @@ fn names<T: ToString>(items: Vec<T>) -> Json<Vec<String>> {
 impl TemplatesApi {
     /// List templates, newest first.
     #[oai(path = "/templates", method = "get", operation_id = "listTemplates")]
-    async fn list(&self) -> ApiResult<Json<Vec<TemplateView>>> {
+    async fn list(&self, _caller: Reader) -> ApiResult<Json<Vec<TemplateView>>> {
         Ok(Json(self.0.templates.list().await?.into_iter().map(Into::into).collect()))
     }
 
     /// Create a template; settings left out take their defaults.
     #[oai(path = "/templates", method = "post", operation_id = "createTemplate")]
-    async fn create(&self, body: JsonBody<CreateTemplateBody>) -> ApiResult<TemplateCreated> {
+    async fn create(&self, _caller: Admin, body: JsonBody<CreateTemplateBody>) -> ApiResult<TemplateCreated> {
         let detail = self.0.templates.create(body.0.into()).await?;
         Ok(TemplateCreated::Created(Json(detail.into())))
     }
 
     /// A template with its settings, capabilities, startup files, modules and libraries.
     #[oai(path = "/templates/:id", method = "get", operation_id = "getTemplate")]
-    async fn get(&self, id: Path<String>) -> ApiResult<Json<TemplateDetailView>> {
+    async fn get(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<TemplateDetailView>> {
         Ok(Json(self.0.templates.detail(template_id(&id)?).await?.into()))
     }
 
     /// Delete a template and everything configured on it. Sessions made from it are kept.
     #[oai(path = "/templates/:id", method = "delete", operation_id = "deleteTemplate")]
-    async fn delete(&self, id: Path<String>) -> ApiResult<TemplateDeleted> {
+    async fn delete(&self, _caller: Admin, id: Path<String>) -> ApiResult<TemplateDeleted> {
         self.0.templates.delete(template_id(&id)?).await?;
         Ok(TemplateDeleted::Deleted)
     }
 
     /// A template's settings.
     #[oai(path = "/templates/:id/settings", method = "get", operation_id = "getTemplateSettings")]
-    async fn settings(&self, id: Path<String>) -> ApiResult<Json<SettingsView>> {
+    async fn settings(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<SettingsView>> {
         Ok(Json(self.0.templates.settings(template_id(&id)?).await?.into()))
     }
 
     /// Replace a template's settings; fields left out take their defaults.
     #[oai(path = "/templates/:id/settings", method = "put", operation_id = "replaceTemplateSettings")]
-    async fn replace_settings(&self, id: Path<String>, body: JsonBody<SettingsBody>) -> ApiResult<Json<SettingsView>> {
+    async fn replace_settings(
+        &self,
+        _caller: Admin,
+        id: Path<String>,
+        body: JsonBody<SettingsBody>,
+    ) -> ApiResult<Json<SettingsView>> {
         let id = template_id(&id)?;
         Ok(Json(self.0.templates.replace_settings(id, body.0.into()).await?.into()))
     }
 
     /// Capabilities, in the order they were added.
     #[oai(path = "/templates/:id/capabilities", method = "get", operation_id = "listCapabilities")]
-    async fn capabilities(&self, id: Path<String>) -> ApiResult<Json<Vec<CapabilityView>>> {
+    async fn capabilities(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<Vec<CapabilityView>>> {
         let list = self.0.templates.capabilities(template_id(&id)?).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
@@ -102,6 +108,7 @@ impl TemplatesApi {
     #[oai(path = "/templates/:id/capabilities", method = "post", operation_id = "addCapability")]
     async fn add_capability(
         &self,
+        _caller: Admin,
         id: Path<String>,
         body: JsonBody<CreateCapabilityBody>,
     ) -> ApiResult<CapabilityCreated> {
@@ -112,7 +119,7 @@ impl TemplatesApi {
 
     /// Startup files, sorted by `order_index`.
     #[oai(path = "/templates/:id/startup-files", method = "get", operation_id = "listStartupFiles")]
-    async fn startup_files(&self, id: Path<String>) -> ApiResult<Json<Vec<StartupFileView>>> {
+    async fn startup_files(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<Vec<StartupFileView>>> {
         let list = self.0.templates.startup_files(template_id(&id)?).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
@@ -121,6 +128,7 @@ impl TemplatesApi {
     #[oai(path = "/templates/:id/startup-files", method = "post", operation_id = "addStartupFile")]
     async fn add_startup_file(
         &self,
+        _caller: Admin,
         id: Path<String>,
         body: JsonBody<CreateStartupFileBody>,
     ) -> ApiResult<StartupFileCreated> {
@@ -131,39 +139,49 @@ impl TemplatesApi {
 
     /// Native modules enabled on the template.
     #[oai(path = "/templates/:id/modules", method = "get", operation_id = "listTemplateModules")]
-    async fn modules(&self, id: Path<String>) -> ApiResult<Json<Vec<String>>> {
+    async fn modules(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<Vec<String>>> {
         Ok(names(self.0.templates.modules(template_id(&id)?).await?))
     }
 
     /// Enable a native module from the catalog. Built-ins and unknown names are refused.
     #[oai(path = "/templates/:id/modules", method = "post", operation_id = "addTemplateModule")]
-    async fn add_module(&self, id: Path<String>, body: JsonBody<NameBody>) -> ApiResult<NamesAdded> {
+    async fn add_module(&self, _caller: Admin, id: Path<String>, body: JsonBody<NameBody>) -> ApiResult<NamesAdded> {
         let id = template_id(&id)?;
         Ok(NamesAdded::Created(names(self.0.templates.add_module(id, &body.0.name).await?)))
     }
 
     /// Disable a native module; the remaining list is returned.
     #[oai(path = "/templates/:id/modules/:name", method = "delete", operation_id = "removeTemplateModule")]
-    async fn remove_module(&self, id: Path<String>, name: Path<String>) -> ApiResult<Json<Vec<String>>> {
+    async fn remove_module(
+        &self,
+        _caller: Admin,
+        id: Path<String>,
+        name: Path<String>,
+    ) -> ApiResult<Json<Vec<String>>> {
         Ok(names(self.0.templates.remove_module(template_id(&id)?, &name).await?))
     }
 
     /// Libraries loaded at session start, in order.
     #[oai(path = "/templates/:id/libraries", method = "get", operation_id = "listTemplateLibraries")]
-    async fn libraries(&self, id: Path<String>) -> ApiResult<Json<Vec<String>>> {
+    async fn libraries(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<Vec<String>>> {
         Ok(names(self.0.templates.libraries(template_id(&id)?).await?))
     }
 
     /// Append a catalog library (`<id>-<version>`) to the load order.
     #[oai(path = "/templates/:id/libraries", method = "post", operation_id = "addTemplateLibrary")]
-    async fn add_library(&self, id: Path<String>, body: JsonBody<NameBody>) -> ApiResult<NamesAdded> {
+    async fn add_library(&self, _caller: Admin, id: Path<String>, body: JsonBody<NameBody>) -> ApiResult<NamesAdded> {
         let id = template_id(&id)?;
         Ok(NamesAdded::Created(names(self.0.templates.add_library(id, &body.0.name).await?)))
     }
 
     /// Remove a library; the remaining list is returned.
     #[oai(path = "/templates/:id/libraries/:name", method = "delete", operation_id = "removeTemplateLibrary")]
-    async fn remove_library(&self, id: Path<String>, name: Path<String>) -> ApiResult<Json<Vec<String>>> {
+    async fn remove_library(
+        &self,
+        _caller: Admin,
+        id: Path<String>,
+        name: Path<String>,
+    ) -> ApiResult<Json<Vec<String>>> {
         Ok(names(self.0.templates.remove_library(template_id(&id)?, &name).await?))
     }
 }

@@ -12,8 +12,10 @@ use poem::test::TestClient;
 use poem::EndpointExt;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use vm_domain::paths::WorktreePolicy;
 use vm_domain::ports::SystemClock;
-use vm_http::Services;
+use vm_domain::services::NewToken;
+use vm_http::{Access, AuthMode, Services, StorePorts};
 use vm_runtime_boa::sandbox::SandboxMode;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
 use vm_store::{Database, PostgresUrl};
@@ -23,6 +25,22 @@ pub struct TestApp {
     pub services: Arc<Services>,
     pub dir: TempDir,
     pub worktree: PathBuf,
+    /// The secret of an admin token every call sends unless told otherwise.
+    pub admin: String,
+}
+
+/// The address the test app pretends to listen on; its `Host` is served.
+pub const LISTEN: &str = "127.0.0.1:3210";
+
+/// How a call authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum As<'a> {
+    /// The harness's admin token.
+    Admin,
+    /// This bearer secret.
+    Token(&'a str),
+    /// No `Authorization` header.
+    Nobody,
 }
 
 /// What a call answered.
@@ -66,40 +84,84 @@ pub fn fresh_database(dir: &Path) -> Database {
 
 pub async fn services_over(db: &Database, cache_dir: PathBuf) -> Arc<Services> {
     let store = vm_store::open(db).await.expect("the test database opens");
+    let stores = StorePorts {
+        templates: store.templates,
+        sessions: store.sessions,
+        executions: store.executions,
+        tokens: store.tokens,
+    };
+    // Worktrees live in the tests' temporary directories.
+    let roots = [std::env::temp_dir()];
     let services = Services::new(
-        store.templates,
-        store.sessions,
-        store.executions,
+        stores,
         Arc::new(BoaRuntime::new(cache_dir.clone(), SandboxMode::on("nobody").expect("the sandbox user exists"))),
-        Arc::new(FsLibraryCache::new(cache_dir)),
+        Arc::new(FsLibraryCache::new(cache_dir.clone())),
         Arc::new(SystemClock),
+        WorktreePolicy::new(&roots, &[cache_dir]).expect("the temporary directory exists"),
     );
     services.sessions.reconcile_after_restart().await.expect("reconciliation succeeds");
     Arc::new(services)
 }
 
+/// The guard's rules of the test app: tokens required, `LISTEN` served.
+pub fn access(auth: AuthMode, hosts: &[&str], origins: &[&str]) -> Access {
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Access::new(auth, LISTEN.parse().unwrap(), &owned(hosts), &owned(origins)).expect("valid test rules")
+}
+
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(access(AuthMode::Required, &[], &[])).await
+}
+
+pub async fn spawn_app_with(rules: Access) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
     let worktree = dir.path().join("worktree");
     std::fs::create_dir_all(&worktree).unwrap();
     std::fs::create_dir_all(dir.path().join("cache")).unwrap();
     let services = services_over(&fresh_database(dir.path()), dir.path().join("cache")).await;
-    let client = TestClient::new(vm_http::app(services.clone(), None).boxed());
-    TestApp { client, services, dir, worktree: worktree.canonicalize().unwrap() }
+    let new = NewToken { name: "test-admin".into(), scopes: vec!["admin".into()], expires_at: None };
+    let (_, secret) = services.tokens.create(new).await.expect("the test admin token is made");
+    let client = TestClient::new(vm_http::app(services.clone(), rules, None).boxed());
+    TestApp { client, services, dir, worktree: worktree.canonicalize().unwrap(), admin: secret.expose().to_owned() }
 }
 
 impl TestApp {
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self.client.request(method, path);
+    /// A request to `path` with the test `Host` and the admin token.
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        who: As<'_>,
+    ) -> poem::test::TestRequestBuilder<'_, BoxEndpoint<'static>> {
+        let request = self.client.request(method, path).header("host", LISTEN);
+        match who {
+            As::Admin => request.header("authorization", format!("Bearer {}", self.admin)),
+            As::Token(secret) => request.header("authorization", format!("Bearer {secret}")),
+            As::Nobody => request,
+        }
+    }
+
+    pub async fn call_as(&self, who: As<'_>, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.request(method, path, who);
         if let Some(body) = body {
             request = request.body_json(&body);
         }
         answer(request.send().await).await
     }
 
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_as(As::Admin, method, path, body).await
+    }
+
     pub async fn raw(&self, method: Method, path: &str, content_type: &str, body: &str) -> Answer {
-        let request = self.client.request(method, path).content_type(content_type).body(body.to_owned());
+        let request = self.request(method, path, As::Admin).content_type(content_type).body(body.to_owned());
         answer(request.send().await).await
+    }
+
+    /// Makes a token with `scopes` and returns its secret.
+    pub async fn token(&self, name: &str, scopes: &[&str]) -> String {
+        let body = json!({ "name": name, "scopes": scopes });
+        self.post("/api/v1/tokens", body).await.assert_status(201)["secret"].as_str().unwrap().to_owned()
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -149,7 +211,7 @@ impl TestApp {
     }
 }
 
-async fn answer(response: poem::test::TestResponse) -> Answer {
+pub async fn answer(response: poem::test::TestResponse) -> Answer {
     let status = response.0.status();
     let request_id = response.0.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = response.0.into_body().into_bytes().await.expect("a readable body");

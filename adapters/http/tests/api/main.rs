@@ -2,6 +2,7 @@
 //! `VM_TEST_BACKEND=postgres`, a real PostgreSQL database), the real boa
 //! runtime, the real router through `poem::test::TestClient`. No mocks.
 
+mod auth;
 mod errors;
 mod executions;
 mod harness;

@@ -24,7 +24,10 @@ impl Harness {
     pub fn new() -> Self {
         let cache = tempfile::tempdir().expect("a temp cache dir");
         Self {
-            runtime: BoaRuntime::new(cache.path().to_path_buf(), SandboxMode::on("nobody").expect("the sandbox user exists")),
+            runtime: BoaRuntime::new(
+                cache.path().to_path_buf(),
+                SandboxMode::on("nobody").expect("the sandbox user exists"),
+            ),
             worktree: tempfile::tempdir().expect("a temp worktree"),
             cache,
         }
