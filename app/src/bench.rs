@@ -53,13 +53,13 @@ struct Api {
     worktree: String,
 }
 
-pub async fn run(server_url: &str, args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
     let worktree = match &args.worktree {
         Some(path) => path.clone(),
         None => std::env::current_dir()?,
     };
     let worktree = worktree.canonicalize().context("the bench worktree must exist")?;
-    let api = Api { client: Client::new(server_url)?, worktree: worktree.to_string_lossy().into_owned() };
+    let api = Api { client, worktree: worktree.to_string_lossy().into_owned() };
     let template = api.template("bench", &[], None).await?;
     repl_levels(&api, &template, &args).await?;
     session_creation(&api, &template, &args).await?;

@@ -1,18 +1,22 @@
 //! Typed client of a running daemon's REST API, used by every command but
 //! `serve`. Requests and responses are the HTTP adapter's own wire types
-//! (`vm_http::dto`), so the CLI cannot drift from the API.
+//! (`vm_http::dto`), so the CLI cannot drift from the API. Every request
+//! carries the bearer token [`Credentials::resolve`] found.
 
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::{Method, Url};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use vm_http::dto::{
     CapabilityView, CatalogLibraryView, CatalogModuleView, CreateCapabilityBody, CreateSessionBody,
-    CreateStartupFileBody, CreateTemplateBody, EventView, ExecutionView, ExecutionWithEventsView, HealthView, NameBody,
-    ReplBody, RunFileBody, RuntimeSummaryView, SessionView, SettingsBody, SettingsView, StartupFileView,
-    TemplateDetailView, TemplateView,
+    CreateStartupFileBody, CreateTemplateBody, CreateTokenBody, CreatedTokenView, EventView, ExecutionView,
+    ExecutionWithEventsView, HealthView, NameBody, ReplBody, RunFileBody, RuntimeSummaryView, SessionView,
+    SettingsBody, SettingsView, StartupFileView, TemplateDetailView, TemplateView, TokenView, WhoAmIView,
 };
 use vm_http::API_PREFIX;
 
@@ -36,12 +40,117 @@ pub enum ClientError {
          or point --server-url or VM_SYSTEM_URL at a running daemon"
     )]
     Unreachable { url: String, reason: String },
-    /// The daemon answered with its error envelope.
+    /// The daemon answered with its error envelope. After a 401 the message
+    /// ends with a `hint:` line: which token was sent, and how to give one.
     #[error("{code}: {message}")]
     Api { status: u16, code: String, message: String, details: Value },
     /// The daemon answered something that is not the documented shape.
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
+}
+
+/// The bearer token a client sends, and where it came from. Its `Debug`
+/// names only the source: the secret never reaches a log line.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `Bearer <secret>`, marked sensitive.
+    header: Option<HeaderValue>,
+    source: TokenSource,
+}
+
+/// Where the token came from, as the hint after a 401 says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TokenSource {
+    /// `--token` or `VM_SYSTEM_TOKEN`.
+    Given,
+    /// The bootstrap admin token file of a daemon on this machine.
+    File(PathBuf),
+    /// `--token ""`: no token on purpose, no file read.
+    Blank,
+    /// No token; `looked_at` is the token file tried for a daemon on this
+    /// machine (none for a remote daemon).
+    Missing { looked_at: Option<PathBuf> },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// The token of a client of `server_url`: `given` (`--token` or
+    /// `VM_SYSTEM_TOKEN`; blank means none) or, for a daemon on a loopback
+    /// address, the bootstrap admin token file in the default data
+    /// directory when this user can read it. A given token that an HTTP
+    /// header cannot carry is refused in words.
+    pub fn resolve(given: Option<&str>, server_url: &str) -> std::result::Result<Self, String> {
+        Self::resolve_in(given, server_url, &crate::auth::default_data_dir())
+    }
+
+    /// No token at all.
+    pub fn none() -> Self {
+        Self { header: None, source: TokenSource::Missing { looked_at: None } }
+    }
+
+    fn resolve_in(given: Option<&str>, server_url: &str, data_dir: &Path) -> std::result::Result<Self, String> {
+        if let Some(given) = given {
+            let secret = given.trim();
+            if secret.is_empty() {
+                return Ok(Self { header: None, source: TokenSource::Blank });
+            }
+            let header = bearer(secret).ok_or_else(|| {
+                "the token (--token or VM_SYSTEM_TOKEN) holds characters an HTTP header cannot carry".to_owned()
+            })?;
+            return Ok(Self { header: Some(header), source: TokenSource::Given });
+        }
+        let Some(port) = Url::parse(server_url).ok().filter(is_loopback).and_then(|url| url.port_or_known_default())
+        else {
+            return Ok(Self::none());
+        };
+        let file = crate::auth::token_file(data_dir, port);
+        match crate::auth::read_token_file(&file).and_then(|secret| bearer(&secret)) {
+            Some(header) => Ok(Self { header: Some(header), source: TokenSource::File(file) }),
+            None => Ok(Self { header: None, source: TokenSource::Missing { looked_at: Some(file) } }),
+        }
+    }
+
+    /// The line added to a 401's message: what was sent and how to send
+    /// something that works.
+    fn hint(&self) -> String {
+        let give = "set VM_SYSTEM_TOKEN or pass --token (`vm-system token create` makes tokens)";
+        match &self.source {
+            TokenSource::Given => format!("hint: the daemon refused the token from --token/VM_SYSTEM_TOKEN; {give}"),
+            TokenSource::File(file) => format!(
+                "hint: the daemon refused the token read from {} (revoked, or of an older daemon); {give}",
+                file.display()
+            ),
+            TokenSource::Blank => format!("hint: no token was sent (--token/VM_SYSTEM_TOKEN is blank); {give}"),
+            TokenSource::Missing { looked_at: Some(file) } => format!(
+                "hint: no token was sent: the token file {} cannot be read (a daemon on this machine writes it \
+                 with its bootstrap token, readable only by the daemon's user); {give}",
+                file.display()
+            ),
+            TokenSource::Missing { looked_at: None } => {
+                format!("hint: no token was sent (token files are read only for a daemon on this machine); {give}")
+            }
+        }
+    }
+}
+
+/// `Bearer <secret>` as a sensitive header value, or `None` when the secret
+/// holds characters a header cannot carry.
+fn bearer(secret: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {secret}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// Whether `url` names this machine: `localhost`, `127.0.0.0/8` or `::1`.
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The REST client. Cheap to clone.
@@ -50,13 +159,15 @@ pub struct Client {
     http: reqwest::Client,
     server_url: String,
     api: Url,
+    credentials: Credentials,
 }
 
 type Result<T> = std::result::Result<Reply<T>, ClientError>;
 
 impl Client {
-    /// A client of the daemon at `server_url` (e.g. `http://127.0.0.1:3210`).
-    pub fn new(server_url: &str) -> std::result::Result<Self, ClientError> {
+    /// A client of the daemon at `server_url` (e.g. `http://127.0.0.1:3210`)
+    /// that sends the token of `credentials` on every request.
+    pub fn new(server_url: &str, credentials: Credentials) -> std::result::Result<Self, ClientError> {
         let bad = |reason: &str| ClientError::BadUrl { url: server_url.to_owned(), reason: reason.to_owned() };
         let base = Url::parse(server_url).map_err(|err| bad(&err.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() || base.host().is_none() {
@@ -67,11 +178,16 @@ impl Client {
             .map_err(|()| bad("expected http://HOST:PORT"))?
             .pop_if_empty()
             .extend(API_PREFIX.trim_start_matches('/').split('/'));
+        let mut headers = HeaderMap::new();
+        if let Some(header) = &credentials.header {
+            headers.insert(AUTHORIZATION, header.clone());
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .default_headers(headers)
             .build()
             .map_err(|err| bad(&err.to_string()))?;
-        Ok(Self { http, server_url: server_url.trim_end_matches('/').to_owned(), api })
+        Ok(Self { http, server_url: server_url.trim_end_matches('/').to_owned(), api, credentials })
     }
 
     // ------------------------------------------------------------ ops
@@ -212,6 +328,29 @@ impl Client {
         self.call(Method::GET, &["executions", id, "events"], &query, None).await
     }
 
+    // ------------------------------------------------------------ tokens
+
+    pub async fn tokens(&self) -> Result<Vec<TokenView>> {
+        self.call(Method::GET, &["tokens"], &[], None).await
+    }
+
+    /// The reply holds the new token's secret, which the daemon never shows again.
+    pub async fn create_token(&self, body: &CreateTokenBody) -> Result<CreatedTokenView> {
+        self.call(Method::POST, &["tokens"], &[], Some(json(body)?)).await
+    }
+
+    pub async fn token(&self, id: &str) -> Result<TokenView> {
+        self.call(Method::GET, &["tokens", id], &[], None).await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenView> {
+        self.call(Method::DELETE, &["tokens", id], &[], None).await
+    }
+
+    pub async fn whoami(&self) -> Result<WhoAmIView> {
+        self.call(Method::GET, &["whoami"], &[], None).await
+    }
+
     // ------------------------------------------------------------ transport
 
     fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
@@ -251,7 +390,12 @@ impl Client {
         };
         if !status.is_success() {
             return Err(match envelope(&raw) {
-                Some((code, message, details)) => ClientError::Api { status: status.as_u16(), code, message, details },
+                Some((code, mut message, details)) => {
+                    if status == StatusCode::UNAUTHORIZED {
+                        message = format!("{message}\n{}", self.credentials.hint());
+                    }
+                    ClientError::Api { status: status.as_u16(), code, message, details }
+                }
                 None => protocol(format!("HTTP {status} without the error envelope: {}", clip(&text, 200))),
             });
         }
@@ -310,7 +454,7 @@ mod tests {
 
     #[test]
     fn urls_are_built_under_the_api_prefix_with_segments_encoded() {
-        let client = Client::new("http://127.0.0.1:3210/").unwrap();
+        let client = Client::new("http://127.0.0.1:3210/", Credentials::none()).unwrap();
         let url = client.url(&["templates", "a b/c", "modules"], &[("status", "ready".into())]);
         assert_eq!(url.as_str(), "http://127.0.0.1:3210/api/v1/templates/a%20b%2Fc/modules?status=ready");
     }
@@ -318,7 +462,7 @@ mod tests {
     #[test]
     fn server_urls_that_are_not_http_are_refused() {
         for url in ["127.0.0.1:3210", "ftp://host", "not a url", "http://"] {
-            assert!(matches!(Client::new(url), Err(ClientError::BadUrl { .. })), "{url}");
+            assert!(matches!(Client::new(url, Credentials::none()), Err(ClientError::BadUrl { .. })), "{url}");
         }
     }
 
@@ -333,5 +477,56 @@ mod tests {
         let raw = serde_json::json!({"error": {"code": "SESSION_BUSY", "message": "busy", "details": {"a": 1}}});
         assert_eq!(envelope(&raw), Some(("SESSION_BUSY".into(), "busy".into(), serde_json::json!({"a": 1}))));
         assert_eq!(envelope(&serde_json::json!({"status": "ok"})), None);
+    }
+
+    #[test]
+    fn a_given_token_wins_and_a_blank_one_sends_none_and_reads_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(crate::auth::token_file(dir.path(), 3210), "vmsys_from_file\n").unwrap();
+        let url = "http://127.0.0.1:3210";
+        let given = Credentials::resolve_in(Some(" vmsys_given "), url, dir.path()).unwrap();
+        assert_eq!(given.source, TokenSource::Given);
+        assert_eq!(given.header.unwrap().to_str().unwrap(), "Bearer vmsys_given");
+        let blank = Credentials::resolve_in(Some("  "), url, dir.path()).unwrap();
+        assert_eq!((blank.header, blank.source), (None, TokenSource::Blank));
+        assert!(Credentials::resolve_in(Some("a\nb"), url, dir.path()).is_err(), "a newline cannot be sent");
+    }
+
+    #[test]
+    fn a_daemon_on_a_loopback_address_lends_its_token_file_and_a_remote_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(crate::auth::token_file(dir.path(), 3210), "vmsys_from_file\n").unwrap();
+        for url in ["http://127.0.0.1:3210", "http://localhost:3210/", "http://127.1.2.3:3210", "http://[::1]:3210"] {
+            let found = Credentials::resolve_in(None, url, dir.path()).unwrap();
+            assert_eq!(found.source, TokenSource::File(crate::auth::token_file(dir.path(), 3210)), "{url}");
+            assert_eq!(found.header.unwrap().to_str().unwrap(), "Bearer vmsys_from_file", "{url}");
+        }
+        let other_port = Credentials::resolve_in(None, "http://127.0.0.1:4000", dir.path()).unwrap();
+        let looked_at = Some(crate::auth::token_file(dir.path(), 4000));
+        assert_eq!((other_port.header, other_port.source), (None, TokenSource::Missing { looked_at }));
+        for url in ["http://10.0.0.1:3210", "http://example.com:3210", "http://localhost.example.com:3210"] {
+            let remote = Credentials::resolve_in(None, url, dir.path()).unwrap();
+            assert_eq!((remote.header, remote.source), (None, TokenSource::Missing { looked_at: None }), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_401_hint_names_the_variable_the_flag_and_the_file_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Credentials::resolve_in(None, "http://127.0.0.1:3210", dir.path()).unwrap().hint();
+        let file = crate::auth::token_file(dir.path(), 3210);
+        for needle in ["VM_SYSTEM_TOKEN", "--token", &file.display().to_string()] {
+            assert!(missing.contains(needle), "{needle} in {missing}");
+        }
+        assert!(!missing.contains('\n'), "one line: {missing}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let credentials = Credentials::resolve_in(Some("vmsys_secret"), "http://h:1", Path::new("/nowhere")).unwrap();
+        let client = Client::new("http://127.0.0.1:1", credentials.clone()).unwrap();
+        for shown in [format!("{credentials:?}"), format!("{client:?}")] {
+            assert!(!shown.contains("vmsys_secret"), "{shown}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! - `serve`: wiring of the adapters into the domain and the HTTP server.
 //! - `ui_assets`: the web UI at `/` (embedded in release builds).
 
+mod auth;
 mod bench;
 mod cli;
 mod client;

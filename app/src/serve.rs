@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::listener::{Acceptor, Listener, TcpListener};
+use vm_domain::paths::WorktreePolicy;
 use vm_domain::ports::SystemClock;
-use vm_http::Services;
+use vm_http::{Access, AuthMode, Services, StorePorts};
 use vm_runtime_boa::sandbox::SandboxMode;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};
 use vm_store::Database;
@@ -108,7 +108,12 @@ pub fn sandbox_mode(switch: SandboxSwitch, user: &str) -> anyhow::Result<Sandbox
 /// Builds the services over a store (SQLite file or PostgreSQL database)
 /// and a library cache. A store that cannot be opened is one sentence
 /// naming the file or the server's host and port.
-pub async fn services(db: &Database, cache_dir: PathBuf, sandbox: SandboxMode) -> anyhow::Result<Arc<Services>> {
+pub async fn services(
+    db: &Database,
+    cache_dir: PathBuf,
+    sandbox: SandboxMode,
+    worktrees: WorktreePolicy,
+) -> anyhow::Result<Arc<Services>> {
     match sandbox {
         SandboxMode::Off => tracing::warn!(
             "SANDBOX OFF (--sandbox=off): session code and the programs it runs have the daemon's own rights \
@@ -136,14 +141,14 @@ pub async fn services(db: &Database, cache_dir: PathBuf, sandbox: SandboxMode) -
             anyhow::anyhow!("a test session could not start in the sandbox: {err} (see `vm-system help security`; --sandbox=off runs sessions unconfined)")
         })?;
     }
-    let services = Services::new(
-        store.templates,
-        store.sessions,
-        store.executions,
-        boa,
-        Arc::new(FsLibraryCache::new(cache_dir)),
-        Arc::new(SystemClock),
-    );
+    let stores = StorePorts {
+        templates: store.templates,
+        sessions: store.sessions,
+        executions: store.executions,
+        tokens: store.tokens,
+    };
+    let services =
+        Services::new(stores, boa, Arc::new(FsLibraryCache::new(cache_dir)), Arc::new(SystemClock), worktrees);
     let report = services.sessions.reconcile_after_restart().await.context("cannot reconcile the database")?;
     if report.closed_sessions + report.finalised_executions > 0 {
         tracing::warn!(
@@ -155,31 +160,81 @@ pub async fn services(db: &Database, cache_dir: PathBuf, sandbox: SandboxMode) -
     Ok(Arc::new(services))
 }
 
+/// The worktree rules of this daemon: inside `--worktree-root`s (the home
+/// directory by default), never its data or cache directory or database.
+fn worktree_policy(config: &ServeConfig, data_dir: &std::path::Path) -> anyhow::Result<WorktreePolicy> {
+    let roots = if config.security.worktree_roots.is_empty() {
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        vec![home.ok_or_else(|| anyhow::anyhow!("HOME is not set: name the worktree roots with --worktree-root"))?]
+    } else {
+        config.security.worktree_roots.clone()
+    };
+    let mut reserved = vec![data_dir.to_path_buf(), config.cache_dir.clone()];
+    if let Database::Sqlite(file) = &config.db {
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        reserved.push(file);
+    }
+    WorktreePolicy::new(&roots, &reserved).map_err(|err| anyhow::anyhow!("{err} (--worktree-root)"))
+}
+
+/// `--auth`, `--allowed-host` and `--allowed-origin` as the guard's rules;
+/// authentication off is refused unless the daemon listens on loopback.
+fn access(config: &ServeConfig) -> anyhow::Result<Access> {
+    let security = &config.security;
+    let auth = match security.auth {
+        AuthSwitch::On => AuthMode::Required,
+        AuthSwitch::Off if !config.listen.ip().is_loopback() => anyhow::bail!(
+            "--auth=off is refused on {}: without tokens only a loopback address (127.0.0.1, ::1) may be served",
+            config.listen
+        ),
+        AuthSwitch::Off => {
+            tracing::warn!(
+                "AUTH OFF (--auth=off): every local program and user that can reach {} may use the whole API without a token",
+                config.listen
+            );
+            AuthMode::Off
+        }
+    };
+    if auth == AuthMode::Off && security.admin_token_file.is_some() {
+        anyhow::bail!("--admin-token-file has no use with --auth=off");
+    }
+    Access::new(auth, config.listen, &security.allowed_hosts, &security.allowed_origins).map_err(anyhow::Error::msg)
+}
+
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let services = services(&config.db, config.cache_dir.clone(), config.sandbox).await?;
-    let acceptor = TcpListener::bind(config.listen)
-        .into_acceptor()
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let local =
-        acceptor.local_addr().into_iter().find_map(|addr| addr.as_socket_addr().copied()).unwrap_or(config.listen);
+    let access = access(&config)?;
+    let data_dir = config.security.data_dir.clone().unwrap_or_else(crate::auth::default_data_dir);
+    let worktrees = worktree_policy(&config, &data_dir)?;
+    let services = services(&config.db, config.cache_dir.clone(), config.sandbox, worktrees).await?;
+    match vm_http::server::raise_open_file_limit() {
+        Ok((before, after)) => tracing::info!(before, after, "open-file limit (soft RLIMIT_NOFILE) raised to hard"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit; fewer connections can be served"),
+    }
+    let listener =
+        vm_http::server::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(db = %config.db, backend = config.db.backend(), cache_dir = %config.cache_dir.display(), "store ready");
     if !crate::ui_assets::is_built() {
         tracing::warn!("the web UI is not built into this binary; / says how to build it (the API works as ever)");
+    }
+    if access.auth == AuthMode::Required {
+        crate::auth::prepare_tokens(&services.tokens, config.security.admin_token_file.as_deref(), &data_dir, local)
+            .await?;
     }
     // Registered before the address is announced, so that a SIGTERM sent as
     // soon as the daemon says it listens stops it gracefully.
     let shutdown = shutdown_signal();
     println!("vm-system listening on http://{local}");
     std::io::stdout().flush().ok();
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            vm_http::app(services, Some(crate::ui_assets::endpoint())),
-            shutdown,
-            Some(Duration::from_secs(5)),
-        )
-        .await
-        .context("the HTTP server failed")?;
+    vm_http::server::serve(
+        listener,
+        vm_http::app(services, access, Some(crate::ui_assets::endpoint())),
+        config.security.connection_limits(),
+        shutdown,
+        Duration::from_secs(5),
+    )
+    .await
+    .context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -56,10 +56,10 @@ fn a_daemon_killed_mid_execution_is_reconciled_on_restart() {
         }),
     );
     let session_id = session["id"].as_str().unwrap().to_owned();
-    let url = daemon.url.clone();
+    let (url, http) = (daemon.url.clone(), daemon.http());
     let spinning = session_id.clone();
     std::thread::spawn(move || {
-        let _ = reqwest::blocking::Client::new()
+        let _ = http
             .post(format!("{url}/api/v1/executions/repl"))
             .json(&json!({ "session_id": spinning, "input": "let n = 0; while (true) { n++ }" }))
             .send();

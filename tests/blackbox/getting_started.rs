@@ -93,7 +93,8 @@ fn every_command_of_the_getting_started_guide_works_as_printed() {
 
     // Step one starts the daemon. The test runs it on a free port with the
     // database in a temporary directory instead of blocking on port 3210; the
-    // guide's other commands then reach it through VM_SYSTEM_URL.
+    // guide's other commands then reach it through VM_SYSTEM_URL, and find
+    // its bootstrap token in its data directory as a reader's commands do.
     let serve = &steps[0];
     assert_eq!(serve.command, "vm-system serve");
     assert_eq!(serve.expected, ["vm-system listening on http://127.0.0.1:3210"]);
@@ -116,6 +117,8 @@ fn every_command_of_the_getting_started_guide_works_as_printed() {
         .env("HOME", &user_home)
         .env("PATH", path)
         .env("VM_SYSTEM_URL", &daemon.url)
+        .env("VM_SYSTEM_DATA_DIR", home.data_dir())
+        .env_remove("VM_SYSTEM_TOKEN")
         .env_remove("VM_SYSTEM_LOG")
         .stdin(Stdio::null())
         .output()

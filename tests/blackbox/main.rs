@@ -1,7 +1,9 @@
 //! Black-box tests of the whole product: the real `vm-system` binary, a real
 //! SQLite file, real HTTP over TCP. `VM_TEST_LOG=1` shows the daemon's logs.
 
+mod auth;
 mod cli;
+mod connections;
 mod daemon;
 mod getting_started;
 mod harness;

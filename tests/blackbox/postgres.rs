@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{wait_for_exit, BIN};
+use crate::harness::{bootstrap_token, client, wait_for_exit, BIN};
 
 /// `vm-system serve` on `db` with debug logs, in a temporary directory.
 fn serve(dir: &std::path::Path, db: &str) -> Command {
@@ -19,6 +19,7 @@ fn serve(dir: &std::path::Path, db: &str) -> Command {
         .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "debug", "--db", db, "--cache-dir"])
         .arg(dir.join("cache"))
         .current_dir(dir)
+        .env("VM_SYSTEM_DATA_DIR", dir.join("data"))
         .env_remove("VM_SYSTEM_LOG")
         .stdin(Stdio::null());
     command
@@ -48,7 +49,6 @@ fn serve_on_postgres_keeps_data_across_restarts_and_never_logs_the_password() {
     // Trust authentication ignores the password, so it can be any secret.
     let with_password = url.replacen("postgres://postgres@", "postgres://postgres:s3cret@", 1);
     let dir = tempfile::tempdir().unwrap();
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
 
     let mut logs = String::new();
     let mut template_id = String::new();
@@ -72,6 +72,7 @@ fn serve_on_postgres_keeps_data_across_restarts_and_never_logs_the_password() {
         });
         let base = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon listens");
         let api = format!("{base}/api/v1");
+        let http = client(bootstrap_token(&dir.path().join("data"), &base).as_deref());
 
         if round == 0 {
             let created: Value = http

@@ -14,7 +14,8 @@ pub fn template(daemon: &Daemon, settings: Value, modules: &[&str], capabilities
     let (status, template) = daemon.post("/templates", json!({ "name": "runtime" }));
     assert_eq!(status, 201, "{template}");
     let id = template["id"].as_str().expect("a template id").to_owned();
-    let response = reqwest::blocking::Client::new()
+    let response = daemon
+        .http()
         .put(format!("{}/api/v1/templates/{id}/settings", daemon.url))
         .json(&settings)
         .send()
@@ -90,12 +91,12 @@ fn an_endless_loop_times_out_at_wall_ms_while_another_session_answers_at_once() 
     let daemon = Daemon::start(&home);
     let spinning = session(&daemon, &home, &template(&daemon, json!({ "limits": { "wall_ms": 1500 } }), &[], &[]));
     let other = session(&daemon, &home, &template(&daemon, json!({}), &[], &[]));
-    let url = daemon.url.clone();
+    let (url, http) = (daemon.url.clone(), daemon.http());
     let spin = {
         let spinning = spinning.clone();
         std::thread::spawn(move || {
             let started = Instant::now();
-            let response = reqwest::blocking::Client::new()
+            let response = http
                 .post(format!("{url}/api/v1/executions/repl"))
                 .json(&json!({ "session_id": spinning, "input": "console.log('spinning'); while (true) {}" }))
                 .send()
@@ -275,11 +276,10 @@ fn a_worker_killed_mid_execution_ends_it_and_crashes_the_session() {
     let home = Home::new();
     let daemon = Daemon::start(&home);
     let s = session(&daemon, &home, &template(&daemon, json!({}), &[], &[]));
-    let url = daemon.url.clone();
+    let (url, http) = (daemon.url.clone(), daemon.http());
     let spinning = s.clone();
     let request = std::thread::spawn(move || {
-        reqwest::blocking::Client::new()
-            .post(format!("{url}/api/v1/executions/repl"))
+        http.post(format!("{url}/api/v1/executions/repl"))
             .json(&json!({ "session_id": spinning, "input": "while (true) {}" }))
             .send()
             .expect("the daemon answers")
@@ -307,10 +307,10 @@ fn a_second_request_while_one_runs_is_refused_with_session_busy() {
     let home = Home::new();
     let daemon = Daemon::start(&home);
     let s = session(&daemon, &home, &template(&daemon, json!({ "limits": { "wall_ms": 60000 } }), &[], &[]));
-    let url = daemon.url.clone();
+    let (url, http) = (daemon.url.clone(), daemon.http());
     let busy = s.clone();
     let first = std::thread::spawn(move || {
-        reqwest::blocking::Client::new()
+        http
             .post(format!("{url}/api/v1/executions/repl"))
             .json(&json!({ "session_id": busy, "input": "const end = Date.now() + 1500; while (Date.now() < end) {} 'done'" }))
             .send()

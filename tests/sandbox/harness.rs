@@ -2,6 +2,8 @@
 //! here when the tests run as root), on a private directory that also holds
 //! what a session must never reach: a secret file, the daemon's database and
 //! log, a file in the host's `/tmp`, a secret in the daemon's environment.
+//! The lab is the daemon's worktree root and holds its data directory; the
+//! harness sends the bootstrap admin token the daemon writes there.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -104,8 +106,12 @@ impl Lab {
             .arg(dir.path().join("vm.db"))
             .arg("--cache-dir")
             .arg(dir.path().join("cache"))
+            .arg("--worktree-root")
+            .arg(dir.path())
             .args(extra)
             .current_dir(dir.path())
+            .env("VM_SYSTEM_DATA_DIR", dir.path().join("data"))
+            .env_remove("VM_SYSTEM_TOKEN")
             .env("VM_SBX_DAEMON_SECRET", &marker)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -119,7 +125,7 @@ impl Lab {
         let mut daemon = command.spawn().expect("vm-system starts");
         drop(leaked);
         let url = listening_url(&mut daemon, dir.path());
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let http = authorized_client(&dir.path().join("data"), &url);
         let mut lab = Self { who, dir, daemon, url, marker, host_tmp_file, http, template: String::new() };
         lab.template = lab.make_template();
         Some(lab)
@@ -266,6 +272,18 @@ pub struct Shell {
 fn chown_tree(path: &Path, uid: u32, gid: u32) {
     let status = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(path).status().unwrap();
     assert!(status.success());
+}
+
+/// A client that sends the bootstrap admin token the daemon at `url` wrote
+/// to `data_dir` (readable by the daemon's user, and by root).
+fn authorized_client(data_dir: &Path, url: &str) -> reqwest::blocking::Client {
+    let port = url.rsplit(':').next().unwrap_or_default().trim_end_matches('/');
+    let file = data_dir.join(format!("admin-token-{port}"));
+    let token = std::fs::read_to_string(&file)
+        .unwrap_or_else(|err| panic!("the daemon wrote its bootstrap token to {}: {err}", file.display()));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", token.trim()).parse().unwrap());
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers).build().unwrap()
 }
 
 fn listening_url(daemon: &mut Child, dir: &Path) -> String {

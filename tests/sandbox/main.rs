@@ -25,10 +25,10 @@ macro_rules! attack {
     };
 }
 
+mod extra;
 mod filesystem;
 mod modules;
 mod network;
 mod privileges;
 mod processes;
 mod startup;
-mod extra;

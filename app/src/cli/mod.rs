@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::client::{Client, Credentials};
 use crate::serve::{self, ServeConfig};
 
 mod completions;
@@ -16,6 +17,7 @@ mod ops;
 mod output;
 mod session;
 mod template;
+mod token;
 
 /// Long-lived, sandboxed JavaScript runtimes over HTTP.
 #[derive(Debug, Parser)]
@@ -98,6 +100,9 @@ pub enum Command {
     /// Libraries: fill the local cache the daemon loads them from (`download`), see what it holds (`list`).
     #[command(subcommand)]
     Libs(libs::LibsCommand),
+    /// API tokens: make, list, show and revoke them (admin); `whoami` shows the token in use.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 pub fn init_logging(level: &str) {
@@ -108,13 +113,17 @@ pub fn init_logging(level: &str) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let context = || ctx(&cli.server_url, cli.output, cli.quiet);
+    let context = || ctx(&cli.server_url, cli.token.as_deref(), cli.output, cli.quiet);
     match cli.command {
         Command::Serve { listen, db, cache_dir, sandbox, sandbox_user, security } => {
             let sandbox = serve::sandbox_mode(sandbox, &sandbox_user)?;
             serve::run(ServeConfig { listen, db, cache_dir, sandbox, security: *security }).await
         }
-        Command::Bench(args) => crate::bench::run(&cli.server_url, args).await,
+        Command::Bench(args) => {
+            let credentials =
+                Credentials::resolve(cli.token.as_deref(), &cli.server_url).map_err(anyhow::Error::msg)?;
+            crate::bench::run(Client::new(&cli.server_url, credentials)?, args).await
+        }
         Command::Template(command) => output::finish(async { template::run(&context()?, *command).await }.await),
         Command::Session(command) => output::finish(async { session::run(&context()?, command).await }.await),
         Command::Exec(command) => output::finish(async { exec::run(&context()?, command).await }.await),
@@ -125,13 +134,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Help(args) => output::finish(help::run(args)),
         Command::Libs(command) => output::finish(libs::run(cli.output, command).await),
+        Command::Token(command) => output::finish(async { token::run(&context()?, command).await }.await),
     }
 }
 
-/// What a REST client command needs: the client of `--server-url` and the
-/// output settings.
-fn ctx(server_url: &str, format: output::Format, quiet: bool) -> Result<output::Ctx, output::Failure> {
-    Ok(output::Ctx { client: crate::client::Client::new(server_url)?, format, quiet })
+/// What a REST client command needs: the client of `--server-url`, sending
+/// the token of `--token` (or the local token file), and the output settings.
+fn ctx(
+    server_url: &str,
+    token: Option<&str>,
+    format: output::Format,
+    quiet: bool,
+) -> Result<output::Ctx, output::Failure> {
+    let credentials = Credentials::resolve(token, server_url).map_err(output::Failure::Usage)?;
+    Ok(output::Ctx { client: Client::new(server_url, credentials)?, format, quiet })
 }
 
 /// A non-blank id argument (an unset shell variable is caught before sending).
