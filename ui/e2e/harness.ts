@@ -1,10 +1,10 @@
 /**
  * The end-to-end harness: a real `vm-system serve` on a free port with a
- * temporary database, worktree and library cache, and a real headless
- * Chromium driven by playwright-core.
+ * temporary database, data directory, worktree root and library cache, and a
+ * real headless Chromium driven by playwright-core.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -15,8 +15,19 @@ export interface Daemon {
   home: string;
   worktree: string;
   cacheDir: string;
+  /** Where the daemon keeps `admin-token-<port>` (`VM_SYSTEM_DATA_DIR`). */
+  dataDir: string;
+  /** The bootstrap admin token the daemon printed; null with `--auth=off`. */
+  token: string | null;
+  /** A call to `/api/v1<path>` carrying the bootstrap token (or `as`). */
+  api: (path: string, init?: RequestInit & { as?: string | null }) => Promise<Response>;
   logs: () => string;
   stop: () => Promise<void>;
+}
+
+export interface DaemonOptions {
+  /** `serve --auth=off`: no tokens at all. */
+  authOff?: boolean;
 }
 
 /** A stand-in for lodash: the daemon loads `<id>-<version>.js` from its cache directory. */
@@ -30,10 +41,11 @@ const FAKE_LODASH = `var _ = {
 };
 `;
 
-export async function startDaemon(files: Record<string, string> = {}): Promise<Daemon> {
+export async function startDaemon(files: Record<string, string> = {}, options: DaemonOptions = {}): Promise<Daemon> {
   const home = mkdtempSync(path.join(tmpdir(), "vm-e2e-"));
   const worktree = path.join(home, "worktree");
   const cacheDir = path.join(home, "cache");
+  const dataDir = path.join(home, "data");
   mkdirSync(worktree);
   mkdirSync(cacheDir);
   writeFileSync(path.join(cacheDir, "lodash-4.17.21.js"), FAKE_LODASH);
@@ -41,12 +53,15 @@ export async function startDaemon(files: Record<string, string> = {}): Promise<D
     mkdirSync(path.dirname(path.join(worktree, name)), { recursive: true });
     writeFileSync(path.join(worktree, name), contents);
   }
-  const child = spawn(
-    inject("binary"),
-    ["serve", "--listen", "127.0.0.1:0", "--db", path.join(home, "vm.db"), "--cache-dir", cacheDir],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, VM_SYSTEM_LOG: process.env.VM_SYSTEM_LOG ?? "info" } },
-  );
+  const args = ["serve", "--listen", "127.0.0.1:0", "--db", path.join(home, "vm.db"), "--cache-dir", cacheDir];
+  args.push("--worktree-root", home);
+  if (options.authOff) args.push("--auth=off");
+  const child = spawn(inject("binary"), args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, VM_SYSTEM_LOG: process.env.VM_SYSTEM_LOG ?? "info", VM_SYSTEM_DATA_DIR: dataDir },
+  });
   let output = "";
+  let stdout = "";
   const verbose = process.env.VM_TEST_LOG === "1";
   child.stderr?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
@@ -56,7 +71,8 @@ export async function startDaemon(files: Record<string, string> = {}): Promise<D
     const timer = setTimeout(() => reject(new Error(`the daemon did not start within 30 s:\n${output}`)), 30_000);
     child.stdout?.on("data", (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /vm-system listening on (http:\/\/\S+)/.exec(output);
+      stdout += chunk.toString();
+      const match = /vm-system listening on (http:\/\/\S+)/.exec(stdout);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);
@@ -67,14 +83,35 @@ export async function startDaemon(files: Record<string, string> = {}): Promise<D
       reject(new Error(`the daemon exited with ${code} before listening:\n${output}`));
     });
   });
+  const token = options.authOff ? null : bootstrapToken(stdout, dataDir, url);
   return {
     url,
     home,
     worktree,
     cacheDir,
+    dataDir,
+    token,
+    api: (apiPath, { as = token, ...init } = {}) => {
+      const headers = new Headers(init.headers);
+      if (as) headers.set("authorization", `Bearer ${as}`);
+      return fetch(`${url}/api/v1${apiPath}`, { ...init, headers });
+    },
     logs: () => output,
     stop: () => stopChild(child).then(() => rmSync(home, { recursive: true, force: true })),
   };
+}
+
+/**
+ * The secret `serve` prints under "Bootstrap admin token …" before it says
+ * it is listening, or else the one it saved in `<data dir>/admin-token-<port>`.
+ */
+function bootstrapToken(stdout: string, dataDir: string, url: string): string {
+  const printed = /^Bootstrap admin token[^\n]*\n\s+(vmsys_\S+)\s*$/m.exec(stdout)?.[1];
+  if (printed) return printed;
+  const port = new URL(url).port;
+  const saved = readFileSync(path.join(dataDir, `admin-token-${port}`), "utf8").trim();
+  if (!saved.startsWith("vmsys_")) throw new Error(`no bootstrap token printed or saved:\n${stdout}`);
+  return saved;
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -118,6 +155,16 @@ export async function openPage(browser: Browser, baseURL: string): Promise<{ pag
   page.on("pageerror", (error) => errors.push(`pageerror: ${error.message}`));
   page.setDefaultTimeout(15_000);
   return { page, errors };
+}
+
+/**
+ * Signs the page's tab in with the daemon's bootstrap token through the link
+ * `serve` prints (`/#token=…`), and waits until the app shows who is signed in.
+ */
+export async function signIn(page: Page, daemon: Daemon, target = "/"): Promise<void> {
+  if (!daemon.token) throw new Error("this daemon runs without tokens");
+  await page.goto(`${target}#token=${daemon.token}`);
+  await page.getByTestId("identity").waitFor();
 }
 
 export function expectNoPageErrors(errors: string[]) {

@@ -10,6 +10,7 @@ import {
   openPage,
   screenshot,
   screenshotOnFailure,
+  signIn,
   startDaemon,
   type Daemon,
 } from "./harness";
@@ -24,6 +25,7 @@ describe("the daemon serving the UI", () => {
     daemon = await startDaemon();
     browser = await launchBrowser();
     ({ page, errors } = await openPage(browser, daemon.url));
+    await signIn(page, daemon);
   });
 
   afterEach((context) => screenshotOnFailure(page, context));
@@ -59,7 +61,7 @@ describe("the daemon serving the UI", () => {
     const unknownApi = await fetch(`${daemon.url}/api/v2/templates`);
     expect(unknownApi.status).toBe(404);
     expect(((await unknownApi.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
-    const health = await fetch(`${daemon.url}/api/v1/health`);
+    const health = await fetch(`${daemon.url}/api/v1/health`); // the one route open without a token
     expect(await health.json()).toEqual({ status: "ok" });
     const docs = await fetch(`${daemon.url}/docs/`);
     expect(docs.status).toBe(200);
@@ -84,7 +86,7 @@ describe("the daemon serving the UI", () => {
 
   it("shows a limit error with its code, and the events kept up to the limit", async () => {
     const post = async (path: string, body: unknown) => {
-      const response = await fetch(`${daemon.url}/api/v1${path}`, {
+      const response = await daemon.api(path, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),

@@ -12,6 +12,7 @@ import {
   openPage,
   screenshot,
   screenshotOnFailure,
+  signIn,
   startDaemon,
   type Daemon,
 } from "./harness";
@@ -37,6 +38,7 @@ describe("the workflow in a browser", () => {
     });
     browser = await launchBrowser();
     ({ page, errors } = await openPage(browser, daemon.url));
+    await signIn(page, daemon);
   });
 
   afterEach((context) => screenshotOnFailure(page, context));

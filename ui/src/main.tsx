@@ -3,8 +3,9 @@ import { createRoot } from "react-dom/client";
 import { QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { BrowserRouter } from "react-router";
 import { App } from "./App";
+import { AuthGate } from "./components/AuthGate";
 import { ErrorBoundary } from "./components/ErrorBoundary";
-import { ApiError } from "./api/client";
+import { ApiError, tokens } from "./api/client";
 import { keys } from "./api/queries";
 import "./styles.css";
 
@@ -28,6 +29,10 @@ const queryClient: QueryClient = new QueryClient({
   },
 });
 
+// A sign-in link (`/#token=…`, printed by `vm-system serve`) becomes this tab's
+// token before anything renders, and leaves the address bar and the history.
+tokens.adoptFragment(window.location, window.history);
+
 const root = document.getElementById("root");
 if (!root) throw new Error("index.html has no #root element");
 
@@ -36,7 +41,9 @@ createRoot(root).render(
     <ErrorBoundary>
       <QueryClientProvider client={queryClient}>
         <BrowserRouter>
-          <App />
+          <AuthGate>
+            <App />
+          </AuthGate>
         </BrowserRouter>
       </QueryClientProvider>
     </ErrorBoundary>

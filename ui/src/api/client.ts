@@ -4,6 +4,7 @@
  * nothing here restates an API shape by hand.
  */
 import createClient from "openapi-fetch";
+import { authMiddleware, bearer, browserStorage, TokenStore } from "./auth";
 import type { components, paths } from "./schema.gen";
 
 type Schemas = components["schemas"];
@@ -28,12 +29,22 @@ export type ExecutionEvent = Schemas["EventView"];
 export type RunFileBody = Schemas["RunFileBody"];
 export type RuntimeSummary = Schemas["RuntimeSummaryView"];
 export type Health = Schemas["HealthView"];
+export type Scope = Schemas["ScopeView"];
+export type Token = Schemas["TokenView"];
+export type TokenStatus = Schemas["TokenStatusView"];
+export type CreateTokenBody = Schemas["CreateTokenBody"];
+export type CreatedToken = Schemas["CreatedTokenView"];
+export type WhoAmI = Schemas["WhoAmIView"];
 type ErrorEnvelope = Schemas["ErrorEnvelope"];
 
 /** Where the API lives: the daemon serves the UI and the API from one origin. */
 export const API_BASE = "/api/v1";
 
+/** This tab's API token (memory and `sessionStorage`). */
+export const tokens = new TokenStore(browserStorage());
+
 export const api = createClient<paths>({ baseUrl: API_BASE });
+api.use(authMiddleware(tokens));
 
 /**
  * Every failed call, as the UI shows it: the daemon's error code and message
@@ -115,4 +126,13 @@ export async function unwrap<D>(call: Promise<Outcome<D>>): Promise<D> {
   const { data, error, response } = outcome;
   if (!response.ok) throw ApiError.fromResponse(response, error);
   return data as D;
+}
+
+/**
+ * Who a token is (`GET /whoami`). With `token` null the request carries no
+ * token: a daemon running with `--auth=off` answers 200, any other 401.
+ */
+export function whoAmI(token: string | null): Promise<WhoAmI> {
+  const headers = token === null ? {} : { authorization: bearer(token) };
+  return unwrap(api.GET("/whoami", { headers }));
 }

@@ -2,10 +2,15 @@
  * Data hooks: every read the pages make, keyed so that a write can refresh
  * exactly what it changed.
  */
+import { useSyncExternalStore } from "react";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
-import { api, unwrap, type SessionStatus } from "./client";
+import { api, tokens, unwrap, type SessionStatus } from "./client";
 
 export const keys = {
+  whoami: ["whoami"] as const,
+  /** By the token store's generation: each sign-in asks anew, and no secret sits in a key. */
+  whoamiAt: (generation: number) => ["whoami", generation] as const,
+  tokens: ["tokens"] as const,
   health: ["health"] as const,
   summary: ["runtime-summary"] as const,
   templates: ["templates"] as const,
@@ -19,6 +24,15 @@ export const keys = {
   execution: (id: string) => ["executions", "one", id] as const,
   events: (executionId: string) => ["executions", "events", executionId] as const,
 };
+
+/** This tab's token and why it was last signed out; re-renders on every change. */
+export function useAuth() {
+  return useSyncExternalStore(tokens.subscribe, tokens.snapshot);
+}
+
+export function useTokens() {
+  return useQuery({ queryKey: keys.tokens, queryFn: () => unwrap(api.GET("/tokens")) });
+}
 
 export function useHealth() {
   return useQuery({

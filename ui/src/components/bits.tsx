@@ -81,6 +81,9 @@ const STATUS_TONE: Record<string, string> = {
   timeout: "warn",
   cancelled: "muted",
   closed: "muted",
+  active: "ok",
+  expired: "warn",
+  revoked: "muted",
 };
 
 export function StatusBadge({ status }: { status: string }) {

@@ -38,6 +38,7 @@ export function ErrorPanel({
 }) {
   const [showDetails, setShowDetails] = useState(false);
   const err = toApiError(error);
+  const missingScope = err.code === "FORBIDDEN" ? requiredScope(err.details) : null;
   const hasDetails =
     err.details !== null &&
     err.details !== undefined &&
@@ -54,6 +55,12 @@ export function ErrorPanel({
       <div className="error-message" data-testid="error-message">
         {err.message}
       </div>
+      {missingScope ? (
+        <div className="error-hint" data-testid="error-hint">
+          This needs a token with the <code>{missingScope}</code> scope: sign out and sign in with one, or ask an admin
+          for it.
+        </div>
+      ) : null}
       <div className="error-foot">
         {err.requestId ? <span className="muted mono">request {err.requestId}</span> : null}
         {hasDetails ? (
@@ -70,6 +77,13 @@ export function ErrorPanel({
       {showDetails && hasDetails ? <pre className="error-details">{JSON.stringify(err.details, null, 2)}</pre> : null}
     </div>
   );
+}
+
+/** The scope a `FORBIDDEN` answer names in its details, if any. */
+function requiredScope(details: unknown): string | null {
+  if (typeof details !== "object" || details === null) return null;
+  const scope = (details as { required_scope?: unknown }).required_scope;
+  return typeof scope === "string" ? scope : null;
 }
 
 /**

@@ -13,11 +13,12 @@ describe("format", () => {
     expect(formatBytes(2048)).toBe("2.0 KiB");
   });
 
-  it("says how long ago", () => {
+  it("says how long ago, or how soon", () => {
     const now = Date.parse("2025-01-01T12:00:00Z");
     expect(relativeTime("2025-01-01T11:59:58Z", now)).toBe("just now");
     expect(relativeTime("2025-01-01T11:58:00Z", now)).toBe("2 min ago");
     expect(relativeTime(undefined, now)).toBe("—");
+    expect(relativeTime("2025-01-01T15:00:00Z", now)).toBe("in 3 h");
   });
 
   it("keeps the first line of a snippet", () => {

@@ -19,20 +19,22 @@ export function formatBytes(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-/** "3 min ago", "just now", or the date for anything older than a week. */
+/** "3 min ago", "just now", "in 2 d" (a future moment), or the date for anything over a week away. */
 export function relativeTime(iso: string | undefined | null, now: number = Date.now()): string {
   if (!iso) return "—";
   const at = Date.parse(iso);
   if (Number.isNaN(at)) return iso;
-  const seconds = Math.round((now - at) / 1000);
+  const signed = Math.round((now - at) / 1000);
+  const seconds = Math.abs(signed);
+  const say = (amount: string) => (signed < 0 ? `in ${amount}` : `${amount} ago`);
   if (seconds < 5) return "just now";
-  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 60) return say(`${seconds} s`);
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${minutes} min ago`;
+  if (minutes < 60) return say(`${minutes} min`);
   const hours = Math.round(minutes / 60);
-  if (hours < 24) return `${hours} h ago`;
+  if (hours < 24) return say(`${hours} h`);
   const days = Math.round(hours / 24);
-  if (days < 7) return `${days} d ago`;
+  if (days < 7) return say(`${days} d`);
   return new Date(at).toLocaleDateString();
 }
 
