@@ -61,26 +61,49 @@ pub fn read_token_file(path: &Path) -> Option<String> {
     TokenSecret::from_supplied(&text).map(|secret| secret.expose().to_owned())
 }
 
+/// The secret of `--admin-token-file`, read and checked before the daemon
+/// opens anything.
+pub struct AdminTokenFile {
+    path: PathBuf,
+    secret: TokenSecret,
+}
+
+impl AdminTokenFile {
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+        let secret = TokenSecret::from_supplied(&text)
+            .ok_or_else(|| anyhow::anyhow!("the admin token file {} is empty", path.display()))?;
+        if secret.expose().len() < MIN_ADMIN_SECRET_LEN {
+            anyhow::bail!(
+                "the admin token file {} holds {} characters; an admin token secret needs at least {MIN_ADMIN_SECRET_LEN}",
+                path.display(),
+                secret.expose().len()
+            );
+        }
+        Ok(Self { path: path.to_path_buf(), secret })
+    }
+}
+
+/// What `--admin-token-file` must hold at least (the domain checks it too).
+const MIN_ADMIN_SECRET_LEN: usize = 32;
+
 /// What the daemon does about tokens at start, with authentication on:
 /// `--admin-token-file` makes that file's secret an admin token; otherwise,
 /// when no token can be used yet, a bootstrap admin token is made, written
 /// to the token file and (on loopback) printed once.
 pub async fn prepare_tokens(
     tokens: &TokenService,
-    admin_token_file: Option<&Path>,
+    admin_token_file: Option<&AdminTokenFile>,
     data_dir: &Path,
     local: SocketAddr,
 ) -> anyhow::Result<()> {
-    if let Some(file) = admin_token_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the admin token file {}", file.display()))?;
-        let secret = TokenSecret::from_supplied(&text)
-            .ok_or_else(|| anyhow::anyhow!("the admin token file {} is empty", file.display()))?;
+    if let Some(AdminTokenFile { path, secret }) = admin_token_file {
         let token = tokens
-            .install_admin(&secret, "admin-token-file")
+            .install_admin(secret, "admin-token-file")
             .await
-            .map_err(|err| anyhow::anyhow!("the admin token file {}: {err}", file.display()))?;
-        tracing::info!(file = %file.display(), token = %token.name, "the secret in the admin token file is an admin token");
+            .map_err(|err| anyhow::anyhow!("the admin token file {}: {err}", path.display()))?;
+        tracing::info!(file = %path.display(), token = %token.name, "the secret in the admin token file is an admin token");
         return Ok(());
     }
     let file = token_file(data_dir, local.port());
@@ -98,11 +121,11 @@ pub async fn prepare_tokens(
     let mut out = std::io::stdout().lock();
     if local.ip().is_loopback() || local.ip().is_unspecified() {
         let host = if local.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], local.port())) } else { local };
-        writeln!(out, "Bootstrap admin token (shown once; saved in {}, readable only by you):", file.display())?;
-        writeln!(out, "  {}", secret.expose())?;
+        writeln!(out, "Bootstrap admin token (shown once): {}", secret.expose())?;
+        writeln!(out, "It is saved, readable only by you, in {}", file.display())?;
         writeln!(out, "Web UI, signed in: http://{host}/#token={}", secret.expose())?;
     } else {
-        writeln!(out, "Bootstrap admin token saved in {} (readable only by you)", file.display())?;
+        writeln!(out, "Bootstrap admin token saved, readable only by you, in {}", file.display())?;
     }
     out.flush()?;
     Ok(())

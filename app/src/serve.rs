@@ -203,6 +203,8 @@ fn access(config: &ServeConfig) -> anyhow::Result<Access> {
 
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let access = access(&config)?;
+    let admin_token_file =
+        config.security.admin_token_file.as_deref().map(crate::auth::AdminTokenFile::read).transpose()?;
     let data_dir = config.security.data_dir.clone().unwrap_or_else(crate::auth::default_data_dir);
     let worktrees = worktree_policy(&config, &data_dir)?;
     let services = services(&config.db, config.cache_dir.clone(), config.sandbox, worktrees).await?;
@@ -218,8 +220,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("the web UI is not built into this binary; / says how to build it (the API works as ever)");
     }
     if access.auth == AuthMode::Required {
-        crate::auth::prepare_tokens(&services.tokens, config.security.admin_token_file.as_deref(), &data_dir, local)
-            .await?;
+        crate::auth::prepare_tokens(&services.tokens, admin_token_file.as_ref(), &data_dir, local).await?;
     }
     // Registered before the address is announced, so that a SIGTERM sent as
     // soon as the daemon says it listens stops it gracefully.

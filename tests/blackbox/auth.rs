@@ -55,8 +55,8 @@ fn the_bootstrap_token_is_printed_once_and_kept_in_a_file_only_its_user_can_read
     assert_eq!(
         lines,
         [
-            format!("Bootstrap admin token (shown once; saved in {}, readable only by you):", file.display()).as_str(),
-            &format!("  {secret}"),
+            format!("Bootstrap admin token (shown once): {secret}").as_str(),
+            &format!("It is saved, readable only by you, in {}", file.display()),
             &format!("Web UI, signed in: {}/#token={secret}", daemon.url),
             &format!("vm-system listening on {}", daemon.url),
         ]

@@ -97,10 +97,20 @@ fn every_command_of_the_getting_started_guide_works_as_printed() {
     // its bootstrap token in its data directory as a reader's commands do.
     let serve = &steps[0];
     assert_eq!(serve.command, "vm-system serve");
-    assert_eq!(serve.expected, ["vm-system listening on http://127.0.0.1:3210"]);
+    assert_eq!(serve.expected.last().map(String::as_str), Some("vm-system listening on http://127.0.0.1:3210"));
     let home = Home::new();
     let daemon = Daemon::start(&home);
     assert!(daemon.url.starts_with("http://127.0.0.1:"));
+    // What serve printed, on the guide's port and with its secret written
+    // as the guide writes it.
+    let secret = daemon.token().expect("a bootstrap token").to_owned();
+    let printed = daemon.stdout().replace(&daemon.url, "http://127.0.0.1:3210").replace(&secret, "<token>");
+    let lines: Vec<&str> = printed.lines().collect();
+    assert!(
+        output_matches(&serve.expected, &lines),
+        "serve printed:\n{printed}\nthe guide says:\n{:?}",
+        serve.expected
+    );
 
     let user_home = home.dir.path().join("user");
     let outputs = home.dir.path().join("outputs");

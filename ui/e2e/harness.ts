@@ -102,11 +102,11 @@ export async function startDaemon(files: Record<string, string> = {}, options: D
 }
 
 /**
- * The secret `serve` prints under "Bootstrap admin token …" before it says
+ * The secret `serve` prints as "Bootstrap admin token (shown once): …" before it says
  * it is listening, or else the one it saved in `<data dir>/admin-token-<port>`.
  */
 function bootstrapToken(stdout: string, dataDir: string, url: string): string {
-  const printed = /^Bootstrap admin token[^\n]*\n\s+(vmsys_\S+)\s*$/m.exec(stdout)?.[1];
+  const printed = /^Bootstrap admin token \(shown once\): (vmsys_\S+)\s*$/m.exec(stdout)?.[1];
   if (printed) return printed;
   const port = new URL(url).port;
   const saved = readFileSync(path.join(dataDir, `admin-token-${port}`), "utf8").trim();
