@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tempfile::TempDir;
-use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore};
+use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
 use vm_store::{PostgresStore, PostgresUrl, SqliteStore};
 
 /// The stores of one fresh database, seen only through the ports, plus plain
@@ -14,6 +14,7 @@ pub struct Harness {
     pub templates: Arc<dyn TemplateStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub executions: Arc<dyn ExecutionStore>,
+    pub tokens: Arc<dyn TokenStore>,
     backend: Backend,
 }
 
@@ -36,6 +37,7 @@ pub async fn fresh_sqlite() -> Harness {
         templates: store.clone(),
         sessions: store.clone(),
         executions: store.clone(),
+        tokens: store.clone(),
         backend: Backend::Sqlite { store, _dir: dir },
     }
 }
@@ -51,6 +53,7 @@ pub async fn fresh_postgres() -> Option<Harness> {
         templates: store.clone(),
         sessions: store.clone(),
         executions: store.clone(),
+        tokens: store.clone(),
         backend: Backend::Postgres { store },
     })
 }

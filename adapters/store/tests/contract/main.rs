@@ -2,28 +2,25 @@
 //! expanded by [`contract!`] into one test per backend, each on a fresh
 //! database. Backend-specific checks live in `sqlite` and `postgres`.
 
+use harness::Harness;
+
 /// Runs `$check`, an `async |h: &Harness| { … }` closure, on every backend:
 /// a `sqlite` test and a `postgres` test. The latter returns early, after
 /// `vm_testpg`'s loud warning, only where PostgreSQL is not installed and
-/// `CI` is not `true`. A third argument names another module of this crate
-/// whose `fresh_sqlite` and `fresh_postgres` make the check's harness (as
-/// `tokens` does).
+/// `CI` is not `true`.
 macro_rules! contract {
     ($name:ident, $check:expr) => {
-        contract!($name, $check, harness);
-    };
-    ($name:ident, $check:expr, $harness:ident) => {
         mod $name {
             use super::*;
 
             #[tokio::test]
             async fn sqlite() {
-                crate::run($check, crate::$harness::fresh_sqlite().await).await
+                crate::run($check, crate::harness::fresh_sqlite().await).await
             }
 
             #[tokio::test]
             async fn postgres() {
-                let Some(harness) = crate::$harness::fresh_postgres().await else { return };
+                let Some(harness) = crate::harness::fresh_postgres().await else { return };
                 crate::run($check, harness).await
             }
         }
@@ -31,7 +28,7 @@ macro_rules! contract {
 }
 
 /// Lends the harness to the check, so the database outlives the check.
-async fn run<H>(check: impl AsyncFnOnce(&H), harness: H) {
+async fn run(check: impl AsyncFnOnce(&Harness), harness: Harness) {
     check(&harness).await
 }
 
