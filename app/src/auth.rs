@@ -8,7 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use vm_domain::services::{NewToken, TokenService};
+use vm_domain::services::{NewToken, TokenService, MIN_SUPPLIED_SECRET_LEN};
 use vm_domain::token::TokenSecret;
 
 /// The environment variable naming the data directory, for `serve` and the
@@ -74,9 +74,9 @@ impl AdminTokenFile {
             .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
         let secret = TokenSecret::from_supplied(&text)
             .ok_or_else(|| anyhow::anyhow!("the admin token file {} is empty", path.display()))?;
-        if secret.expose().len() < MIN_ADMIN_SECRET_LEN {
+        if secret.expose().len() < MIN_SUPPLIED_SECRET_LEN {
             anyhow::bail!(
-                "the admin token file {} holds {} characters; an admin token secret needs at least {MIN_ADMIN_SECRET_LEN}",
+                "the admin token file {} holds {} characters; an admin token secret needs at least {MIN_SUPPLIED_SECRET_LEN}",
                 path.display(),
                 secret.expose().len()
             );
@@ -84,9 +84,6 @@ impl AdminTokenFile {
         Ok(Self { path: path.to_path_buf(), secret })
     }
 }
-
-/// What `--admin-token-file` must hold at least (the domain checks it too).
-const MIN_ADMIN_SECRET_LEN: usize = 32;
 
 /// What the daemon does about tokens at start, with authentication on:
 /// `--admin-token-file` makes that file's secret an admin token; otherwise,

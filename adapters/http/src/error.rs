@@ -133,6 +133,15 @@ fn extraction_error(err: &poem::Error) -> Option<DomainError> {
     None
 }
 
+/// What an endpoint's result is on the wire: its response, or its error in
+/// the envelope.
+pub async fn respond(result: poem::Result<impl IntoResponse>) -> Response {
+    match result {
+        Ok(response) => response.into_response(),
+        Err(err) => envelope_poem_error(err).await,
+    }
+}
+
 /// The catch-all for everything outside operations: unknown routes, wrong
 /// methods, and any poem error that has no envelope yet.
 pub async fn envelope_poem_error(err: poem::Error) -> Response {

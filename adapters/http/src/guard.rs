@@ -61,18 +61,23 @@ pub struct HostRules {
 
 impl HostRules {
     pub fn new(listen: SocketAddr, extra: &[String]) -> Result<Self, String> {
-        let mut names = vec!["localhost".to_owned(), ip_text(listen.ip())];
+        let mut candidates = vec!["localhost".to_owned(), ip_text(listen.ip())];
         if listen.ip().is_loopback() || listen.ip().is_unspecified() {
-            names.extend(["127.0.0.1".to_owned(), "[::1]".to_owned()]);
+            candidates.extend(["127.0.0.1".to_owned(), "[::1]".to_owned()]);
         }
         for raw in extra {
             let name = host_name(raw.trim()).to_ascii_lowercase();
             if name.is_empty() || name.contains(['/', ' ', '@']) {
                 return Err(format!("--allowed-host {raw:?} is not a host name"));
             }
-            names.push(name);
+            candidates.push(name);
         }
-        names.dedup();
+        let mut names = Vec::new();
+        for name in candidates {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
         Ok(Self { names, any_ip: listen.ip().is_unspecified() })
     }
 
@@ -220,10 +225,7 @@ fn refused(access: &Access, req: &Request) -> Option<Response> {
 }
 
 async fn call(inner: &Inner, req: Request) -> Response {
-    match inner.call(req).await {
-        Ok(response) => response,
-        Err(err) => crate::error::envelope_poem_error(err).await,
-    }
+    crate::error::respond(inner.call(req).await).await
 }
 
 /// Where the extractors leave the caller's token name for the audit log.

@@ -1,7 +1,7 @@
 //! Every response carries `X-Request-Id`: a valid incoming one is echoed,
 //! otherwise a fresh UUID is issued.
 
-use poem::{Endpoint, IntoResponse, Request, Response, Result};
+use poem::{Endpoint, Request, Response, Result};
 
 pub const HEADER: &str = "x-request-id";
 
@@ -25,10 +25,7 @@ pub async fn stamp<E: Endpoint>(next: E, mut req: Request) -> Result<Response> {
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut response = match next.call(req).await {
-        Ok(resp) => resp.into_response(),
-        Err(err) => crate::error::envelope_poem_error(err).await,
-    };
+    let mut response = crate::error::respond(next.call(req).await).await;
     tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "request");
     response.headers_mut().insert(HEADER, id.parse().expect("validated ids are valid header values"));
     Ok(response)

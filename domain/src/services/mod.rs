@@ -9,7 +9,7 @@ mod tokens;
 pub use executions::{Executed, ExecutionService, RunFileRequest};
 pub use sessions::{NewSession, ReconcileReport, SessionService};
 pub use templates::{LibraryEntry, NewCapability, NewStartupFile, NewTemplate, TemplateService};
-pub use tokens::{NewToken, TokenService, TOUCH_INTERVAL};
+pub use tokens::{NewToken, TokenService, MIN_SUPPLIED_SECRET_LEN, TOUCH_INTERVAL};
 
 #[cfg(test)]
 pub(crate) mod fixtures;

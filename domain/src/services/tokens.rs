@@ -14,7 +14,7 @@ use crate::{DomainError, Timestamp};
 pub const TOUCH_INTERVAL: TimeDelta = TimeDelta::minutes(1);
 
 /// The shortest secret `--admin-token-file` may hold.
-const MIN_SUPPLIED_SECRET_LEN: usize = 32;
+pub const MIN_SUPPLIED_SECRET_LEN: usize = 32;
 
 /// What a caller sends to make a token.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,12 +140,12 @@ impl TokenService {
                     "secret",
                     format!("this secret is token {:?}, which is not an admin token", token.name.as_str()),
                 )),
-                TokenStatus::Revoked | TokenStatus::Expired => Err(DomainError::validation(
+                ended @ (TokenStatus::Revoked | TokenStatus::Expired) => Err(DomainError::validation(
                     "secret",
                     format!(
                         "this secret was token {:?}, which is {}; write a new secret",
                         token.name.as_str(),
-                        token.status(self.clock.now()).as_str()
+                        ended.as_str()
                     ),
                 )),
             };

@@ -6,6 +6,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use vm_domain::ids::TokenId;
+use vm_domain::token::Token;
 
 use super::Tag;
 use crate::dto::{CreateTokenBody, CreatedTokenView, TokenView, WhoAmIView};
@@ -27,47 +28,44 @@ fn token_id(raw: &str) -> ApiResult<TokenId> {
     Ok(TokenId::parse(raw, "id")?)
 }
 
+impl TokensApi {
+    /// The token as the API shows it, with its status now.
+    fn view(&self, token: Token) -> TokenView {
+        let status = self.0.tokens.status(&token);
+        TokenView::new(token, status)
+    }
+}
+
 #[OpenApi(tag = "Tag::Tokens")]
 impl TokensApi {
     /// Every token, revoked and expired ones included, newest first. Secrets are never listed.
     #[oai(path = "/tokens", method = "get", operation_id = "listTokens")]
     async fn list(&self, _caller: Admin) -> ApiResult<Json<Vec<TokenView>>> {
         let tokens = self.0.tokens.list().await?;
-        Ok(Json(
-            tokens
-                .into_iter()
-                .map(|t| {
-                    let status = self.0.tokens.status(&t);
-                    TokenView::new(t, status)
-                })
-                .collect(),
-        ))
+        Ok(Json(tokens.into_iter().map(|token| self.view(token)).collect()))
     }
 
     /// Make a token; the response holds its secret, which cannot be read again.
     #[oai(path = "/tokens", method = "post", operation_id = "createToken")]
     async fn create(&self, _caller: Admin, body: JsonBody<CreateTokenBody>) -> ApiResult<TokenCreated> {
         let (token, secret) = self.0.tokens.create(body.0.into()).await?;
-        let status = self.0.tokens.status(&token);
         Ok(TokenCreated::Created(Json(CreatedTokenView {
             secret: secret.expose().to_owned(),
-            token: TokenView::new(token, status),
+            token: self.view(token),
         })))
     }
 
     #[oai(path = "/tokens/:id", method = "get", operation_id = "getToken")]
     async fn get(&self, _caller: Admin, id: Path<String>) -> ApiResult<Json<TokenView>> {
         let token = self.0.tokens.get(token_id(&id)?).await?;
-        let status = self.0.tokens.status(&token);
-        Ok(Json(TokenView::new(token, status)))
+        Ok(Json(self.view(token)))
     }
 
     /// Revoke a token at once; it stays listed as `revoked`. Revoking twice is harmless.
     #[oai(path = "/tokens/:id", method = "delete", operation_id = "revokeToken")]
     async fn revoke(&self, _caller: Admin, id: Path<String>) -> ApiResult<Json<TokenView>> {
         let token = self.0.tokens.revoke(token_id(&id)?).await?;
-        let status = self.0.tokens.status(&token);
-        Ok(Json(TokenView::new(token, status)))
+        Ok(Json(self.view(token)))
     }
 
     /// The token this request carries: its name and scopes.
