@@ -96,6 +96,19 @@ pub enum DomainError {
     #[error("{message}")]
     RequestTimeout { message: String },
 
+    /// The store cannot be reached or is overloaded: PostgreSQL down, no
+    /// pooled connection within the acquire timeout, SQLite busy past its
+    /// timeout (503, with `Retry-After`). Transient: the same call may
+    /// succeed later. `execution_id` is set when the execution ran and its
+    /// final write is being retried in the background.
+    #[error("the store is unavailable: {reason}{}", pending_suffix(execution_id))]
+    StoreUnavailable { reason: String, execution_id: Option<ExecutionId> },
+
+    /// The disk holding the store is full (507). `execution_id` as for
+    /// `StoreUnavailable`.
+    #[error("the store's disk is full: {reason}{}", pending_suffix(execution_id))]
+    StorageFull { reason: String, execution_id: Option<ExecutionId> },
+
     /// Anything unexpected. Its chain is logged; clients get a fixed message.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -110,6 +123,14 @@ fn lost_suffix(runtime_lost: bool) -> &'static str {
     }
 }
 
+/// How a store error says that the execution ran and is still being stored.
+fn pending_suffix(execution_id: &Option<ExecutionId>) -> String {
+    match execution_id {
+        Some(id) => format!("; execution {id} ran and its result is kept in memory and stored once the store is back"),
+        None => String::new(),
+    }
+}
+
 impl DomainError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation { field: field.into(), message: message.into() }
@@ -121,6 +142,21 @@ impl DomainError {
 
     pub fn internal(source: impl Into<BoxError>) -> Self {
         Self::Internal(source.into())
+    }
+
+    /// Whether the store failed in a way that may pass: unavailable or full.
+    pub fn is_store_outage(&self) -> bool {
+        matches!(self, Self::StoreUnavailable { .. } | Self::StorageFull { .. })
+    }
+
+    /// A store outage that happened after `execution` ran: its final write
+    /// is pending. Other errors are returned unchanged.
+    pub fn with_pending_execution(self, execution: ExecutionId) -> Self {
+        match self {
+            Self::StoreUnavailable { reason, .. } => Self::StoreUnavailable { reason, execution_id: Some(execution) },
+            Self::StorageFull { reason, .. } => Self::StorageFull { reason, execution_id: Some(execution) },
+            other => other,
+        }
     }
 
     /// The stable code clients match on.
@@ -150,6 +186,8 @@ impl DomainError {
             Self::Forbidden { .. } => "FORBIDDEN",
             Self::MisdirectedRequest { .. } => "MISDIRECTED_REQUEST",
             Self::RequestTimeout { .. } => "REQUEST_TIMEOUT",
+            Self::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
+            Self::StorageFull { .. } => "STORAGE_FULL",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -165,6 +203,12 @@ impl DomainError {
             | Self::RequestTimeout { .. }
             | Self::Internal(_) => json!({}),
             Self::TokenNotFound { id } => json!({ "token_id": id }),
+            Self::StoreUnavailable { reason, execution_id } | Self::StorageFull { reason, execution_id } => {
+                match execution_id {
+                    Some(id) => json!({ "reason": reason, "execution_id": id }),
+                    None => json!({ "reason": reason }),
+                }
+            }
             Self::Forbidden { required_scope, .. } => match required_scope {
                 Some(scope) => json!({ "required_scope": scope }),
                 None => json!({}),

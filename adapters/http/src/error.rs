@@ -59,6 +59,12 @@ pub enum ApiError {
     /// `INTERNAL`: always a bug.
     #[oai(status = 500)]
     Internal(Json<ErrorEnvelope>),
+    /// `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorEnvelope>),
+    /// `STORAGE_FULL`: the disk holding the store is full.
+    #[oai(status = 507)]
+    InsufficientStorage(Json<ErrorEnvelope>),
 }
 
 /// The response variant (hence status) of each domain error. No `_` arm on
@@ -88,6 +94,8 @@ fn variant_of(err: &DomainError) -> fn(Json<ErrorEnvelope>) -> ApiError {
         E::Forbidden { .. } => ApiError::Forbidden,
         E::MisdirectedRequest { .. } => ApiError::Misdirected,
         E::RequestTimeout { .. } => ApiError::RequestTimeout,
+        E::StoreUnavailable { .. } => ApiError::Unavailable,
+        E::StorageFull { .. } => ApiError::InsufficientStorage,
         E::Internal(_) => ApiError::Internal,
     }
 }

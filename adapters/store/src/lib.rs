@@ -22,7 +22,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
+use vm_domain::ports::{ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
 
 pub use error::OpenError;
 pub use location::{Database, PoolSettings, PostgresUrl};
@@ -36,6 +36,7 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub executions: Arc<dyn ExecutionStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub health: Arc<dyn StoreHealth>,
     backend: Backend,
 }
 
@@ -46,11 +47,11 @@ enum Backend {
 }
 
 impl Stores {
-    fn over<S: TemplateStore + SessionStore + ExecutionStore + TokenStore + 'static>(
+    fn over<S: TemplateStore + SessionStore + ExecutionStore + TokenStore + StoreHealth + 'static>(
         store: Arc<S>,
         backend: Backend,
     ) -> Self {
-        Self { templates: store.clone(), sessions: store.clone(), executions: store.clone(), tokens: store, backend }
+        Self { templates: store.clone(), sessions: store.clone(), executions: store.clone(), tokens: store.clone(), health: store, backend }
     }
 
     /// Closes the connection pool; later calls fail.

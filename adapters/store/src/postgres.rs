@@ -11,7 +11,7 @@ use vm_domain::catalog::{LibraryRef, ModuleName};
 use vm_domain::event::Event;
 use vm_domain::execution::Execution;
 use vm_domain::ids::{ExecutionId, SessionId, TemplateId, TokenId};
-use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
+use vm_domain::ports::{ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
 use vm_domain::session::{Session, SessionStatus};
 use vm_domain::template::{Capability, Settings, StartupFile, Template};
 use vm_domain::token::{SecretDigest, Token};
@@ -648,6 +648,16 @@ impl ExecutionStore for PostgresStore {
             .map(Execution::try_from)
             .collect()
     }
+
+    fn finish_later(&self, execution: Execution, events: Vec<Event>) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            while let Err(err) = store.finish(&execution, &events).await {
+                tracing::warn!(execution_id = %execution.id, error = %err, "pending execution not stored yet");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+    }
 }
 
 #[async_trait]
@@ -725,5 +735,20 @@ impl TokenStore for PostgresStore {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreHealth for PostgresStore {
+    async fn check(&self) -> Result<(), DomainError> {
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+            Ok(done) => done.map(|_| ()).map_err(db_error),
+            Err(_) => Err(DomainError::StoreUnavailable { reason: "no answer within 2 s".into(), execution_id: None }),
+        }
+    }
+
+    fn pending_writes(&self) -> usize {
+        0
     }
 }

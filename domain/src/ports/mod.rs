@@ -7,4 +7,4 @@ pub mod store;
 
 pub use clock::{Clock, SystemClock};
 pub use runtime::{Ending, Job, JsRuntime, LibraryCache, LimitHit, Outcome, RuntimeError, RuntimeSpec};
-pub use store::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
+pub use store::{ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};

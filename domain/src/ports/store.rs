@@ -69,6 +69,20 @@ pub trait ExecutionStore: Send + Sync {
     async fn events_after(&self, id: ExecutionId, after_seq: i64) -> Result<Vec<Event>, DomainError>;
     /// Executions still marked `running`, oldest first.
     async fn running(&self) -> Result<Vec<Execution>, DomainError>;
+    /// Keeps a finished execution whose [`ExecutionStore::finish`] failed
+    /// with a store outage in memory and writes it in the background,
+    /// retrying until it is stored. Returns at once.
+    fn finish_later(&self, execution: Execution, events: Vec<Event>);
+}
+
+/// Whether the store answers, for the readiness probe.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// Runs one bounded query; a store outage when it does not answer in time.
+    async fn check(&self) -> Result<(), DomainError>;
+    /// Finished executions kept in memory until the store takes them.
+    fn pending_writes(&self) -> usize;
 }
 
 #[cfg_attr(test, mockall::automock)]
