@@ -59,6 +59,12 @@ macro_rules! id_type {
                 Self(value)
             }
         }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
     };
 }
 

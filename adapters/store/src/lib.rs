@@ -14,11 +14,13 @@
 //! - `error`: sqlx failures become `DomainError`s here, logged when
 //!   unexpected; [`OpenError`] says why a store did not open.
 
+pub mod dialect;
 mod error;
 pub mod location;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod store;
 
 use std::sync::Arc;
 
@@ -28,8 +30,10 @@ pub use error::OpenError;
 pub use location::{Database, PoolSettings, PostgresUrl};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use store::{Store, READY_TIMEOUT};
 
-/// The four ports of one open store, whichever backend it is.
+/// The four ports and the health probe of one open store, whichever
+/// backend it is.
 #[derive(Clone)]
 pub struct Stores {
     pub templates: Arc<dyn TemplateStore>,
@@ -42,19 +46,25 @@ pub struct Stores {
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite(Arc<SqliteStore>),
-    Postgres(Arc<PostgresStore>),
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl Stores {
-    fn over<S: TemplateStore + SessionStore + ExecutionStore + TokenStore + StoreHealth + 'static>(
-        store: Arc<S>,
-        backend: Backend,
-    ) -> Self {
-        Self { templates: store.clone(), sessions: store.clone(), executions: store.clone(), tokens: store.clone(), health: store, backend }
+    fn over<D: dialect::Dialect>(store: Store<D>, backend: Backend) -> Self {
+        let store = Arc::new(store);
+        Self {
+            templates: store.clone(),
+            sessions: store.clone(),
+            executions: store.clone(),
+            tokens: store.clone(),
+            health: store,
+            backend,
+        }
     }
 
-    /// Closes the connection pool; later calls fail.
+    /// Stores pending executions (a few seconds at most), then closes the
+    /// connections; later calls fail.
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(store) => store.close().await,
@@ -67,11 +77,11 @@ impl Stores {
 pub async fn open(database: &Database) -> Result<Stores, OpenError> {
     Ok(match database {
         Database::Sqlite(path) => {
-            let store = Arc::new(SqliteStore::open(path).await?);
+            let store = SqliteStore::open(path).await?;
             Stores::over(store.clone(), Backend::Sqlite(store))
         }
         Database::Postgres(url) => {
-            let store = Arc::new(PostgresStore::connect(url).await?);
+            let store = PostgresStore::connect(url).await?;
             Stores::over(store.clone(), Backend::Postgres(store))
         }
     })

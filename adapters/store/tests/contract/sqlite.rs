@@ -18,7 +18,7 @@ async fn opening_creates_the_file_and_its_missing_parent_directories() {
 }
 
 #[tokio::test]
-async fn connections_use_wal_foreign_keys_normal_sync_and_a_busy_timeout() {
+async fn connections_use_wal_foreign_keys_normal_sync_a_busy_timeout_and_no_auto_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("vm-system.db")).await.unwrap();
     let pragma = async |name: &str| -> String {
@@ -32,7 +32,9 @@ async fn connections_use_wal_foreign_keys_normal_sync_and_a_busy_timeout() {
     assert_eq!(pragma("foreign_keys").await, "1");
     assert_eq!(pragma("synchronous").await, "1", "1 is NORMAL");
     let busy_timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(store.pool()).await.unwrap();
-    assert_eq!(busy_timeout, 5000);
+    assert_eq!(busy_timeout, 1500, "SQLITE_BUSY must surface (as 503) within 2 s");
+    let auto_checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(auto_checkpoint, 0, "checkpoints run in the background, not on a request");
 }
 
 #[tokio::test]
