@@ -223,7 +223,9 @@ fn deep_recursion_is_a_range_error_and_the_session_lives_on() {
 }
 
 /// Pids of the session workers of the daemon serving `home`: children of
-/// its zygotes, which are its children.
+/// its zygotes, which are its children (reaped ones left out). A zygote's
+/// short-lived helpers (user namespaces made ahead of sessions) may show up
+/// too; [`the_worker`] waits for them to go.
 fn worker_pids(home: &Home) -> Vec<i32> {
     let db = home.db().display().to_string();
     let processes: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
@@ -232,7 +234,11 @@ fn worker_pids(home: &Home) -> Vec<i32> {
         .filter_map(|entry| {
             let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let ppid: i32 = stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()?;
+            let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
+            if fields.next()? == "Z" {
+                return None;
+            }
+            let ppid: i32 = fields.next()?.parse().ok()?;
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             Some((pid, ppid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
         })
@@ -254,10 +260,7 @@ fn a_worker_killed_from_outside_crashes_its_session_and_the_daemon_carries_on() 
     let t = template(&daemon, json!({}), &[], &[]);
     let victim = session(&daemon, &home, &t);
     repl(&daemon, &victim, "var state = 1");
-    let workers = worker_pids(&home);
-    assert_eq!(workers.len(), 1, "one session, one worker: {workers:?}");
-    let killed = std::process::Command::new("kill").args(["-9", &workers[0].to_string()]).status().unwrap();
-    assert!(killed.success());
+    kill_9(the_worker(&home));
     let last_error = eventually(Duration::from_secs(5), "the session to be crashed", || {
         let (status, last_error) = session_status(&daemon, &victim);
         (status == "crashed").then_some(last_error)
@@ -269,6 +272,82 @@ fn a_worker_killed_from_outside_crashes_its_session_and_the_daemon_carries_on() 
     assert_eq!(daemon.get("/health").0, 200);
     let fresh = session(&daemon, &home, &t);
     assert_eq!(repl(&daemon, &fresh, "1 + 2").1["result"]["json"], 3);
+}
+
+/// The one session worker of the daemon serving `home`, once the zygote's
+/// helpers are gone.
+fn the_worker(home: &Home) -> i32 {
+    eventually(Duration::from_secs(5), "one worker process", || match worker_pids(home)[..] {
+        [pid] => Some(pid),
+        _ => None,
+    })
+}
+
+/// Executions recorded for `session`.
+fn executions_of(daemon: &Daemon, session: &str) -> usize {
+    let (status, list) = daemon.get(&format!("/executions?session_id={session}"));
+    assert_eq!(status, 200, "{list}");
+    list.as_array().expect("an execution list").len()
+}
+
+fn kill_9(pid: i32) -> Instant {
+    let killed_at = Instant::now();
+    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -9 {pid}");
+    killed_at
+}
+
+/// Issue 11, item 4: workers that die idle.
+#[test]
+fn an_idle_worker_killed_leaves_its_session_crashed_within_100_ms() {
+    let home = Home::new();
+    let daemon = Daemon::start(&home);
+    let s = session(&daemon, &home, &template(&daemon, json!({}), &[], &[]));
+    assert_eq!(repl(&daemon, &s, "var state = 1; state").1["result"]["json"], 1);
+    let killed_at = kill_9(the_worker(&home));
+    let (took, last_error) = loop {
+        let (status, last_error) = session_status(&daemon, &s);
+        let took = killed_at.elapsed();
+        if status == "crashed" {
+            break (took, last_error);
+        }
+        assert!(took < Duration::from_secs(5), "still {status} {took:?} after the kill");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    eprintln!("the session was crashed {took:?} after its idle worker was killed");
+    assert!(took < Duration::from_millis(100), "crashed only {took:?} after the kill");
+    assert!(last_error.contains("SIGKILL") && last_error.contains("while idle"), "{last_error}");
+    let (status, refused) = repl(&daemon, &s, "state");
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("SESSION_NOT_READY")), "{refused}");
+    assert_eq!(refused["error"]["details"]["status"], "crashed", "{refused}");
+    assert_eq!(executions_of(&daemon, &s), 1, "the refused call left no execution");
+}
+
+/// Issue 11, item 4: workers that die idle.
+#[test]
+fn an_idle_worker_killed_is_noticed_without_a_read_and_its_next_call_is_refused() {
+    let home = Home::new();
+    home.write("main.js", "'ran'");
+    let daemon = Daemon::start(&home);
+    let s = session(&daemon, &home, &template(&daemon, json!({}), &[], &[]));
+    let killed_at = kill_9(the_worker(&home));
+    // Nothing reads the session meanwhile: the call itself must find it
+    // crashed once the 100 ms the daemon has to notice are over.
+    std::thread::sleep((killed_at + Duration::from_millis(100)).saturating_duration_since(Instant::now()));
+    for file_run in [false, true] {
+        let (status, refused) = if file_run {
+            daemon.post("/executions/run-file", json!({ "session_id": s, "path": "main.js" }))
+        } else {
+            repl(&daemon, &s, "1 + 1")
+        };
+        assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("SESSION_NOT_READY")), "{refused}");
+    }
+    assert_eq!(executions_of(&daemon, &s), 0, "no execution that never ran");
+    let (status, last_error) = session_status(&daemon, &s);
+    assert_eq!(status, "crashed");
+    assert!(last_error.contains("SIGKILL"), "{last_error}");
+    let logs = daemon.logs();
+    assert!(logs.lines().any(|l| l.contains("its runtime died while idle") && l.contains(&s)), "{logs}");
 }
 
 #[test]

@@ -2,13 +2,13 @@
 //! supervised worker process per session, forked from a zygote that already
 //! evaluated the session's libraries. It never touches a boa value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 use vm_domain::catalog::LibraryRef;
 use vm_domain::ids::SessionId;
 use vm_domain::paths::WorktreePath;
@@ -35,8 +35,36 @@ struct ZygoteSlot {
     zygote: OnceCell<Arc<Zygote>>,
 }
 
+/// Sessions whose worker died on its own while idle, each with what
+/// happened, in the order they died; see [`JsRuntime::next_lost`].
+#[derive(Default)]
+struct Losses {
+    /// A std `Mutex`: only held to push or pop, never across an `.await`.
+    queue: Mutex<VecDeque<(SessionId, String)>>,
+    /// One permit per loss pushed, for whoever waits in `next_lost`.
+    arrived: Notify,
+}
+
+impl Losses {
+    fn push(&self, session: SessionId, reason: String) {
+        locked(&self.queue).push_back((session, reason));
+        self.arrived.notify_one();
+    }
+
+    fn pop(&self) -> Option<(SessionId, String)> {
+        locked(&self.queue).pop_front()
+    }
+}
+
+/// Workers by session. A std `Mutex`: only held to look up or change the
+/// map, never across an `.await`.
+type Workers = Mutex<HashMap<SessionId, Arc<Supervisor>>>;
+
 /// The boa runtime. Each session's engine lives in its own worker process;
-/// closing the session (or dropping the runtime) kills it.
+/// closing the session (or dropping the runtime) kills it. A worker that
+/// dies while idle is noticed at once: the zygote that forked it reaps it
+/// and reports its exit status (see [`crate::zygotes`]), and a watch task
+/// per worker queues the loss for [`JsRuntime::next_lost`].
 pub struct BoaRuntime {
     cache_dir: PathBuf,
     /// The binary started as a zygote: this very program by default.
@@ -44,7 +72,10 @@ pub struct BoaRuntime {
     /// Zygotes by library names, in order. A std `Mutex`: only held to look
     /// up or change the map, never across an `.await`.
     zygotes: Mutex<HashMap<Vec<String>, Arc<ZygoteSlot>>>,
-    workers: Mutex<HashMap<SessionId, Arc<Supervisor>>>,
+    /// Shared with each worker's watch task, which removes a worker that
+    /// died while idle.
+    workers: Arc<Workers>,
+    losses: Arc<Losses>,
     /// How sessions are confined; see [`crate::sandbox`].
     sandbox: SandboxMode,
 }
@@ -66,7 +97,8 @@ impl BoaRuntime {
             cache_dir,
             program: PathBuf::from("/proc/self/exe"),
             zygotes: Mutex::new(HashMap::new()),
-            workers: Mutex::new(HashMap::new()),
+            workers: Arc::default(),
+            losses: Arc::default(),
             sandbox,
         }
     }
@@ -127,6 +159,32 @@ impl BoaRuntime {
     /// The process id of a session's worker, while it lives.
     pub fn worker_pid(&self, session: SessionId) -> Option<i32> {
         locked(&self.workers).get(&session).filter(|w| w.is_alive()).map(|w| w.pid())
+    }
+
+    /// Waits, off the caller's task, for `worker` to end; if it ended on its
+    /// own while idle, forgets it and queues the loss. Holds the worker only
+    /// weakly, so that closing the session or dropping the runtime still
+    /// drops (and kills) it.
+    fn watch(&self, session: SessionId, worker: &Arc<Supervisor>) {
+        let ended = worker.ended();
+        let worker = Arc::downgrade(worker);
+        let workers = Arc::downgrade(&self.workers);
+        let losses = Arc::downgrade(&self.losses);
+        tokio::spawn(async move {
+            ended.await;
+            let (Some(worker), Some(workers), Some(losses)) = (worker.upgrade(), workers.upgrade(), losses.upgrade())
+            else {
+                return;
+            };
+            let Some(reason) = worker.claim_loss() else { return };
+            {
+                let mut workers = locked(&workers);
+                if workers.get(&session).is_some_and(|w| Arc::ptr_eq(w, &worker)) {
+                    workers.remove(&session);
+                }
+            }
+            losses.push(session, reason);
+        });
     }
 
     /// The cache files of `libraries`, in order. A missing one fails the
@@ -279,8 +337,9 @@ impl JsRuntime for BoaRuntime {
             resolver: spec.settings.resolver.clone(),
             sandbox: self.sandbox_spec(&spec),
         };
-        let supervisor = Supervisor::boot(forked, boot, zygote).await?;
-        locked(&self.workers).insert(session, Arc::new(supervisor));
+        let supervisor = Arc::new(Supervisor::boot(forked, boot, zygote).await?);
+        locked(&self.workers).insert(session, supervisor.clone());
+        self.watch(session, &supervisor);
         Ok(())
     }
 
@@ -311,13 +370,17 @@ impl JsRuntime for BoaRuntime {
         locked(&self.workers).iter().filter(|(_, w)| w.is_alive()).map(|(id, _)| *id).collect()
     }
 
-    fn take_lost(&self) -> Vec<(SessionId, String)> {
-        let mut workers = locked(&self.workers);
-        let lost: Vec<(SessionId, String)> =
-            workers.iter().filter_map(|(id, w)| w.lost().map(|reason| (*id, reason))).collect();
-        for (id, _) in &lost {
-            workers.remove(id);
+    async fn next_lost(&self) -> (SessionId, String) {
+        loop {
+            if let Some(loss) = self.losses.pop() {
+                return loss;
+            }
+            // A loss pushed since the pop left a permit: this returns at once.
+            self.losses.arrived.notified().await;
         }
-        lost
+    }
+
+    fn take_lost(&self) -> Vec<(SessionId, String)> {
+        std::iter::from_fn(|| self.losses.pop()).collect()
     }
 }

@@ -44,10 +44,12 @@ pub struct Supervisor {
     io: tokio::sync::Mutex<Io>,
     exit: ExitWatch,
     limits: Limits,
-    /// Set when the daemon killed the worker (a limit, or close): its end is
-    /// then reported by whoever killed it, not as a loss.
+    /// Set when the daemon killed the worker (a limit, or close), or once
+    /// its death has been reported: its end is then not (or no longer) a
+    /// loss.
     killed: AtomicBool,
-    /// A job is in flight: its end reports a death, not [`Supervisor::lost`].
+    /// A job is in flight: its end reports a death, not
+    /// [`Supervisor::claim_loss`].
     running: AtomicBool,
     /// The zygote stays up while any of its workers lives: a zygote whose
     /// socket closes takes the daemon for gone and kills its workers.
@@ -113,13 +115,26 @@ impl Supervisor {
     }
 
     /// Why the worker is gone, when it ended on its own (crashed, killed
-    /// from outside); `None` while it lives or when the daemon killed it.
-    pub fn lost(&self) -> Option<String> {
+    /// from outside) while no job ran; `None` while it lives, when the
+    /// daemon killed it, when a job reports its death, or when the loss was
+    /// claimed before: the first caller reports it, and only that one.
+    pub fn claim_loss(&self) -> Option<String> {
         let exit = (*self.exit.borrow())?;
-        if self.killed.load(Ordering::Acquire) || self.running.load(Ordering::Acquire) {
+        if self.running.load(Ordering::Acquire) {
             return None;
         }
+        self.killed.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).ok()?;
         Some(describe(Some(exit), "while idle"))
+    }
+
+    /// Resolves when the worker has ended, however it ended (at once when it
+    /// already has), or when nobody can say any more (the zygote's router
+    /// stopped with the daemon's async runtime).
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut exit = self.exit.clone();
+        async move {
+            let _ = exit.wait_for(Option::is_some).await;
+        }
     }
 
     pub fn is_alive(&self) -> bool {
@@ -141,12 +156,15 @@ impl Supervisor {
     pub async fn run(&self, job: WireJob) -> Outcome {
         let mut io = self.io.lock().await;
         let mut events = Vec::new();
-        if let Some(reason) = self.lost() {
-            self.killed.store(true, Ordering::Release);
-            return Outcome { events, ending: Ending::Crashed { reason } };
-        }
         self.running.store(true, Ordering::Release);
         let _running = Running(&self.running);
+        let exit = *self.exit.borrow();
+        if let Some(exit) = exit {
+            // Died while idle: perhaps already reported as a loss, but this
+            // job did not run either way.
+            self.killed.store(true, Ordering::Release);
+            return Outcome { events, ending: Ending::Crashed { reason: describe(Some(exit), "while idle") } };
+        }
         if io.writer.write_all(&encode(&Request::Run(job))).await.is_err() {
             return self.died(events).await;
         }

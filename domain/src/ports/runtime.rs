@@ -91,9 +91,20 @@ pub trait JsRuntime: Send + Sync {
     async fn close(&self, session: SessionId);
     /// Sessions whose engine is alive in memory.
     fn live_sessions(&self) -> Vec<SessionId>;
-    /// Sessions whose engine died on its own (killed from outside, crashed)
-    /// while no job ran, each with what happened. Each is reported once and
-    /// then forgotten, as if closed.
+    /// Waits for the next session whose engine died on its own (killed from
+    /// outside, crashed) while no job ran, and says what happened. The
+    /// adapter notices such a death at once and queues it; the session is
+    /// then forgotten, as if closed. Each loss is reported once, to this
+    /// call or to [`JsRuntime::take_lost`], whichever asks first. A death
+    /// while a job runs is that job's [`Ending::Crashed`], never a loss.
+    ///
+    /// The default never returns: for runtimes whose engines cannot die on
+    /// their own.
+    async fn next_lost(&self) -> (SessionId, String) {
+        std::future::pending().await
+    }
+    /// The losses [`JsRuntime::next_lost`] would report that are already
+    /// queued, without waiting; each is reported once.
     fn take_lost(&self) -> Vec<(SessionId, String)>;
 }
 

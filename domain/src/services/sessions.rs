@@ -159,7 +159,8 @@ impl SessionService {
         DomainError::StartupFailed { session_id: session.id, template_id: session.template_id, reason }
     }
 
-    /// The session, after noticing runtimes that died while idle.
+    /// The session, after noticing runtimes that died while idle and are
+    /// still queued (see [`SessionService::notice_next_lost_runtime`]).
     pub async fn get(&self, id: SessionId) -> Result<Session, DomainError> {
         self.notice_lost_runtimes().await?;
         self.find(id).await
@@ -170,24 +171,44 @@ impl SessionService {
     }
 
     /// Newest first, optionally only those in `status`, after noticing
-    /// runtimes that died while idle.
+    /// runtimes that died while idle and are still queued.
     pub async fn list(&self, status: Option<SessionStatus>) -> Result<Vec<Session>, DomainError> {
         self.notice_lost_runtimes().await?;
         self.sessions().list(status).await
     }
 
-    /// A runtime that died on its own while idle (killed from outside,
-    /// crashed) leaves its session `crashed`, with what happened.
+    /// Waits until a runtime dies on its own while idle (killed from
+    /// outside, crashed) and leaves its session `crashed`, with what
+    /// happened as `last_error`. Returns the session when it changed; `None`
+    /// when it no longer claimed to be live (closed meanwhile) or is unknown.
+    /// The daemon calls this in a loop, so that a dead worker is noticed at
+    /// once and the next execution is refused with `SESSION_NOT_READY`.
+    pub async fn notice_next_lost_runtime(&self) -> Result<Option<Session>, DomainError> {
+        let (id, reason) = self.runtime().next_lost().await;
+        self.crash_lost(id, reason).await
+    }
+
+    /// The losses already queued, for a read that may come before
+    /// [`SessionService::notice_next_lost_runtime`] took them: each loss is
+    /// reported once, to whichever asks first.
     async fn notice_lost_runtimes(&self) -> Result<(), DomainError> {
         for (id, reason) in self.runtime().take_lost() {
-            let Some(mut session) = self.sessions().get(id).await? else { continue };
-            if session.status.claims_live() {
-                session.status = SessionStatus::Crashed;
-                session.last_error = Some(reason);
-                self.sessions().update_state(&session).await?;
-            }
+            self.crash_lost(id, reason).await?;
         }
         Ok(())
+    }
+
+    /// A session whose runtime was lost becomes `crashed` with `reason`, if
+    /// it still claims to be live.
+    async fn crash_lost(&self, id: SessionId, reason: String) -> Result<Option<Session>, DomainError> {
+        let Some(mut session) = self.sessions().get(id).await? else { return Ok(None) };
+        if !session.status.claims_live() {
+            return Ok(None);
+        }
+        session.status = SessionStatus::Crashed;
+        session.last_error = Some(reason);
+        self.sessions().update_state(&session).await?;
+        Ok(Some(session))
     }
 
     /// Discards the runtime and keeps the row with `closed_at`. Closing a
@@ -400,6 +421,47 @@ mod tests {
             .times(1)
             .returning(|_| Ok(()));
         block_on(parts.build().get(lost_id)).unwrap();
+    }
+
+    #[test]
+    fn a_runtime_lost_while_idle_crashes_its_session_without_waiting_for_a_read() {
+        let mut parts = Parts::new();
+        let lost_id = SessionId::new();
+        parts.runtime.expect_next_lost().times(1).returning(move || (lost_id, "killed by SIGKILL".into()));
+        parts.runtime.expect_take_lost().never();
+        parts.sessions.expect_get().returning(move |id| Ok(Some(a_session(id, SessionStatus::Ready))));
+        parts
+            .sessions
+            .expect_update_state()
+            .withf(move |s| {
+                s.id == lost_id
+                    && s.status == SessionStatus::Crashed
+                    && s.last_error.as_deref() == Some("killed by SIGKILL")
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let crashed = block_on(parts.build().notice_next_lost_runtime()).unwrap().expect("the session changed");
+        assert_eq!((crashed.id, crashed.status), (lost_id, SessionStatus::Crashed));
+    }
+
+    #[test]
+    fn a_lost_runtime_leaves_a_session_that_is_no_longer_live_as_it_is() {
+        for status in [SessionStatus::Closed, SessionStatus::Crashed] {
+            let mut parts = Parts::new();
+            parts.runtime.expect_next_lost().times(1).returning(|| (SessionId::new(), "killed by SIGKILL".into()));
+            parts.sessions.expect_get().returning(move |id| Ok(Some(a_session(id, status))));
+            parts.sessions.expect_update_state().never();
+            assert_eq!(block_on(parts.build().notice_next_lost_runtime()).unwrap(), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_lost_runtime_of_an_unknown_session_is_ignored() {
+        let mut parts = Parts::new();
+        parts.runtime.expect_next_lost().times(1).returning(|| (SessionId::new(), "killed by SIGKILL".into()));
+        parts.sessions.expect_get().returning(|_| Ok(None));
+        parts.sessions.expect_update_state().never();
+        assert_eq!(block_on(parts.build().notice_next_lost_runtime()).unwrap(), None);
     }
 
     #[test]

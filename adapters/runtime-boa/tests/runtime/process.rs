@@ -47,23 +47,62 @@ async fn a_worker_runs_under_os_limits() {
 }
 
 #[tokio::test]
-async fn a_worker_killed_while_idle_is_reported_lost_once_with_the_signal() {
+async fn a_worker_killed_while_idle_is_reported_lost_at_once_and_only_once_with_the_signal() {
     let h = Harness::new();
     let s = h.session().await;
     let other = h.session().await;
+    let pid = h.runtime.worker_pid(s).expect("a live worker");
+    let killed_at = std::time::Instant::now();
+    kill_9(pid);
+    let (lost, reason) = tokio::time::timeout(Duration::from_secs(5), h.runtime.next_lost())
+        .await
+        .expect("the death is reported without anyone polling");
+    let took = killed_at.elapsed();
+    eprintln!("an idle worker's death was reported {took:?} after the kill");
+    assert!(took < Duration::from_millis(100), "reported {took:?} after the kill");
+    assert_eq!(lost, s);
+    assert!(reason.contains("SIGKILL") && reason.contains("while idle"), "{reason}");
+    assert!(h.runtime.take_lost().is_empty(), "reported once");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), h.runtime.next_lost()).await.is_err(),
+        "reported once, to one caller"
+    );
+    assert!(matches!(h.runtime.run(s, Job::Eval { source: "1".into() }).await, Err(RuntimeError::Unavailable(_))));
+    assert_eq!(h.runtime.live_sessions(), vec![other]);
+}
+
+#[tokio::test]
+async fn a_loss_nobody_waited_for_is_still_there_for_a_later_look() {
+    let h = Harness::new();
+    let s = h.session().await;
     kill_9(h.runtime.worker_pid(s).expect("a live worker"));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while h.runtime.live_sessions().contains(&s) {
+    let lost = loop {
+        let lost = h.runtime.take_lost();
+        if !lost.is_empty() {
+            break lost;
+        }
         assert!(std::time::Instant::now() < deadline, "the death was never noticed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let lost = h.runtime.take_lost();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     assert_eq!(lost.len(), 1, "{lost:?}");
     assert_eq!(lost[0].0, s);
     assert!(lost[0].1.contains("SIGKILL"), "{}", lost[0].1);
-    assert!(h.runtime.take_lost().is_empty(), "reported once");
-    assert!(matches!(h.runtime.run(s, Job::Eval { source: "1".into() }).await, Err(RuntimeError::Unavailable(_))));
-    assert_eq!(h.runtime.live_sessions(), vec![other]);
+    assert!(!h.runtime.live_sessions().contains(&s));
+}
+
+#[tokio::test]
+async fn a_closed_or_limit_killed_worker_is_not_a_loss() {
+    let h = Harness::new();
+    let closed = h.session().await;
+    let timed_out = h.session_with(|spec| spec.settings.limits.wall_ms = 200).await;
+    h.runtime.close(closed).await;
+    let outcome = h.eval(timed_out, "while (true) {}").await;
+    assert!(matches!(outcome.ending, Ending::Limit { runtime_lost: true, .. }), "{:?}", outcome.ending);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), h.runtime.next_lost()).await.is_err(),
+        "the daemon's own kills are reported where they happen"
+    );
 }
 
 #[tokio::test]
