@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,7 +15,7 @@ use serde_json::Value;
 use vm_http::dto::{
     CapabilityView, CatalogLibraryView, CatalogModuleView, CreateCapabilityBody, CreateSessionBody,
     CreateStartupFileBody, CreateTemplateBody, CreateTokenBody, CreatedTokenView, EventView, ExecutionView,
-    ExecutionWithEventsView, HealthView, NameBody, ReplBody, RunFileBody, RuntimeSummaryView, SessionView,
+    ExecutionWithEventsView, HealthView, NameBody, ReadyView, ReplBody, RunFileBody, RuntimeSummaryView, SessionView,
     SettingsBody, SettingsView, StartupFileView, TemplateDetailView, TemplateView, TokenView, WhoAmIView,
 };
 use vm_http::API_PREFIX;
@@ -42,8 +42,9 @@ pub enum ClientError {
     Unreachable { url: String, reason: String },
     /// The daemon answered with its error envelope. After a 401 the message
     /// ends with a `hint:` line: which token was sent, and how to give one.
+    /// `retry_after` is the `Retry-After` of a 503, in seconds.
     #[error("{code}: {message}")]
-    Api { status: u16, code: String, message: String, details: Value },
+    Api { status: u16, code: String, message: String, details: Value, retry_after: Option<u64> },
     /// The daemon answered something that is not the documented shape.
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
@@ -194,6 +195,11 @@ impl Client {
 
     pub async fn health(&self) -> Result<HealthView> {
         self.call(Method::GET, &["health"], &[], None).await
+    }
+
+    /// Readiness: 200 while the daemon's store answers, `STORE_UNAVAILABLE` otherwise.
+    pub async fn ready(&self) -> Result<ReadyView> {
+        self.call(Method::GET, &["ready"], &[], None).await
     }
 
     pub async fn runtime_summary(&self) -> Result<RuntimeSummaryView> {
@@ -379,6 +385,11 @@ impl Client {
         }
         let response = request.send().await.map_err(|err| self.transport_error(&url, &err))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let text = response.text().await.map_err(|err| self.transport_error(&url, &err))?;
         tracing::debug!(status = status.as_u16(), bytes = text.len(), "response");
         let protocol = |reason: String| ClientError::Protocol { url: url.to_string(), reason };
@@ -394,7 +405,7 @@ impl Client {
                     if status == StatusCode::UNAUTHORIZED {
                         message = format!("{message}\n{}", self.credentials.hint());
                     }
-                    ClientError::Api { status: status.as_u16(), code, message, details }
+                    ClientError::Api { status: status.as_u16(), code, message, details, retry_after }
                 }
                 None => protocol(format!("HTTP {status} without the error envelope: {}", clip(&text, 200))),
             });

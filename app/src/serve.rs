@@ -146,6 +146,7 @@ pub async fn services(
         sessions: store.sessions,
         executions: store.executions,
         tokens: store.tokens,
+        health: store.health,
     };
     let services =
         Services::new(stores, boa, Arc::new(FsLibraryCache::new(cache_dir)), Arc::new(SystemClock), worktrees);
@@ -208,6 +209,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let data_dir = config.security.data_dir.clone().unwrap_or_else(crate::auth::default_data_dir);
     let worktrees = worktree_policy(&config, &data_dir)?;
     let services = services(&config.db, config.cache_dir.clone(), config.sandbox, worktrees).await?;
+    let watcher = tokio::spawn(notice_lost_runtimes(services.clone()));
     match vm_http::server::raise_open_file_limit() {
         Ok((before, after)) => tracing::info!(before, after, "open-file limit (soft RLIMIT_NOFILE) raised to hard"),
         Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit; fewer connections can be served"),
@@ -236,8 +238,28 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     )
     .await
     .context("the HTTP server failed")?;
+    watcher.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// While the daemon serves: each runtime that dies on its own while idle
+/// (killed from outside, crashed) leaves its session `crashed` at once, so
+/// the next call to it is refused with `SESSION_NOT_READY`.
+async fn notice_lost_runtimes(services: Arc<Services>) {
+    loop {
+        match services.sessions.notice_next_lost_runtime().await {
+            Ok(Some(session)) => tracing::warn!(
+                session = %session.id,
+                reason = session.last_error.as_deref().unwrap_or_default(),
+                "session crashed: its runtime died while idle"
+            ),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "cannot mark a session crashed after its runtime died while idle")
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl+C or SIGTERM. The SIGTERM handler is installed when

@@ -189,6 +189,8 @@ fn the_full_loop_works_from_template_to_closed_session_in_text_and_json() {
     // ops.
     assert_eq!(f.ok(&["ops", "health"]), "ok\n");
     assert_eq!(f.json(&["ops", "health"]), json!({"status": "ok"}));
+    assert_eq!(f.ok(&["ops", "ready"]), "status:          ready\nstore:           ok\npending writes:  0\n");
+    assert_eq!(f.json(&["ops", "ready"]), json!({"status": "ready", "store": "ok", "pending_writes": 0}));
     assert_eq!(f.ok(&["ops", "runtime-summary", "-q"]), format!("{session}\n"));
 
     // Close; the session refuses work afterwards.

@@ -263,9 +263,10 @@ describe("the workflow in a browser", () => {
     expectNoPageErrors(errors);
   });
 
-  it("shows health, the runtime summary and the catalogs on the system page", async () => {
+  it("shows health, readiness, the runtime summary and the catalogs on the system page", async () => {
     await page.getByRole("link", { name: "System", exact: true }).click();
     await page.getByTestId("health-stat").getByText("ok").waitFor();
+    await page.getByTestId("ready-stat").getByText("ready", { exact: true }).waitFor();
     await expect.poll(() => page.getByTestId("summary-stat").locator(".stat-value").textContent(), poll).toBe("0");
     const lodash = page.getByTestId("catalog-library-row").filter({ hasText: "lodash-4.17.21" });
     await lodash.getByText("cached", { exact: true }).waitFor();

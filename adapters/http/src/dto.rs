@@ -604,6 +604,17 @@ pub struct HealthView {
     pub status: String,
 }
 
+/// The readiness probe's answer when the daemon can serve.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct ReadyView {
+    /// Always `ready` (otherwise the probe answers 503 `STORE_UNAVAILABLE`).
+    pub status: String,
+    /// Always `ok`: the store answered a query within its 2 s bound.
+    pub store: String,
+    /// Finished executions kept in memory until the store takes them (after an outage).
+    pub pending_writes: u64,
+}
+
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct RuntimeSummaryView {
     pub active_sessions: u64,

@@ -59,13 +59,24 @@ pub enum ApiError {
     /// `INTERNAL`: always a bug.
     #[oai(status = 500)]
     Internal(Json<ErrorEnvelope>),
-    /// `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After` seconds.
+    /// `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+    /// seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorEnvelope>),
-    /// `STORAGE_FULL`: the disk holding the store is full.
+    Unavailable(
+        Json<ErrorEnvelope>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u32,
+    ),
+    /// `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+    /// execution ran and is stored once there is room again.
     #[oai(status = 507)]
     InsufficientStorage(Json<ErrorEnvelope>),
 }
+
+/// The `Retry-After` of every 503: the store's acquire timeout, so that a
+/// retry does not arrive while the same outage is still being waited out.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// The response variant (hence status) of each domain error. No `_` arm on
 /// purpose: a new variant does not compile until someone picks its status.
@@ -94,7 +105,7 @@ fn variant_of(err: &DomainError) -> fn(Json<ErrorEnvelope>) -> ApiError {
         E::Forbidden { .. } => ApiError::Forbidden,
         E::MisdirectedRequest { .. } => ApiError::Misdirected,
         E::RequestTimeout { .. } => ApiError::RequestTimeout,
-        E::StoreUnavailable { .. } => ApiError::Unavailable,
+        E::StoreUnavailable { .. } => |envelope| ApiError::Unavailable(envelope, RETRY_AFTER_SECONDS),
         E::StorageFull { .. } => ApiError::InsufficientStorage,
         E::Internal(_) => ApiError::Internal,
     }
@@ -105,10 +116,39 @@ impl From<DomainError> for ApiError {
         if let DomainError::Internal(source) = &err {
             tracing::error!(error = %source, chain = ?source, "internal error");
         }
-        let envelope = ErrorEnvelope {
-            error: ErrorBody { code: err.code().to_owned(), message: err.to_string(), details: err.details() },
-        };
-        variant_of(&err)(Json(envelope))
+        variant_of(&err)(envelope(&err))
+    }
+}
+
+/// `{"error": {"code", "message", "details"}}` of a domain error.
+fn envelope(err: &DomainError) -> Json<ErrorEnvelope> {
+    Json(ErrorEnvelope {
+        error: ErrorBody { code: err.code().to_owned(), message: err.to_string(), details: err.details() },
+    })
+}
+
+/// The readiness probe's one failure. `GET /ready` answers 503 for any
+/// reason the store did not answer (down, saturated, full, broken), so that
+/// orchestrators need one rule; the cause goes to the log, not to the
+/// unauthenticated caller.
+#[derive(Debug, ApiResponse)]
+pub enum NotReady {
+    /// `STORE_UNAVAILABLE`: the store did not answer a query within 2 s, or failed it.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorEnvelope>,
+        /// Seconds to wait before probing again.
+        #[oai(header = "Retry-After")]
+        u32,
+    ),
+}
+
+impl From<DomainError> for NotReady {
+    fn from(err: DomainError) -> Self {
+        tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "not ready: the store failed its check");
+        let reason = "the store did not answer its readiness check; the daemon's log says why";
+        let unavailable = DomainError::StoreUnavailable { reason: reason.into(), execution_id: None };
+        NotReady::Unavailable(envelope(&unavailable), RETRY_AFTER_SECONDS)
     }
 }
 

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use poem::{get, Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 use vm_domain::paths::WorktreePolicy;
-use vm_domain::ports::{Clock, ExecutionStore, JsRuntime, LibraryCache, SessionStore, TemplateStore, TokenStore};
+use vm_domain::ports::{
+    Clock, ExecutionStore, JsRuntime, LibraryCache, SessionStore, StoreHealth, TemplateStore, TokenStore,
+};
 use vm_domain::services::{ExecutionService, SessionService, TemplateService, TokenService};
 
 pub use guard::{Access, AuthMode};
@@ -37,6 +39,8 @@ pub struct Services {
     pub sessions: SessionService,
     pub executions: ExecutionService,
     pub tokens: TokenService,
+    /// Whether the store answers, for `GET /ready`.
+    pub store_health: Arc<dyn StoreHealth>,
 }
 
 /// The stores the services work on.
@@ -45,6 +49,7 @@ pub struct StorePorts {
     pub sessions: Arc<dyn SessionStore>,
     pub executions: Arc<dyn ExecutionStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub health: Arc<dyn StoreHealth>,
 }
 
 impl Services {
@@ -58,12 +63,12 @@ impl Services {
         clock: Arc<dyn Clock>,
         worktrees: WorktreePolicy,
     ) -> Self {
-        let StorePorts { templates, sessions, executions, tokens } = stores;
+        let StorePorts { templates, sessions, executions, tokens, health } = stores;
         let engines = vec![runtime.engine().to_owned()];
         let template_service = TemplateService::new(templates.clone(), cache, clock.clone(), engines);
         let tokens = TokenService::new(tokens, clock.clone());
         let (sessions, executions) = SessionService::new(templates, sessions, executions, runtime, clock, worktrees);
-        Self { templates: template_service, sessions, executions, tokens }
+        Self { templates: template_service, sessions, executions, tokens, store_health: health }
     }
 }
 

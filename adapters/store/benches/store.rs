@@ -1,6 +1,9 @@
 //! The two backends side by side through the ports: the store's share of a
-//! REPL call (an execution with 3 events) and an execution with 1,000
-//! events, each an `insert` then a `finish`. `cargo bench -p vm-store`.
+//! REPL call (an execution with 3 events), an execution with 1,000 events
+//! (each an `insert` then a `finish`), 8 REPL executions of 8 sessions at
+//! once, and then the REPL call, a session's newest 50 executions and the
+//! start-up scan for `running` ones with 100,000 executions in the
+//! database. `cargo bench -p vm-store`.
 //!
 //! PostgreSQL runs in a throwaway cluster with its durable defaults (fsync
 //! and synchronous commit on); SQLite is the daemon's file in WAL mode with
@@ -86,8 +89,10 @@ fn backends(c: &mut Criterion) {
         }
     };
     let mut databases = vec![("sqlite", Database::Sqlite(dir.path().join("bench.db")))];
+    let mut pg_url = None;
     if let Some(cluster) = &cluster {
         let url = cluster.create_database().expect("a database");
+        pg_url = Some(url.clone());
         databases.push(("postgres", Database::Postgres(PostgresUrl::new(url))));
     }
 
@@ -111,8 +116,126 @@ fn backends(c: &mut Criterion) {
                 )
             });
         }
+        let sessions: Vec<SessionId> =
+            rt.block_on(async { futures::future::join_all((0..8).map(|_| a_session(&stores))).await });
+        group.bench_function("eight_concurrent_executions_with_3_events", |b| {
+            b.to_async(&rt).iter_batched(
+                || sessions.iter().map(|s| execution(*s, 3)).collect::<Vec<_>>(),
+                |batch| {
+                    let stores = stores.clone();
+                    async move {
+                        let runs = batch.into_iter().map(|(running, done, recorded)| {
+                            let stores = stores.clone();
+                            async move {
+                                stores.executions.insert(&running).await.expect("insert");
+                                stores.executions.finish(&done, &recorded).await.expect("finish");
+                            }
+                        });
+                        futures::future::join_all(runs).await;
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+
+        rt.block_on(prefill(database, pg_url.as_deref(), &stores, session, PREFILLED));
+        group.bench_function("execution_with_3_events_among_100k", |b| {
+            b.to_async(&rt).iter_batched(
+                || execution(session, 3),
+                |(running, done, recorded)| {
+                    let stores = stores.clone();
+                    async move {
+                        stores.executions.insert(&running).await.expect("insert");
+                        stores.executions.finish(&done, &recorded).await.expect("finish");
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("newest_50_of_a_session_among_100k", |b| {
+            b.to_async(&rt).iter(|| async { stores.executions.list(Some(session), 50).await.expect("list") })
+        });
+        group.bench_function("running_scan_among_100k", |b| {
+            b.to_async(&rt).iter(|| async { stores.executions.running().await.expect("running") })
+        });
         group.finish();
         rt.block_on(stores.close());
+    }
+}
+
+/// Executions already in the database for the "among 100k" benchmarks.
+const PREFILLED: i64 = 100_000;
+
+/// Adds finished executions of `session`, 3 events each, until it has
+/// `total`, with one plain SQL statement per table (the ports would take
+/// minutes on a durable PostgreSQL).
+async fn prefill(database: &Database, pg_url: Option<&str>, stores: &Stores, session: SessionId, total: i64) {
+    let have = stores.executions.list(Some(session), u32::MAX).await.expect("list").len() as i64;
+    let missing = total - have;
+    if missing <= 0 {
+        return;
+    }
+    match database {
+        Database::Sqlite(path) => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("a connection");
+            let mut tx = pool.begin().await.expect("a transaction");
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
+                 INSERT INTO executions (id, session_id, kind, input, path, args, env, status, started_at, ended_at, \
+                                         result, error, duration_ms, event_count, output_bytes) \
+                 SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) \
+                              || '-a' || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))), \
+                        $1, 'repl', '1 + 1', NULL, '{}', '{}', 'ok', \
+                        strftime('%Y-%m-%dT%H:%M:%f000Z', 'now', '-' || i || ' seconds'), \
+                        strftime('%Y-%m-%dT%H:%M:%f000Z', 'now', '-' || i || ' seconds'), \
+                        '{\"type\":\"number\",\"preview\":\"2\"}', NULL, 1, 3, 1 FROM n",
+            )
+            .bind(session.to_string())
+            .bind(missing)
+            .execute(&mut *tx)
+            .await
+            .expect("prefill executions");
+            sqlx::query(
+                "INSERT INTO execution_events (execution_id, seq, ts, type, payload) \
+                 SELECT e.id, s.seq, e.started_at, 'console', '{\"level\":\"log\",\"text\":\"line\"}' \
+                 FROM executions e, (SELECT 1 AS seq UNION ALL SELECT 2 UNION ALL SELECT 3) s \
+                 WHERE e.event_count = 3 AND e.input = '1 + 1' AND e.path IS NULL AND e.kind = 'repl' \
+                   AND NOT EXISTS (SELECT 1 FROM execution_events x WHERE x.execution_id = e.id)",
+            )
+            .execute(&mut *tx)
+            .await
+            .expect("prefill events");
+            tx.commit().await.expect("prefill commits");
+            pool.close().await;
+        }
+        Database::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(pg_url.expect("the cluster's URL")).await.expect("a connection");
+            let mut tx = pool.begin().await.expect("a transaction");
+            sqlx::query(
+                "INSERT INTO executions (id, session_id, kind, input, path, args, env, status, started_at, ended_at, \
+                                         result, error, duration_ms, event_count, output_bytes) \
+                 SELECT gen_random_uuid(), $1, 'repl', '\"1 + 1\"', NULL, '{}', '{}', 'ok', \
+                        now() - i * interval '1 second', now() - i * interval '1 second', \
+                        '{\"type\":\"number\",\"preview\":\"2\"}', NULL, 1, 3, 1 \
+                 FROM generate_series(1, $2) AS i",
+            )
+            .bind(session.as_uuid())
+            .bind(missing)
+            .execute(&mut *tx)
+            .await
+            .expect("prefill executions");
+            sqlx::query(
+                "INSERT INTO execution_events (execution_id, seq, ts, type, payload) \
+                 SELECT e.id, s.seq, e.started_at, 'console', '{\"level\":\"log\",\"text\":\"line\"}' \
+                 FROM executions e CROSS JOIN generate_series(1, 3) AS s (seq) \
+                 WHERE NOT EXISTS (SELECT 1 FROM execution_events x WHERE x.execution_id = e.id)",
+            )
+            .execute(&mut *tx)
+            .await
+            .expect("prefill events");
+            tx.commit().await.expect("prefill commits");
+            pool.close().await;
+        }
     }
 }
 

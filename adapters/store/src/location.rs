@@ -135,7 +135,8 @@ pub struct PoolSettings {
     /// Connections kept open when idle (`min_connections`, default 1).
     pub min_connections: u32,
     /// How long a query waits for a free connection, and how long the
-    /// first connection at start may take (`acquire_timeout`, default 10).
+    /// first connection at start may take (`acquire_timeout`, default 2, so
+    /// that an unreachable server is a 503 within 2 s).
     pub acquire_timeout: Duration,
     /// An idle connection above `min_connections` is closed after this
     /// (`idle_timeout`, default 600).
@@ -147,7 +148,7 @@ impl Default for PoolSettings {
         Self {
             max_connections: 16,
             min_connections: 1,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(600),
         }
     }

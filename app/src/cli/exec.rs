@@ -136,8 +136,10 @@ async fn finished_run(ctx: &Ctx, result: Result<Reply<ExecutionWithEventsView>, 
     let reply = match result {
         Ok(reply) => reply,
         Err(err) => {
-            if let ClientError::Api { details, message, .. } = &err {
-                let execution = details.get("execution_id").and_then(Value::as_str);
+            // A limit error names its stored execution; a store outage names one that is not stored yet.
+            if let ClientError::Api { details, message, code, .. } = &err {
+                let stored = !matches!(code.as_str(), "STORE_UNAVAILABLE" | "STORAGE_FULL");
+                let execution = details.get("execution_id").and_then(Value::as_str).filter(|_| stored);
                 if let (Some(id), Format::Text, false) = (execution, ctx.format, ctx.quiet) {
                     if let Ok(events) = ctx.client.events(id, None).await {
                         // The final system event names the limit, as the error line below does.

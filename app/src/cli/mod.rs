@@ -87,7 +87,7 @@ pub enum Command {
     /// Executions: run snippets and files in a session; read their events.
     #[command(subcommand)]
     Exec(exec::ExecCommand),
-    /// Operations: daemon health and the runtimes alive in it.
+    /// Operations: daemon health, readiness (its store answers) and the runtimes alive in it.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
     /// Print a completion script: `source <(vm-system completions bash)`.

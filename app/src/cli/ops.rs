@@ -1,4 +1,5 @@
-//! `vm-system ops …`: is the daemon up, and which runtimes are alive in it.
+//! `vm-system ops …`: is the daemon up, can it serve (its store answers), and
+//! which runtimes are alive in it.
 
 use clap::Subcommand;
 
@@ -6,8 +7,11 @@ use super::output::{block, list, Ctx, Outcome};
 
 #[derive(Debug, Subcommand)]
 pub enum OpsCommand {
-    /// Ask whether the daemon answers; prints `ok`.
+    /// Ask whether the daemon answers (liveness); prints `ok`.
     Health,
+    /// Ask whether the daemon can serve: its store answers within 2 s (readiness).
+    /// Fails with STORE_UNAVAILABLE when it does not.
+    Ready,
     /// Sessions whose runtime is alive in the daemon's memory.
     RuntimeSummary,
 }
@@ -17,6 +21,21 @@ pub async fn run(ctx: &Ctx, command: OpsCommand) -> Outcome {
         OpsCommand::Health => {
             let reply = ctx.client.health().await?;
             ctx.show(&reply.raw, || format!("{}\n", reply.value.status), Vec::new)
+        }
+        OpsCommand::Ready => {
+            let reply = ctx.client.ready().await?;
+            let ready = &reply.value;
+            ctx.show(
+                &reply.raw,
+                || {
+                    block(&[
+                        ("status", ready.status.clone()),
+                        ("store", ready.store.clone()),
+                        ("pending writes", ready.pending_writes.to_string()),
+                    ])
+                },
+                Vec::new,
+            )
         }
         OpsCommand::RuntimeSummary => {
             let reply = ctx.client.runtime_summary().await?;

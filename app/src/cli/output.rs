@@ -107,8 +107,9 @@ pub fn stderr(text: &str) {
 pub fn finish(outcome: Outcome) -> anyhow::Result<()> {
     let code = match outcome {
         Ok(()) => return Ok(()),
-        Err(Failure::Client(ClientError::Api { code, message, details, .. })) => {
-            stderr(&format!("{code}: {message}\n{}", details_lines(&details, &message)));
+        Err(Failure::Client(ClientError::Api { code, message, details, retry_after, .. })) => {
+            let hint = outage_hint(&code, &details, retry_after).map(|h| format!("hint: {h}\n")).unwrap_or_default();
+            stderr(&format!("{code}: {message}\n{}{hint}", details_lines(&details, &message)));
             exit::FAILED
         }
         Err(Failure::Client(err @ ClientError::Unreachable { .. })) => {
@@ -130,6 +131,28 @@ pub fn finish(outcome: Outcome) -> anyhow::Result<()> {
         }
     };
     std::process::exit(code);
+}
+
+/// What to do about a store outage (`STORE_UNAVAILABLE`, `STORAGE_FULL`): wait
+/// `Retry-After` seconds or free disk space; and, when the error names an
+/// execution, that it ran and must not be run again. `None` for other codes.
+fn outage_hint(code: &str, details: &Value, retry_after: Option<u64>) -> Option<String> {
+    let execution = details.get("execution_id").and_then(Value::as_str);
+    let hint = match (code, execution) {
+        ("STORE_UNAVAILABLE" | "STORAGE_FULL", Some(id)) => format!(
+            "execution {id} ran and the daemon stores it as soon as it can; do not run it again \
+             (`vm-system exec get {id}` shows it once stored)"
+        ),
+        ("STORE_UNAVAILABLE", None) => {
+            let wait = retry_after.map_or_else(|| "in a moment".to_owned(), |s| format!("after {s} s"));
+            format!("the daemon's database is not answering; retry {wait} (`vm-system ops ready` says when it is back)")
+        }
+        ("STORAGE_FULL", None) => {
+            "the disk holding the daemon's database is full; free space on the daemon's machine and retry".to_owned()
+        }
+        _ => return None,
+    };
+    Some(hint)
 }
 
 /// Scalar details of an API error that its message does not already say, as
@@ -265,6 +288,21 @@ mod tests {
     #[test]
     fn blocks_align_values_after_the_longest_key() {
         assert_eq!(block(&[("id", "1".into()), ("status", "ok".into())]), "id:      1\nstatus:  ok\n");
+    }
+
+    #[test]
+    fn store_outages_say_when_to_retry_and_that_a_named_execution_is_not_lost() {
+        let none = serde_json::json!({ "reason": "pool timed out" });
+        let unavailable = outage_hint("STORE_UNAVAILABLE", &none, Some(2)).unwrap();
+        assert!(unavailable.contains("retry after 2 s"), "{unavailable}");
+        assert!(outage_hint("STORE_UNAVAILABLE", &none, None).unwrap().contains("retry in a moment"));
+        assert!(outage_hint("STORAGE_FULL", &none, None).unwrap().contains("free space"));
+        let ran = serde_json::json!({ "reason": "disk full", "execution_id": "e-1" });
+        for code in ["STORE_UNAVAILABLE", "STORAGE_FULL"] {
+            let hint = outage_hint(code, &ran, Some(2)).unwrap();
+            assert!(hint.contains("execution e-1 ran") && hint.contains("do not run it again"), "{hint}");
+        }
+        assert_eq!(outage_hint("SESSION_BUSY", &ran, Some(2)), None);
     }
 
     #[test]

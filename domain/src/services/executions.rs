@@ -91,7 +91,9 @@ impl Recorder {
     /// Runs `work` in `session` and stores the execution with its events.
     /// Returns the execution also when the code threw; a limit is an error
     /// carrying the execution id. A runtime that died marks the session
-    /// `crashed`.
+    /// `crashed`. When the final write meets a store outage, the execution
+    /// is handed to [`ExecutionStore::finish_later`] and the outage error
+    /// names it (`details.execution_id`); a lost runtime is still closed.
     pub async fn run(&self, session: &Session, work: Work) -> Result<Executed, DomainError> {
         let execution_id = ExecutionId::new();
         let _guard = self.busy.claim(session.id, execution_id)?;
@@ -145,23 +147,43 @@ impl Recorder {
             event_count: events.len() as u64,
             output_bytes: events.iter().map(|e| e.payload.output_bytes() as u64).sum(),
         };
-        self.executions.finish(&execution, &events).await?;
+        if let Err(err) = self.executions.finish(&execution, &events).await {
+            if !err.is_store_outage() {
+                return Err(err);
+            }
+            // The execution ran: keep it until the store takes it, and say so.
+            self.executions.finish_later(execution, events);
+            if let Some(reason) = verdict.session_lost {
+                // Best effort: the runtime is closed whatever the store does;
+                // a session still marked live is found crashed by its next
+                // execution, or closed by the next start's reconciliation.
+                let _ = self.mark_lost(session, reason).await;
+            }
+            return Err(err.with_pending_execution(execution_id));
+        }
 
         if let Some(reason) = verdict.session_lost {
-            self.runtime.close(session.id).await;
-            // A session closed while this ran stays closed: only a live one crashes.
-            let current = self.sessions.get(session.id).await?.unwrap_or_else(|| session.clone());
-            if current.status.claims_live() {
-                let mut crashed = current;
-                crashed.status = SessionStatus::Crashed;
-                crashed.last_error = Some(reason);
-                self.sessions.update_state(&crashed).await?;
-            }
+            self.mark_lost(session, reason).await?;
         }
         match verdict.failure {
             Some(err) => Err(err),
             None => Ok(Executed { execution, events }),
         }
+    }
+
+    /// Closes the runtime of a session whose runtime died or was killed, then
+    /// marks the session `crashed` with `reason`.
+    async fn mark_lost(&self, session: &Session, reason: String) -> Result<(), DomainError> {
+        self.runtime.close(session.id).await;
+        // A session closed while this ran stays closed: only a live one crashes.
+        let current = self.sessions.get(session.id).await?.unwrap_or_else(|| session.clone());
+        if current.status.claims_live() {
+            let mut crashed = current;
+            crashed.status = SessionStatus::Crashed;
+            crashed.last_error = Some(reason);
+            self.sessions.update_state(&crashed).await?;
+        }
+        Ok(())
     }
 }
 
@@ -490,6 +512,96 @@ mod tests {
         let done = block_on(svc.repl(SessionId::new(), "y")).unwrap();
         assert_eq!(done.execution.status, ExecutionStatus::Error);
         assert_eq!(done.execution.error.unwrap()["message"], "ReferenceError: y");
+    }
+
+    fn store_unavailable() -> DomainError {
+        DomainError::StoreUnavailable { reason: "pool timed out".into(), execution_id: None }
+    }
+
+    fn storage_full() -> DomainError {
+        DomainError::StorageFull { reason: "disk full".into(), execution_id: None }
+    }
+
+    /// An execution store whose final write fails with `error` and which
+    /// records what is handed to `finish_later`.
+    fn failing_executions(error: fn() -> DomainError) -> (MockExecutionStore, Finished) {
+        let queued = Arc::new(Mutex::new(Vec::new()));
+        let sink = queued.clone();
+        let mut executions = MockExecutionStore::new();
+        executions.expect_insert().returning(|_| Ok(()));
+        executions.expect_finish().times(1).returning(move |_, _| Err(error()));
+        executions.expect_finish_later().returning(move |e, events| sink.lock().unwrap().push((e, events)));
+        (executions, queued)
+    }
+
+    #[test]
+    fn an_execution_whose_final_write_meets_a_store_outage_is_queued_and_the_error_names_it() {
+        for outage in [store_unavailable as fn() -> DomainError, storage_full] {
+            let code = outage().code();
+            let (executions, queued) = failing_executions(outage);
+            let runtime = runtime_returning(Outcome {
+                events: vec![EventPayload::Value { kind: "number".into(), preview: "2".into(), json: Some(2.into()) }],
+                ending: Ending::Completed,
+            });
+            let svc = service(sessions_with(SessionStatus::Ready), executions, runtime);
+            let err = block_on(svc.repl(SessionId::new(), "1+1")).unwrap_err();
+            assert_eq!(err.code(), code);
+            let queued = queued.lock().unwrap();
+            assert_eq!(queued.len(), 1, "{code}: handed to finish_later once");
+            let (execution, events) = &queued[0];
+            assert_eq!(err.details()["execution_id"], execution.id.to_string(), "{code}");
+            assert!(err.to_string().contains(&execution.id.to_string()), "{code}: {err}");
+            assert_eq!(execution.status, ExecutionStatus::Ok, "{code}");
+            assert!(execution.ended_at.is_some(), "{code}: queued finished, not running");
+            let types: Vec<_> = events.iter().map(|e| e.payload.type_name()).collect();
+            assert_eq!(types, ["input_echo", "value"], "{code}");
+            assert!(events.iter().all(|e| e.execution_id == execution.id), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_final_write_that_fails_for_another_reason_is_not_queued() {
+        let mut executions = MockExecutionStore::new();
+        executions.expect_insert().returning(|_| Ok(()));
+        executions.expect_finish().returning(|_, _| Err(DomainError::internal("constraint violated")));
+        executions.expect_finish_later().never();
+        let runtime = runtime_returning(Outcome { events: vec![], ending: Ending::Completed });
+        let svc = service(sessions_with(SessionStatus::Ready), executions, runtime);
+        let err = block_on(svc.repl(SessionId::new(), "1")).unwrap_err();
+        assert_eq!(err.code(), "INTERNAL");
+        assert!(err.details().get("execution_id").is_none());
+    }
+
+    #[test]
+    fn a_store_outage_before_the_run_runs_nothing_and_names_no_execution() {
+        let mut executions = MockExecutionStore::new();
+        executions.expect_insert().returning(|_| Err(store_unavailable()));
+        executions.expect_finish().never();
+        executions.expect_finish_later().never();
+        let mut runtime = MockJsRuntime::new();
+        runtime.expect_run().never();
+        let svc = service(sessions_with(SessionStatus::Ready), executions, runtime);
+        let err = block_on(svc.repl(SessionId::new(), "1")).unwrap_err();
+        assert_eq!(err.code(), "STORE_UNAVAILABLE");
+        assert!(err.details().get("execution_id").is_none());
+    }
+
+    #[test]
+    fn a_lost_runtime_is_closed_even_when_the_store_is_down() {
+        let (executions, queued) = failing_executions(store_unavailable);
+        let mut runtime = runtime_returning(Outcome {
+            events: vec![],
+            ending: Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, runtime_lost: true },
+        });
+        runtime.expect_close().times(1).returning(|_| ());
+        let mut sessions = sessions_with(SessionStatus::Ready);
+        sessions.expect_update_state().times(1).returning(|_| Err(store_unavailable()));
+        let svc = service(sessions, executions, runtime);
+        let err = block_on(svc.repl(SessionId::new(), "[].fill()")).unwrap_err();
+        assert_eq!(err.code(), "STORE_UNAVAILABLE", "the outage wins over the limit: the result is not stored yet");
+        let queued = queued.lock().unwrap();
+        assert_eq!(err.details()["execution_id"], queued[0].0.id.to_string());
+        assert_eq!(queued[0].0.error.as_ref().unwrap()["code"], "MEMORY_LIMIT_EXCEEDED");
     }
 
     #[test]

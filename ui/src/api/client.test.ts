@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, toApiError, unwrap } from "./client";
+import { ApiError, executionIdOf, isStoreOutage, storeOutageHint, toApiError, unwrap } from "./client";
 
 function response(status: number, headers: Record<string, string> = {}): Response {
   return new Response(null, { status, headers });
@@ -52,5 +52,43 @@ describe("unwrap", () => {
       code: "NETWORK_ERROR",
       status: 0,
     });
+  });
+});
+
+describe("store outages", () => {
+  const outage = (code: string, status: number, details: unknown, retryAfter?: string) =>
+    ApiError.fromResponse(response(status, retryAfter ? { "retry-after": retryAfter } : {}), {
+      error: { code, message: "the store is unavailable: pool timed out", details },
+    });
+
+  it("reads Retry-After as seconds and ignores other forms", () => {
+    expect(outage("STORE_UNAVAILABLE", 503, {}, "2").retryAfter).toBe(2);
+    expect(outage("STORE_UNAVAILABLE", 503, {}, "Wed, 21 Oct 2015 07:28:00 GMT").retryAfter).toBeNull();
+    expect(outage("STORE_UNAVAILABLE", 503, {}).retryAfter).toBeNull();
+  });
+
+  it("says when to try again, or to free disk space", () => {
+    expect(storeOutageHint(outage("STORE_UNAVAILABLE", 503, { reason: "x" }, "2"))).toContain("try again in 2 s");
+    expect(storeOutageHint(outage("STORAGE_FULL", 507, { reason: "x" }))).toContain("free space");
+  });
+
+  it("says that an execution named in the details ran and will be stored", () => {
+    const error = outage(
+      "STORE_UNAVAILABLE",
+      503,
+      { reason: "x", execution_id: "0123abcd-0000-4000-8000-000000000000" },
+      "2",
+    );
+    expect(isStoreOutage(error)).toBe(true);
+    expect(executionIdOf(error)).toBe("0123abcd-0000-4000-8000-000000000000");
+    const hint = storeOutageHint(error) ?? "";
+    expect(hint).toContain("Execution 0123abcd ran");
+    expect(hint).toContain("no need to run it again");
+  });
+
+  it("has nothing to add to other errors", () => {
+    const busy = new ApiError({ status: 409, code: "SESSION_BUSY", message: "busy" });
+    expect(isStoreOutage(busy)).toBe(false);
+    expect(storeOutageHint(busy)).toBeNull();
   });
 });

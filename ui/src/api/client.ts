@@ -29,6 +29,7 @@ export type ExecutionEvent = Schemas["EventView"];
 export type RunFileBody = Schemas["RunFileBody"];
 export type RuntimeSummary = Schemas["RuntimeSummaryView"];
 export type Health = Schemas["HealthView"];
+export type Ready = Schemas["ReadyView"];
 export type Scope = Schemas["ScopeView"];
 export type Token = Schemas["TokenView"];
 export type TokenStatus = Schemas["TokenStatusView"];
@@ -55,22 +56,33 @@ export class ApiError extends Error {
   readonly code: string;
   readonly details: unknown;
   readonly requestId: string | null;
+  /** Seconds the daemon asked to wait before trying again (`Retry-After`, sent with 503). */
+  readonly retryAfter: number | null;
 
-  constructor(init: { status: number; code: string; message: string; details?: unknown; requestId?: string | null }) {
+  constructor(init: {
+    status: number;
+    code: string;
+    message: string;
+    details?: unknown;
+    requestId?: string | null;
+    retryAfter?: number | null;
+  }) {
     super(init.message);
     this.name = "ApiError";
     this.status = init.status;
     this.code = init.code;
     this.details = init.details ?? null;
     this.requestId = init.requestId ?? null;
+    this.retryAfter = init.retryAfter ?? null;
   }
 
   /** Builds the error from a non-2xx answer; `body` is what openapi-fetch parsed. */
   static fromResponse(response: Response, body: unknown): ApiError {
     const requestId = response.headers.get("x-request-id");
+    const retryAfter = retryAfterSeconds(response.headers.get("retry-after"));
     if (isEnvelope(body)) {
       const { code, message, details } = body.error;
-      return new ApiError({ status: response.status, code, message, details, requestId });
+      return new ApiError({ status: response.status, code, message, details, requestId, retryAfter });
     }
     const text = typeof body === "string" && body.trim() !== "" ? body.trim().slice(0, 300) : response.statusText;
     return new ApiError({
@@ -78,6 +90,7 @@ export class ApiError extends Error {
       code: `HTTP_${response.status}`,
       message: text || "the daemon answered without an error envelope",
       requestId,
+      retryAfter,
     });
   }
 
@@ -90,6 +103,47 @@ export class ApiError extends Error {
       message: `cannot reach the daemon (${reason})`,
     });
   }
+}
+
+/** `Retry-After` as whole seconds; the HTTP-date form (never sent by the daemon) is ignored. */
+function retryAfterSeconds(raw: string | null): number | null {
+  if (raw === null || !/^\d+$/.test(raw.trim())) return null;
+  return Number(raw.trim());
+}
+
+/** The execution an API error points at: limit errors and store outages carry `details.execution_id`. */
+export function executionIdOf(error: ApiError): string | null {
+  const details = error.details;
+  if (typeof details !== "object" || details === null) return null;
+  const id = (details as { execution_id?: unknown }).execution_id;
+  return typeof id === "string" ? id : null;
+}
+
+/** Whether the daemon is up but its database is not: `STORE_UNAVAILABLE` (503) or `STORAGE_FULL` (507). */
+export function isStoreOutage(error: ApiError): boolean {
+  return error.code === "STORE_UNAVAILABLE" || error.code === "STORAGE_FULL";
+}
+
+/**
+ * What to do about a store outage, in words, or null for any other error:
+ * wait (for as long as `Retry-After` says) or free disk space, and, when the
+ * error names an execution, that it ran and will be stored.
+ */
+export function storeOutageHint(error: ApiError): string | null {
+  if (!isStoreOutage(error)) return null;
+  const full = error.code === "STORAGE_FULL";
+  const execution = executionIdOf(error);
+  if (execution !== null) {
+    const what = full ? "The disk holding the daemon's database is full." : "The daemon's database is not answering.";
+    return (
+      `${what} Execution ${execution.slice(0, 8)} ran: the daemon keeps its result in memory and stores it ` +
+      "once the database takes writes again, so there is no need to run it again."
+    );
+  }
+  if (full)
+    return "The disk holding the daemon's database is full: free space on the daemon's machine, then try again.";
+  const wait = error.retryAfter !== null ? `in ${error.retryAfter} s` : "in a moment";
+  return `The daemon's database is not answering (down, overloaded or locked): try again ${wait}.`;
 }
 
 function isEnvelope(body: unknown): body is ErrorEnvelope {

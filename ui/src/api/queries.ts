@@ -12,6 +12,7 @@ export const keys = {
   whoamiAt: (generation: number) => ["whoami", generation] as const,
   tokens: ["tokens"] as const,
   health: ["health"] as const,
+  ready: ["ready"] as const,
   summary: ["runtime-summary"] as const,
   templates: ["templates"] as const,
   template: (id: string) => ["templates", id] as const,
@@ -38,6 +39,16 @@ export function useHealth() {
   return useQuery({
     queryKey: keys.health,
     queryFn: () => unwrap(api.GET("/health")),
+    refetchInterval: 15_000,
+    retry: false,
+  });
+}
+
+/** Readiness: whether the daemon's database answers (`GET /ready`, 503 when it does not). */
+export function useReady() {
+  return useQuery({
+    queryKey: keys.ready,
+    queryFn: () => unwrap(api.GET("/ready")),
     refetchInterval: 15_000,
     retry: false,
   });

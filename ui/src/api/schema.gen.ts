@@ -393,8 +393,33 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** `{"status":"ok"}` while the daemon answers. */
+        /**
+         * Liveness: `{"status":"ok"}` while the daemon answers.
+         * @description Does not look at the store (see `/ready`); no token needed.
+         */
         get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness: whether the store answers.
+         * @description 200 when the store answers a query within 2 s; 503 `STORE_UNAVAILABLE` with `Retry-After`
+         *     when it does not (down, saturated, full or failing). No token needed; the cause of a
+         *     failure is logged, not answered.
+         */
+        get: operations["ready"];
         put?: never;
         post?: never;
         delete?: never;
@@ -687,6 +712,21 @@ export interface components {
          */
         NameBody: {
             name: string;
+        };
+        /**
+         * ReadyView
+         * @description The readiness probe's answer when the daemon can serve.
+         */
+        ReadyView: {
+            /** @description Always `ready` (otherwise the probe answers 503 `STORE_UNAVAILABLE`). */
+            status: string;
+            /** @description Always `ok`: the store answered a query within its 2 s bound. */
+            store: string;
+            /**
+             * Format: uint64
+             * @description Finished executions kept in memory until the store takes them (after an outage).
+             */
+            pending_writes: number;
         };
         /** ReplBody */
         ReplBody: {
@@ -983,6 +1023,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     createTemplate: {
@@ -1092,6 +1158,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1213,6 +1305,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     deleteTemplate: {
@@ -1319,6 +1437,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1433,6 +1577,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1558,6 +1728,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     listCapabilities: {
@@ -1665,6 +1861,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1790,6 +2012,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     listStartupFiles: {
@@ -1897,6 +2145,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2022,6 +2296,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     listTemplateModules: {
@@ -2129,6 +2429,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2255,6 +2581,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     removeTemplateModule: {
@@ -2370,6 +2722,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     listTemplateLibraries: {
@@ -2477,6 +2855,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2603,6 +3007,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     removeTemplateLibrary: {
@@ -2718,6 +3148,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     listSessions: {
@@ -2826,6 +3282,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2950,6 +3432,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     getSession: {
@@ -3057,6 +3565,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3178,6 +3712,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     closeSession: {
@@ -3285,6 +3845,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3409,6 +3995,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     runFile: {
@@ -3519,6 +4131,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3643,6 +4281,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     getExecution: {
@@ -3750,6 +4414,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3873,6 +4563,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     listCatalogModules: {
@@ -3892,6 +4608,125 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["CatalogModuleView"][];
                 };
             };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     listCatalogLibraries: {
@@ -3909,6 +4744,125 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["CatalogLibraryView"][];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
@@ -4016,6 +4970,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4140,6 +5120,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     getToken: {
@@ -4247,6 +5253,32 @@ export interface operations {
             };
             /** @description `INTERNAL`: always a bug. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4368,6 +5400,32 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     whoAmI: {
@@ -4385,6 +5443,125 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["WhoAmIView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
@@ -4408,6 +5585,36 @@ export interface operations {
             };
         };
     };
+    ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ReadyView"];
+                };
+            };
+            /** @description `STORE_UNAVAILABLE`: the store did not answer a query within 2 s, or failed it. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before probing again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     runtimeSummary: {
         parameters: {
             query?: never;
@@ -4423,6 +5630,125 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["RuntimeSummaryView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };

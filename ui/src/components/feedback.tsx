@@ -1,6 +1,6 @@
 /** Loading, empty and error states: no page is ever blank. */
 import { useState, type ReactNode } from "react";
-import { toApiError } from "../api/client";
+import { storeOutageHint, toApiError } from "../api/client";
 
 export function Loading({ label = "Loading…" }: { label?: string }) {
   return (
@@ -39,6 +39,7 @@ export function ErrorPanel({
   const [showDetails, setShowDetails] = useState(false);
   const err = toApiError(error);
   const missingScope = err.code === "FORBIDDEN" ? requiredScope(err.details) : null;
+  const outage = storeOutageHint(err);
   const hasDetails =
     err.details !== null &&
     err.details !== undefined &&
@@ -59,6 +60,11 @@ export function ErrorPanel({
         <div className="error-hint" data-testid="error-hint">
           This needs a token with the <code>{missingScope}</code> scope: sign out and sign in with one, or ask an admin
           for it.
+        </div>
+      ) : null}
+      {outage ? (
+        <div className="error-hint" data-testid="error-hint">
+          {outage}
         </div>
       ) : null}
       <div className="error-foot">

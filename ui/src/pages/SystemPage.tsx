@@ -1,12 +1,13 @@
-/** The daemon: health, what is alive, the catalogs, and where the API docs are. */
+/** The daemon: health, its database, what is alive, the catalogs, and where the API docs are. */
 import { Link } from "react-router";
-import { useCatalogLibraries, useCatalogModules, useHealth, useRuntimeSummary } from "../api/queries";
+import { useCatalogLibraries, useCatalogModules, useHealth, useReady, useRuntimeSummary } from "../api/queries";
 import { Card, PageHeader, Tag, useTitle } from "../components/bits";
 import { ErrorPanel, Loading, QueryState } from "../components/feedback";
 
 export function SystemPage() {
   useTitle("System");
   const health = useHealth();
+  const ready = useReady();
   const summary = useRuntimeSummary();
   const modules = useCatalogModules();
   const libraries = useCatalogLibraries();
@@ -34,6 +35,23 @@ export function SystemPage() {
             </div>
           )}
         </div>
+        <div className="stat" data-testid="ready-stat">
+          <div className="stat-label">Database</div>
+          {ready.isPending ? (
+            <Loading label="Checking…" />
+          ) : ready.error ? (
+            <ErrorPanel error={ready.error} compact onRetry={() => void ready.refetch()} />
+          ) : (
+            <div className="stat-value">
+              <Tag tone="ok">{ready.data?.status ?? "unknown"}</Tag>
+              {ready.data && ready.data.pending_writes > 0 ? (
+                <div className="muted small" data-testid="pending-writes">
+                  {ready.data.pending_writes} finished execution(s) waiting to be stored
+                </div>
+              ) : null}
+            </div>
+          )}
+        </div>
         <div className="stat" data-testid="summary-stat">
           <div className="stat-label">Active sessions</div>
           <QueryState query={summary} label="Loading…">
@@ -57,6 +75,7 @@ export function SystemPage() {
             <a href="/docs/">Swagger UI at /docs</a>
             <a href="/api/v1/openapi.json">OpenAPI document</a>
             <a href="/api/v1/health">/api/v1/health</a>
+            <a href="/api/v1/ready">/api/v1/ready</a>
           </div>
         </div>
       </div>

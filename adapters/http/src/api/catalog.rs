@@ -7,6 +7,7 @@ use poem_openapi::OpenApi;
 
 use super::Tag;
 use crate::dto::{CatalogLibraryView, CatalogModuleView};
+use crate::error::ApiResult;
 use crate::guard::Reader;
 use crate::Services;
 
@@ -16,13 +17,13 @@ pub struct CatalogApi(pub Arc<Services>);
 impl CatalogApi {
     /// Native modules a template can enable.
     #[oai(path = "/catalog/modules", method = "get", operation_id = "listCatalogModules")]
-    async fn modules(&self, _caller: Reader) -> Json<Vec<CatalogModuleView>> {
-        Json(self.0.templates.module_catalog().iter().map(Into::into).collect())
+    async fn modules(&self, _caller: Reader) -> ApiResult<Json<Vec<CatalogModuleView>>> {
+        Ok(Json(self.0.templates.module_catalog().iter().map(Into::into).collect()))
     }
 
     /// Libraries a template can load, and whether each is in the local cache.
     #[oai(path = "/catalog/libraries", method = "get", operation_id = "listCatalogLibraries")]
-    async fn libraries(&self, _caller: Reader) -> Json<Vec<CatalogLibraryView>> {
-        Json(self.0.templates.library_catalog().into_iter().map(Into::into).collect())
+    async fn libraries(&self, _caller: Reader) -> ApiResult<Json<Vec<CatalogLibraryView>>> {
+        Ok(Json(self.0.templates.library_catalog().into_iter().map(Into::into).collect()))
     }
 }

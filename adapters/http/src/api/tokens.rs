@@ -70,7 +70,7 @@ impl TokensApi {
 
     /// The token this request carries: its name and scopes.
     #[oai(path = "/whoami", method = "get", operation_id = "whoAmI")]
-    async fn whoami(&self, caller: Reader) -> Json<WhoAmIView> {
-        Json(caller.0.into())
+    async fn whoami(&self, caller: Reader) -> ApiResult<Json<WhoAmIView>> {
+        Ok(Json(caller.0.into()))
     }
 }

@@ -34,10 +34,10 @@ fn operations(app: &TestApp) -> Vec<(Method, String, String, String, Value)> {
 
 /// The scope each operation needs, from the rule of SPEC §9: `read` for
 /// every GET, `execute` for sessions and executions, `admin` for templates
-/// and tokens; `None` for `/health`.
+/// and tokens; `None` for the probes `/health` and `/ready`.
 fn required_scope(method: &Method, tag: &str, operation: &str) -> Option<&'static str> {
     match (operation, tag) {
-        ("health", _) => None,
+        ("health" | "ready", _) => None,
         ("whoAmI", _) => Some("read"),
         (_, "Tokens") => Some("admin"),
         _ if *method == Method::GET => Some("read"),
@@ -47,7 +47,7 @@ fn required_scope(method: &Method, tag: &str, operation: &str) -> Option<&'stati
 }
 
 #[tokio::test]
-async fn every_operation_but_health_declares_the_token_and_refuses_calls_without_one() {
+async fn every_operation_but_the_probes_declares_the_token_and_refuses_calls_without_one() {
     let app = spawn_app().await;
     for (method, path, tag, operation, op) in operations(&app) {
         let declared = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("token").is_some()));

@@ -23,6 +23,8 @@ use vm_store::{Database, PostgresUrl};
 pub struct TestApp {
     pub client: TestClient<BoxEndpoint<'static>>,
     pub services: Arc<Services>,
+    /// The store under the services: `store.close()` takes it away.
+    pub store: vm_store::Stores,
     pub dir: TempDir,
     pub worktree: PathBuf,
     /// The secret of an admin token every call sends unless told otherwise.
@@ -83,12 +85,18 @@ pub fn fresh_database(dir: &Path) -> Database {
 }
 
 pub async fn services_over(db: &Database, cache_dir: PathBuf) -> Arc<Services> {
+    services_and_store(db, cache_dir).await.0
+}
+
+/// The services over the store `db` names, and that store.
+pub async fn services_and_store(db: &Database, cache_dir: PathBuf) -> (Arc<Services>, vm_store::Stores) {
     let store = vm_store::open(db).await.expect("the test database opens");
     let stores = StorePorts {
-        templates: store.templates,
-        sessions: store.sessions,
-        executions: store.executions,
-        tokens: store.tokens,
+        templates: store.templates.clone(),
+        sessions: store.sessions.clone(),
+        executions: store.executions.clone(),
+        tokens: store.tokens.clone(),
+        health: store.health.clone(),
     };
     // Worktrees live in the tests' temporary directories.
     let roots = [std::env::temp_dir()];
@@ -100,7 +108,7 @@ pub async fn services_over(db: &Database, cache_dir: PathBuf) -> Arc<Services> {
         WorktreePolicy::new(&roots, &[cache_dir]).expect("the temporary directory exists"),
     );
     services.sessions.reconcile_after_restart().await.expect("reconciliation succeeds");
-    Arc::new(services)
+    (Arc::new(services), store)
 }
 
 /// The guard's rules of the test app: tokens required, `LISTEN` served.
@@ -118,11 +126,18 @@ pub async fn spawn_app_with(rules: Access) -> TestApp {
     let worktree = dir.path().join("worktree");
     std::fs::create_dir_all(&worktree).unwrap();
     std::fs::create_dir_all(dir.path().join("cache")).unwrap();
-    let services = services_over(&fresh_database(dir.path()), dir.path().join("cache")).await;
+    let (services, store) = services_and_store(&fresh_database(dir.path()), dir.path().join("cache")).await;
     let new = NewToken { name: "test-admin".into(), scopes: vec!["admin".into()], expires_at: None };
     let (_, secret) = services.tokens.create(new).await.expect("the test admin token is made");
     let client = TestClient::new(vm_http::app(services.clone(), rules, None).boxed());
-    TestApp { client, services, dir, worktree: worktree.canonicalize().unwrap(), admin: secret.expose().to_owned() }
+    TestApp {
+        client,
+        services,
+        store,
+        dir,
+        worktree: worktree.canonicalize().unwrap(),
+        admin: secret.expose().to_owned(),
+    }
 }
 
 impl TestApp {

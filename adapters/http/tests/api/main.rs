@@ -8,6 +8,7 @@ mod executions;
 mod harness;
 mod limits;
 mod openapi;
+mod ops;
 mod paths;
 mod reconcile;
 mod sessions;

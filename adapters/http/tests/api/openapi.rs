@@ -28,6 +28,7 @@ async fn the_served_document_is_the_generated_one_and_lists_every_endpoint() {
     let paths = doc["paths"].as_object().unwrap();
     for path in [
         "/health",
+        "/ready",
         "/runtime/summary",
         "/templates",
         "/templates/{id}",
@@ -66,4 +67,40 @@ async fn swagger_ui_is_served_at_docs() {
         app.request(poem::http::Method::GET, "/docs/swagger-initializer.js", crate::harness::As::Nobody).send().await;
     let script = init.0.into_body().into_string().await.unwrap();
     assert!(script.contains("/api/v1/openapi.json"), "{script}");
+}
+
+#[tokio::test]
+async fn every_operation_that_touches_the_store_declares_503_with_retry_after_and_507() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = serde_json::from_str(&vm_http::openapi_json(app.services.clone())).unwrap();
+    let envelope = "#/components/schemas/ErrorEnvelope";
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = &op["responses"];
+            if path == "/health" {
+                assert!(responses.get("503").is_none(), "liveness never depends on the store");
+                continue;
+            }
+            let unavailable = &responses["503"];
+            assert_eq!(
+                unavailable["content"]["application/json; charset=utf-8"]["schema"]["$ref"], envelope,
+                "{method} {path}"
+            );
+            let headers =
+                unavailable["headers"].as_object().map(|h| h.keys().map(|k| k.to_ascii_lowercase()).collect());
+            assert_eq!(headers, Some(vec!["retry-after".to_owned()]), "{method} {path}: 503 declares Retry-After");
+            if path == "/ready" {
+                assert!(responses.get("507").is_none(), "readiness answers 503 for every store failure");
+            } else {
+                let full = &responses["507"];
+                assert_eq!(
+                    full["content"]["application/json; charset=utf-8"]["schema"]["$ref"], envelope,
+                    "{method} {path}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "checked {checked} operations");
 }

@@ -2,7 +2,15 @@
 import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { Link } from "react-router";
-import { api, toApiError, unwrap, type ExecutionWithEvents, type RunFileBody } from "../../api/client";
+import {
+  api,
+  executionIdOf,
+  isStoreOutage,
+  toApiError,
+  unwrap,
+  type ExecutionWithEvents,
+  type RunFileBody,
+} from "../../api/client";
 import { decodeExecutionError } from "../../api/events";
 import { keys } from "../../api/queries";
 import { Kbd, MOD_KEY, StatusBadge } from "../../components/bits";
@@ -11,7 +19,7 @@ import { EventItem } from "../../components/EventItem";
 import { ErrorPanel } from "../../components/feedback";
 import { formatBytes, formatDuration } from "../../lib/format";
 import { back, emptyHistory, forward, loadHistory, record, saveHistory, type History } from "../../lib/history";
-import { executionIdOf, loadTranscript, newEntryKey, storeTranscript, type TranscriptEntry } from "./transcript";
+import { loadTranscript, newEntryKey, storeTranscript, type TranscriptEntry } from "./transcript";
 
 // CodeMirror is most of the bundle: load it with the first console, not the first page.
 const CodeEditor = lazy(() => import("../../components/CodeEditor").then((module) => ({ default: module.CodeEditor })));
@@ -63,7 +71,9 @@ function Entry({ entry }: { entry: TranscriptEntry }) {
           <ErrorPanel error={entry.error} compact />
           {executionIdOf(entry.error) ? (
             <Link className="small" to={`/executions/${executionIdOf(entry.error)}`}>
-              open the stored execution and its events →
+              {isStoreOutage(entry.error)
+                ? "open the execution (stored once the database is back) →"
+                : "open the stored execution and its events →"}
             </Link>
           ) : null}
         </>
@@ -131,7 +141,8 @@ export function SessionConsole({ sessionId, ready }: { sessionId: string; ready:
       const error = toApiError(caught);
       update(key, { state: "failed", error });
       const executionId = executionIdOf(error);
-      if (executionId) {
+      // After a store outage the execution is not stored yet: nothing to read back.
+      if (executionId && !isStoreOutage(error)) {
         // A limit stopped it: the execution is stored with its events up to the limit.
         try {
           const [execution, events] = await Promise.all([

@@ -28,11 +28,3 @@ export function storeTranscript(sessionId: string, entries: TranscriptEntry[]): 
 export function newEntryKey(): number {
   return nextKey++;
 }
-
-/** The execution an API error points at (limit errors carry `details.execution_id`). */
-export function executionIdOf(error: ApiError): string | null {
-  const details = error.details;
-  if (typeof details !== "object" || details === null) return null;
-  const id = (details as { execution_id?: unknown }).execution_id;
-  return typeof id === "string" ? id : null;
-}
