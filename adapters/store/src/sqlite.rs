@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
 use sqlx::query::Query;
@@ -27,7 +28,7 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Executor, QueryBuilder, Row, Sqlite};
+use sqlx::{Arguments, ConnectOptions, Connection, Executor, Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -138,9 +139,12 @@ impl Writer {
         if self.in_transaction {
             self.in_transaction = false;
             if let Some(conn) = self.conn.as_mut() {
-                if let Err(err) = conn.execute("ROLLBACK").await {
-                    tracing::warn!(error = %err, "discarding the SQLite writer connection: rollback failed");
-                    self.conn = None;
+                match conn.execute("ROLLBACK").await {
+                    Err(err) if !is_no_transaction(&err) => {
+                        tracing::warn!(error = %err, "discarding the SQLite writer connection: rollback failed");
+                        self.conn = None;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -248,11 +252,12 @@ impl Dialect for SqliteDb {
         Ok(statement(sql, params).execute(conn).await?.rows_affected())
     }
 
+    /// Takes the writer's turn; `BEGIN IMMEDIATE` goes with the first
+    /// statement.
     async fn begin(&self) -> Result<SqliteWrite, sqlx::Error> {
         let mut writer = self.writer().await?;
-        writer.ready().await?.execute("BEGIN IMMEDIATE").await?;
-        writer.in_transaction = true;
-        Ok(SqliteWrite { writer })
+        writer.ready().await?;
+        Ok(SqliteWrite { writer, begun: false, tail: String::new(), tail_args: SqliteArguments::default() })
     }
 
     async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -279,80 +284,189 @@ impl Dialect for SqliteDb {
 }
 
 /// A transaction on the writer connection; it holds the writer's turn.
+///
+/// Each statement costs a round trip to the connection's thread, so the
+/// transaction sends as few scripts as it can: `BEGIN IMMEDIATE` goes with
+/// its first statement, and bulk inserts, whose outcome nothing waits for,
+/// go with `COMMIT`. Finishing an execution is two round trips.
 pub struct SqliteWrite {
     writer: OwnedMutexGuard<Writer>,
+    /// Whether `BEGIN IMMEDIATE` was sent.
+    begun: bool,
+    /// Bulk inserts to send with the next statement or `COMMIT`: SQL with
+    /// positional `?` parameters, and their values.
+    tail: String,
+    tail_args: SqliteArguments<'static>,
 }
 
 impl SqliteWrite {
     fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         self.writer.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
+
+    /// `BEGIN IMMEDIATE; ` the first time, then nothing. From here on a
+    /// failure leaves the transaction for the next write to roll back.
+    fn begin_once(&mut self) -> &'static str {
+        if self.begun {
+            return "";
+        }
+        self.begun = true;
+        self.writer.in_transaction = true;
+        "BEGIN IMMEDIATE; "
+    }
+
+    /// Sends the tail (with `BEGIN IMMEDIATE` if not sent yet, and `COMMIT`
+    /// if asked) as one script.
+    async fn send_tail(&mut self, commit: bool) -> Result<(), sqlx::Error> {
+        let begin = self.begin_once();
+        let script = format!("{begin}{}{}", std::mem::take(&mut self.tail), if commit { "COMMIT" } else { "" });
+        let args = std::mem::take(&mut self.tail_args);
+        sqlx::query_with(&script, args).execute(self.conn()?).await?;
+        Ok(())
+    }
+
+    /// What the next statement must carry before it: the tail is sent on
+    /// its own first (its parameters are numbered from the script's start).
+    async fn prefix(&mut self) -> Result<&'static str, sqlx::Error> {
+        if !self.tail.is_empty() {
+            self.send_tail(false).await?;
+        }
+        Ok(self.begin_once())
+    }
+
+    /// Appends one statement with `params` positional `?` parameters to
+    /// the tail (positional ones, because sqlx numbers `?N` of a later
+    /// statement wrongly when an earlier one leaves gaps); the caller then
+    /// pushes their values.
+    async fn push_tail(&mut self, params: usize, sql: &str) -> Result<(), sqlx::Error> {
+        if self.tail_args.len() + params > MAX_SCRIPT_PARAMS {
+            self.send_tail(false).await?;
+        }
+        self.tail.push_str(sql);
+        self.tail.push_str("; ");
+        Ok(())
+    }
+
+    fn push_arg<T>(&mut self, value: T) -> Result<(), sqlx::Error>
+    where
+        T: sqlx::Encode<'static, Sqlite> + sqlx::Type<Sqlite> + 'static,
+    {
+        self.tail_args.add(value).map_err(sqlx::Error::Encode)
+    }
+}
+
+/// Parameters in one script, below SQLite's limit of 32766.
+const MAX_SCRIPT_PARAMS: usize = 30_000;
+
+/// The error of a `ROLLBACK` with no transaction open: SQLite already
+/// rolled back (it does on some failed commits).
+fn is_no_transaction(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.message().contains("no transaction is active"))
 }
 
 #[async_trait]
 impl Write for SqliteWrite {
     type Row = SqliteRow;
 
+    /// The rows `sql` changed, whatever ran before it in the same script.
     async fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64, sqlx::Error> {
-        Ok(statement(sql, params).execute(self.conn()?).await?.rows_affected())
+        let prefix = self.prefix().await?;
+        if prefix.is_empty() {
+            return Ok(statement(sql, params).execute(self.conn()?).await?.rows_affected());
+        }
+        let script = format!("{prefix}{sql}");
+        // A script's summed count would include `BEGIN`'s, which SQLite
+        // reports as the last count of the connection: take the last
+        // statement's own. (sqlx deprecates multi-statement queries for
+        // portability; only SQLite runs this.)
+        #[allow(deprecated)]
+        let mut results = statement(&script, params).fetch_many(self.conn()?);
+        let mut changed = 0;
+        while let Some(step) = results.try_next().await? {
+            if let sqlx::Either::Left(done) = step {
+                changed = done.rows_affected();
+            }
+        }
+        Ok(changed)
     }
 
     async fn fetch_optional(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Option<SqliteRow>, sqlx::Error> {
+        let prefix = self.prefix().await?;
+        if !prefix.is_empty() {
+            self.conn()?.execute(prefix).await?;
+        }
         statement(sql, params).fetch_optional(self.conn()?).await
     }
 
     async fn insert_events(&mut self, events: &[Event]) -> Result<(), sqlx::Error> {
         for chunk in events.chunks(EVENTS_PER_INSERT) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT INTO execution_events (execution_id, seq, ts, type, payload) ");
-            insert.push_values(chunk, |mut row, event| {
-                row.push_bind(event.execution_id.to_string())
-                    .push_bind(event.seq)
-                    .push_bind(timestamp_text(event.ts))
-                    .push_bind(event.payload.type_name())
-                    .push_bind(event.payload.payload_json().to_string());
-            });
-            insert.build().execute(self.conn()?).await?;
+            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            self.push_tail(
+                chunk.len() * 5,
+                &format!("INSERT INTO execution_events (execution_id, seq, ts, type, payload) VALUES {rows}"),
+            )
+            .await?;
+            for event in chunk {
+                self.push_arg(event.execution_id.to_string())?;
+                self.push_arg(event.seq)?;
+                self.push_arg(timestamp_text(event.ts))?;
+                self.push_arg(event.payload.type_name().to_owned())?;
+                self.push_arg(event.payload.payload_json().to_string())?;
+            }
         }
         Ok(())
     }
 
     async fn insert_names(&mut self, list: NameList, template: Uuid, names: &[&str]) -> Result<(), sqlx::Error> {
-        let insert = match list {
-            NameList::Modules => {
-                "INSERT INTO template_modules (template_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-            }
-            NameList::Libraries => {
-                "INSERT INTO template_libraries (template_id, name, position) \
-                 SELECT $1, $2, COALESCE(MAX(position) + 1, 0) FROM template_libraries WHERE template_id = $1 \
-                 ON CONFLICT DO NOTHING"
-            }
-        };
         let id = template.hyphenated().to_string();
         for name in names {
-            sqlx::query(insert).bind(&id).bind(*name).execute(self.conn()?).await?;
+            match list {
+                NameList::Modules => {
+                    self.push_tail(
+                        2,
+                        "INSERT INTO template_modules (template_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    )
+                    .await?;
+                    self.push_arg(id.clone())?;
+                    self.push_arg((*name).to_owned())?;
+                }
+                NameList::Libraries => {
+                    self.push_tail(
+                        3,
+                        "INSERT INTO template_libraries (template_id, name, position) \
+                         SELECT ?, ?, COALESCE(MAX(position) + 1, 0) FROM template_libraries WHERE template_id = ? \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .await?;
+                    self.push_arg(id.clone())?;
+                    self.push_arg((*name).to_owned())?;
+                    self.push_arg(id.clone())?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// On failure: `ROLLBACK`, and if even that fails the connection is
-    /// discarded (the next write reopens it).
+    /// Sends the tail with `COMMIT`. On failure: `ROLLBACK`, and if even
+    /// that fails the connection is discarded (the next write reopens it).
     async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let conn = self.conn()?;
-        match conn.execute("COMMIT").await {
-            Ok(_) => {
-                self.writer.in_transaction = false;
-                Ok(())
-            }
-            Err(err) => {
-                if let Err(rollback) = conn.execute("ROLLBACK").await {
-                    tracing::warn!(error = %rollback, "discarding the SQLite writer connection: rollback failed");
-                    self.writer.conn = None;
-                }
-                self.writer.in_transaction = false;
-                Err(err)
-            }
+        if !self.begun && self.tail.is_empty() {
+            return Ok(());
         }
+        let sent = self.send_tail(true).await;
+        self.writer.in_transaction = false;
+        if let Err(err) = sent {
+            if let Some(conn) = self.writer.conn.as_mut() {
+                if let Err(rollback) = conn.execute("ROLLBACK").await {
+                    if !is_no_transaction(&rollback) {
+                        tracing::warn!(error = %rollback, "discarding the SQLite writer connection: rollback failed");
+                        self.writer.conn = None;
+                    }
+                }
+            }
+            return Err(err);
+        }
+        Ok(())
     }
 }
 
