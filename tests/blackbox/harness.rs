@@ -218,11 +218,17 @@ fn data_dir_of(command: &Command) -> Option<PathBuf> {
 }
 
 pub fn serve_command(home: &Home, extra: &[&str]) -> Command {
+    serve_command_on(home, home.db().as_os_str(), extra)
+}
+
+/// [`serve_command`] with `--db DB` (another file, or a PostgreSQL URL)
+/// instead of `home`'s database.
+pub fn serve_command_on(home: &Home, db: &std::ffi::OsStr, extra: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .arg("serve")
         .arg("--db")
-        .arg(home.db())
+        .arg(db)
         .arg("--cache-dir")
         .arg(home.dir.path().join("cache"))
         .arg("--worktree-root")

@@ -8,6 +8,7 @@ mod daemon;
 mod getting_started;
 mod harness;
 mod libraries;
+mod outages;
 mod postgres;
 mod runtime;
 mod walkthrough;

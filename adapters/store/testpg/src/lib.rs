@@ -3,10 +3,12 @@
 //! port, and removed again when the cluster or the process holding it ends.
 //!
 //! Layout:
-//! - [`Cluster`]: start one, create databases in it, get their URLs.
+//! - [`Cluster`]: start one, create databases in it, get their URLs; stop
+//!   and restart its server, as an outage would.
 //! - [`shared`]: the one cluster of a test process, started on first use;
 //!   `None` after a loud warning when the server binaries are absent, a
-//!   panic instead under `CI=true`.
+//!   panic instead under `CI=true`. [`dedicated`]: the same for a cluster
+//!   of one test's own (one it may stop).
 //! - [`Binaries`]: where `initdb`, `pg_ctl` and `psql` are.
 //!
 //! PostgreSQL refuses to run as root, so as root every server command runs
@@ -197,9 +199,16 @@ impl Cluster {
 
     /// Runs one SQL command in the `postgres` database with `psql`.
     pub fn sql(&self, command: &str) -> Result<String, Error> {
+        self.sql_in("postgres", command)
+    }
+
+    /// Runs one SQL command in `database` (a name, or a URL of this
+    /// cluster as [`Cluster::create_database`] returns) with `psql`.
+    pub fn sql_in(&self, database: &str, command: &str) -> Result<String, Error> {
+        let database = database.rsplit('/').next().unwrap_or(database);
         let output = Command::new(self.binaries.tool("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER, "-d"])
-            .arg("postgres")
+            .arg(database)
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")
@@ -210,6 +219,35 @@ impl Cluster {
             .map_err(|e| error(format!("cannot run psql: {e}")))?;
         check(&output, &format!("psql -c {command:?}"))?;
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open transactions are
+    /// rolled back and clients disconnected) and waits until it is down.
+    /// The data directory stays, for [`Cluster::restart`].
+    pub fn stop(&self) -> Result<(), Error> {
+        let output = self
+            .server_command(&self.binaries.tool("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "-t", "60", "stop"])
+            .output()
+            .map_err(|e| error(format!("cannot run pg_ctl: {e}")))?;
+        check(&output, "pg_ctl stop")
+    }
+
+    /// Starts a stopped server again on the same port and data directory,
+    /// and waits until it accepts connections.
+    pub fn restart(&self) -> Result<(), Error> {
+        let output = self.pg_ctl_start(self.port)?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(error(format!(
+            "pg_ctl start failed on port {}: {}\nserver log:\n{}",
+            self.port,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            self.log_tail()
+        )))
     }
 
     /// The last lines of the server's log, for error messages.
@@ -296,17 +334,7 @@ rm -rf "$2""#;
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
             let port = free_port()?;
-            let output = self
-                .server_command(&self.binaries.tool("pg_ctl"))
-                .arg("-D")
-                .arg(self.data())
-                .arg("-l")
-                .arg(self.dir.join("server.log"))
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!("-p {port}"))
-                .arg("start")
-                .output()
-                .map_err(|e| error(format!("cannot run pg_ctl: {e}")))?;
+            let output = self.pg_ctl_start(port)?;
             if output.status.success() {
                 self.port = port;
                 return Ok(());
@@ -320,6 +348,21 @@ rm -rf "$2""#;
             }
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// `pg_ctl start` on `port`, waiting until the server accepts
+    /// connections; its log goes to `server.log`.
+    fn pg_ctl_start(&self, port: u16) -> Result<Output, Error> {
+        self.server_command(&self.binaries.tool("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!("-p {port}"))
+            .arg("start")
+            .output()
+            .map_err(|e| error(format!("cannot run pg_ctl: {e}")))
     }
 }
 
@@ -344,13 +387,7 @@ pub fn shared() -> Option<&'static Cluster> {
     static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
     SHARED
         .get_or_init(|| {
-            if Binaries::locate().is_none() {
-                assert!(
-                    !required(),
-                    "CI=true but the PostgreSQL server programs (initdb, pg_ctl, psql) are not installed: \
-                     .ci/run must apt-get install postgresql"
-                );
-                warn_skipping();
+            if !installed() {
                 return None;
             }
             Some(
@@ -358,6 +395,32 @@ pub fn shared() -> Option<&'static Cluster> {
             )
         })
         .as_ref()
+}
+
+/// A cluster of the caller's own, for a test that stops and restarts its
+/// server: `None` after the same loud warning as [`shared`] when the server
+/// programs are missing, a panic when [`required`] (`CI=true`) or when the
+/// cluster fails to start.
+pub fn dedicated(options: Options) -> Option<Cluster> {
+    if !installed() {
+        return None;
+    }
+    Some(Cluster::start(options).unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e}")))
+}
+
+/// Whether the server programs are here; when not, warns (or panics under
+/// `CI=true`).
+fn installed() -> bool {
+    if Binaries::locate().is_some() {
+        return true;
+    }
+    assert!(
+        !required(),
+        "CI=true but the PostgreSQL server programs (initdb, pg_ctl, psql) are not installed: \
+         .ci/run must apt-get install postgresql"
+    );
+    warn_skipping();
+    false
 }
 
 /// A new database in the [`shared`] cluster; `None` when PostgreSQL tests

@@ -58,3 +58,22 @@ fn dropping_a_cluster_stops_the_server_and_removes_its_directory() {
     assert!(!dir.exists(), "{} is left behind", dir.display());
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "a server still listens on {port}");
 }
+
+#[test]
+fn a_stopped_cluster_refuses_connections_and_restarts_on_its_port_with_its_data() {
+    if binaries().is_none() {
+        return;
+    }
+    let cluster = Cluster::start(Options::default()).expect("the cluster starts");
+    let url = cluster.create_database().unwrap();
+    cluster.sql_in(&url, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)").unwrap();
+    let port = cluster.port();
+
+    cluster.stop().expect("the server stops");
+    let refused = TcpStream::connect(("127.0.0.1", port)).is_err();
+    cluster.restart().expect("the server starts again");
+
+    assert!(refused, "a stopped server still listens on {port}");
+    assert_eq!(cluster.port(), port);
+    assert_eq!(cluster.sql_in(&url, "SELECT n FROM kept").unwrap(), "7");
+}

@@ -36,6 +36,8 @@ mod harness;
 mod seed;
 
 mod executions;
+mod full_disk;
+mod pg_outage;
 mod postgres;
 mod reconcile;
 mod sessions;
