@@ -56,16 +56,19 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1_500);
 /// process, or a `RESTART` checkpoint) before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(1_500);
 
-/// How often the background task checkpoints the WAL.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How often the background task checkpoints the WAL. Often enough that
+/// the WAL holds little that is not in the database file yet: after a full
+/// disk, freeing room for that backlog is what lets writes resume.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// WAL frames (pages) past which a checkpoint restarts the WAL from its
 /// start, waiting for readers and the writer, instead of running beside
-/// them: 16,384 pages are 64 MiB at SQLite's default page size.
-const WAL_RESTART_PAGES: i64 = 16_384;
+/// them: 4,096 pages are 16 MiB at SQLite's default page size.
+const WAL_RESTART_PAGES: i64 = 4_096;
 
-/// The size the WAL file is cut back to when it restarts.
-const JOURNAL_SIZE_LIMIT: &str = "67108864";
+/// The size the WAL file is cut back to when it restarts (4 MiB), so that
+/// a burst does not keep its disk space.
+const JOURNAL_SIZE_LIMIT: &str = "4194304";
 
 /// Events per multi-row `INSERT`: five parameters each, far below SQLite's
 /// limit of 32766 parameters per statement.

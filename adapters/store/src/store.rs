@@ -5,7 +5,7 @@
 //! values only in `rows`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,6 +31,11 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// How long a failed execution write keeps the store not ready when no
+/// pending write is retrying (which would show when writes work again):
+/// long enough to be seen, short enough that traffic comes back to test.
+const WRITE_FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
 /// How long closing the store waits for pending executions to be stored.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -40,11 +45,14 @@ pub struct Store<D: Dialect> {
     pub(crate) db: Arc<D>,
     /// Executions whose final write failed and is being retried.
     pending: Arc<AtomicUsize>,
+    /// The outage the last execution write met and when, until one
+    /// succeeds: reads may still work while writes cannot (a full disk).
+    failing_writes: Arc<Mutex<Option<(DomainError, std::time::Instant)>>>,
 }
 
 impl<D: Dialect> Clone for Store<D> {
     fn clone(&self) -> Self {
-        Self { db: self.db.clone(), pending: self.pending.clone() }
+        Self { db: self.db.clone(), pending: self.pending.clone(), failing_writes: self.failing_writes.clone() }
     }
 }
 
@@ -56,7 +64,23 @@ impl<D: Dialect> std::fmt::Debug for Store<D> {
 
 impl<D: Dialect> Store<D> {
     pub(crate) fn new(db: D) -> Self {
-        Self { db: Arc::new(db), pending: Arc::new(AtomicUsize::new(0)) }
+        Self { db: Arc::new(db), pending: Arc::new(AtomicUsize::new(0)), failing_writes: Arc::default() }
+    }
+
+    /// Remembers whether an execution write met an outage, for readiness.
+    fn note_write<T>(&self, outcome: Result<T, DomainError>) -> Result<T, DomainError> {
+        let failed = match &outcome {
+            Ok(_) => None,
+            Err(DomainError::StoreUnavailable { reason, .. }) => {
+                Some(DomainError::StoreUnavailable { reason: reason.clone(), execution_id: None })
+            }
+            Err(DomainError::StorageFull { reason, .. }) => {
+                Some(DomainError::StorageFull { reason: reason.clone(), execution_id: None })
+            }
+            Err(_) => return outcome,
+        };
+        *self.failing_writes.lock().expect("never poisoned") = failed.map(|err| (err, std::time::Instant::now()));
+        outcome
     }
 
     /// Waits (a few seconds at most) for pending executions to be stored,
@@ -121,6 +145,42 @@ impl<D: Dialect> Store<D> {
         touch_template(&mut tx, id, at).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
+    }
+
+    /// The final state and the events of an execution, in one transaction.
+    async fn write_finish(&self, execution: &Execution, events: &[Event]) -> Result<(), DomainError> {
+        if let Some(stray) = events.iter().find(|e| e.execution_id != execution.id) {
+            return Err(StoreError::ForeignEvent {
+                event_of: stray.execution_id.to_string(),
+                finishing: execution.id.to_string(),
+            }
+            .into());
+        }
+        let metrics = &execution.metrics;
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        let done = tx
+            .execute(
+                "UPDATE executions SET status = $2, ended_at = $3, result = $4, error = $5, \
+                                       duration_ms = $6, event_count = $7, output_bytes = $8 \
+                 WHERE id = $1",
+                &[
+                    Value::id(execution.id),
+                    Value::text(execution.status.as_str()),
+                    Value::At(execution.ended_at),
+                    Value::Json(execution.result.as_ref().map(rows::json_text)),
+                    Value::Json(execution.error.as_ref().map(rows::json_text)),
+                    Value::Int(count_value(metrics.duration_ms)?),
+                    Value::Int(count_value(metrics.event_count)?),
+                    Value::Int(count_value(metrics.output_bytes)?),
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        if done == 0 {
+            return Err(DomainError::ExecutionNotFound { id: execution.id.to_string() });
+        }
+        tx.insert_events(events).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
     }
 
     /// Whether the execution's final state is stored: it is no longer
@@ -385,7 +445,8 @@ impl<D: Dialect> SessionStore for Store<D> {
 impl<D: Dialect> ExecutionStore for Store<D> {
     async fn insert(&self, execution: &Execution) -> Result<(), DomainError> {
         let metrics = &execution.metrics;
-        self.db
+        let inserted = self
+            .db
             .execute(
                 "INSERT INTO executions (id, session_id, kind, input, path, args, env, status, started_at, \
                                          ended_at, result, error, duration_ms, event_count, output_bytes) \
@@ -409,47 +470,18 @@ impl<D: Dialect> ExecutionStore for Store<D> {
                 ],
             )
             .await
+            .map(|_| ())
             .map_err(|err| {
                 missing_parent_or_db_error(err, || DomainError::SessionNotFound {
                     id: execution.session_id.to_string(),
                 })
-            })?;
-        Ok(())
+            });
+        self.note_write(inserted)
     }
 
     async fn finish(&self, execution: &Execution, events: &[Event]) -> Result<(), DomainError> {
-        if let Some(stray) = events.iter().find(|e| e.execution_id != execution.id) {
-            return Err(StoreError::ForeignEvent {
-                event_of: stray.execution_id.to_string(),
-                finishing: execution.id.to_string(),
-            }
-            .into());
-        }
-        let metrics = &execution.metrics;
-        let mut tx = self.db.begin().await.map_err(db_error)?;
-        let done = tx
-            .execute(
-                "UPDATE executions SET status = $2, ended_at = $3, result = $4, error = $5, \
-                                       duration_ms = $6, event_count = $7, output_bytes = $8 \
-                 WHERE id = $1",
-                &[
-                    Value::id(execution.id),
-                    Value::text(execution.status.as_str()),
-                    Value::At(execution.ended_at),
-                    Value::Json(execution.result.as_ref().map(rows::json_text)),
-                    Value::Json(execution.error.as_ref().map(rows::json_text)),
-                    Value::Int(count_value(metrics.duration_ms)?),
-                    Value::Int(count_value(metrics.event_count)?),
-                    Value::Int(count_value(metrics.output_bytes)?),
-                ],
-            )
-            .await
-            .map_err(db_error)?;
-        if done == 0 {
-            return Err(DomainError::ExecutionNotFound { id: execution.id.to_string() });
-        }
-        tx.insert_events(events).await.map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        let finished = self.write_finish(execution, events).await;
+        self.note_write(finished)
     }
 
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, DomainError> {
@@ -593,13 +625,28 @@ impl<D: Dialect> TokenStore for Store<D> {
 
 #[async_trait]
 impl<D: Dialect> StoreHealth for Store<D> {
+    /// A bounded query, and the outage the last execution write met if no
+    /// write has succeeded since, while a pending write is retrying or for
+    /// [`WRITE_FAILURE_MEMORY`] (reads may work on a full disk).
     async fn check(&self) -> Result<(), DomainError> {
         match tokio::time::timeout(READY_TIMEOUT, self.db.ping()).await {
-            Ok(answered) => answered.map_err(db_error),
-            Err(_) => Err(DomainError::StoreUnavailable {
-                reason: format!("no answer within {} s", READY_TIMEOUT.as_secs()),
-                execution_id: None,
+            Ok(answered) => answered.map_err(db_error)?,
+            Err(_) => {
+                return Err(DomainError::StoreUnavailable {
+                    reason: format!("no answer within {} s", READY_TIMEOUT.as_secs()),
+                    execution_id: None,
+                })
+            }
+        }
+        let waiting = self.pending.load(Ordering::SeqCst) > 0;
+        match &*self.failing_writes.lock().expect("never poisoned") {
+            Some((err, at)) if waiting || at.elapsed() < WRITE_FAILURE_MEMORY => Err(match err {
+                DomainError::StorageFull { reason, .. } => {
+                    DomainError::StorageFull { reason: reason.clone(), execution_id: None }
+                }
+                other => DomainError::StoreUnavailable { reason: other.to_string(), execution_id: None },
             }),
+            _ => Ok(()),
         }
     }
 
