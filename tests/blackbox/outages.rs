@@ -5,16 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::io::Write as _;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use vm_testpg::SmallDisk;
 
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 use crate::harness::{eventually, serve_command_on, Daemon, Home};
 use crate::runtime::{repl, session, template};
@@ -22,58 +19,6 @@ use crate::runtime::{repl, session, template};
 /// How long a failing call may take: the store's 2 s acquire timeout, plus
 /// a margin for the request itself on a loaded 2-core machine.
 const FAILURE_LATENCY: Duration = Duration::from_millis(2_500);
-
-/// A tmpfs of a fixed size mounted on a new temporary directory, unmounted
-/// (then removed) on drop, also when the test fails.
-struct SmallDisk {
-    dir: TempDir,
-}
-
-impl SmallDisk {
-    /// Mounts a tmpfs of `size` (`mount -o size=…`). `None`, after a loud
-    /// warning, when this process may not mount; a panic under `CI=true`,
-    /// where the suite runs as root and must not skip.
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .output();
-        let why = match mounted {
-            Ok(output) if output.status.success() => return Some(SmallDisk { dir }),
-            Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            Err(err) => format!("cannot run mount: {err}"),
-        };
-        assert!(!vm_testpg::required(), "CI=true but a tmpfs cannot be mounted for the full-disk tests: {why}");
-        let banner = "!".repeat(78);
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n{banner}\n!! cannot mount a tmpfs ({why}): the full-disk test is SKIPPED.\n\
-             !! It needs root (CAP_SYS_ADMIN). Under CI=true this is a failure.\n{banner}\n"
-        );
-        None
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallDisk {
-    /// Unmounts, lazily if something still holds a file open, so that no
-    /// mount outlives the test.
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !unmounted {
-            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-        }
-    }
-}
 
 /// One REPL call as a client saw it.
 #[derive(Debug, Clone)]

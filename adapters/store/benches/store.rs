@@ -78,6 +78,13 @@ async fn a_session(stores: &Stores) -> SessionId {
     session.id
 }
 
+/// The store's share of one execution: `insert` as it starts, `finish`
+/// with its events.
+async fn record(stores: Stores, (running, done, recorded): (Execution, Execution, Vec<Event>)) {
+    stores.executions.insert(&running).await.expect("insert");
+    stores.executions.finish(&done, &recorded).await.expect("finish");
+}
+
 fn backends(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -105,13 +112,7 @@ fn backends(c: &mut Criterion) {
             group.bench_function(format!("execution_with_{events}_events"), |b| {
                 b.to_async(&rt).iter_batched(
                     || execution(session, events),
-                    |(running, done, recorded)| {
-                        let stores = stores.clone();
-                        async move {
-                            stores.executions.insert(&running).await.expect("insert");
-                            stores.executions.finish(&done, &recorded).await.expect("finish");
-                        }
-                    },
+                    |run| record(stores.clone(), run),
                     BatchSize::SmallInput,
                 )
             });
@@ -124,14 +125,7 @@ fn backends(c: &mut Criterion) {
                 |batch| {
                     let stores = stores.clone();
                     async move {
-                        let runs = batch.into_iter().map(|(running, done, recorded)| {
-                            let stores = stores.clone();
-                            async move {
-                                stores.executions.insert(&running).await.expect("insert");
-                                stores.executions.finish(&done, &recorded).await.expect("finish");
-                            }
-                        });
-                        futures::future::join_all(runs).await;
+                        futures::future::join_all(batch.into_iter().map(|run| record(stores.clone(), run))).await;
                     }
                 },
                 BatchSize::SmallInput,
@@ -142,13 +136,7 @@ fn backends(c: &mut Criterion) {
         group.bench_function("execution_with_3_events_among_100k", |b| {
             b.to_async(&rt).iter_batched(
                 || execution(session, 3),
-                |(running, done, recorded)| {
-                    let stores = stores.clone();
-                    async move {
-                        stores.executions.insert(&running).await.expect("insert");
-                        stores.executions.finish(&done, &recorded).await.expect("finish");
-                    }
-                },
+                |run| record(stores.clone(), run),
                 BatchSize::SmallInput,
             )
         });

@@ -10,12 +10,18 @@
 //!   panic instead under `CI=true`. [`dedicated`]: the same for a cluster
 //!   of one test's own (one it may stop).
 //! - [`Binaries`]: where `initdb`, `pg_ctl` and `psql` are.
+//! - [`SmallDisk`]: a small tmpfs, for the other outage of a store: a full
+//!   disk (root only; skipped loudly elsewhere, a panic under `CI=true`).
 //!
 //! PostgreSQL refuses to run as root, so as root every server command runs
 //! as an unprivileged user (`postgres`, else `nobody`) through `runuser`.
 //! Removal does not depend on this process ending well: a small reaper shell
 //! waits for its stdin pipe to close (which the kernel does even when the
 //! process is killed), then stops the server and deletes the directory.
+
+mod small_disk;
+
+pub use small_disk::SmallDisk;
 
 use std::fmt;
 use std::fs;

@@ -3,13 +3,10 @@
 //! on, everything acknowledged stays, and once there is room again the same
 //! open store writes again: its one writer connection healed.
 
-use std::io::Write as _;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vm_testpg::SmallDisk;
 
 use chrono::Duration as Span;
-use tempfile::TempDir;
 use vm_domain::event::{ConsoleLevel, Event, EventPayload};
 use vm_domain::execution::{Execution, ExecutionStatus};
 use vm_domain::ids::TemplateId;
@@ -18,58 +15,6 @@ use vm_domain::DomainError;
 use vm_store::SqliteStore;
 
 use crate::seed::{at, finished, running, session};
-
-/// A tmpfs of a fixed size mounted on a new temporary directory, unmounted
-/// (then removed) on drop, also when the test fails.
-struct SmallDisk {
-    dir: TempDir,
-}
-
-impl SmallDisk {
-    /// Mounts a tmpfs of `size` (`mount -o size=…`). `None`, after a loud
-    /// warning, when this process may not mount; a panic under `CI=true`,
-    /// where the suite runs as root and must not skip.
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .output();
-        let why = match mounted {
-            Ok(output) if output.status.success() => return Some(SmallDisk { dir }),
-            Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            Err(err) => format!("cannot run mount: {err}"),
-        };
-        assert!(!vm_testpg::required(), "CI=true but a tmpfs cannot be mounted for the full-disk tests: {why}");
-        let banner = "!".repeat(78);
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n{banner}\n!! cannot mount a tmpfs ({why}): the full-disk test is SKIPPED.\n\
-             !! It needs root (CAP_SYS_ADMIN). Under CI=true this is a failure.\n{banner}\n"
-        );
-        None
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallDisk {
-    /// Unmounts, lazily if something still holds a file open, so that no
-    /// mount outlives the test.
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !unmounted {
-            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-        }
-    }
-}
 
 /// `count` console events of `bytes` bytes each, `seq` 1, 2, 3 …
 fn big_events(execution: &Execution, count: usize, bytes: usize) -> Vec<Event> {
