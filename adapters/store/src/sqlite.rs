@@ -140,22 +140,29 @@ impl Writer {
     /// discarded.
     async fn ready(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         if self.in_transaction {
-            self.in_transaction = false;
-            if let Some(conn) = self.conn.as_mut() {
-                match conn.execute("ROLLBACK").await {
-                    Err(err) if !is_no_transaction(&err) => {
-                        tracing::warn!(error = %err, "discarding the SQLite writer connection: rollback failed");
-                        self.conn = None;
-                    }
-                    _ => {}
-                }
-            }
+            self.roll_back().await;
         }
         if self.conn.is_none() {
             self.conn = Some(self.options.connect().await?);
             tracing::info!("SQLite writer connection reopened");
         }
         Ok(self.conn.as_mut().expect("just ensured"))
+    }
+
+    /// Ends whatever transaction is open: `ROLLBACK`, and if that fails
+    /// (other than for there being none) the connection is discarded, to
+    /// be reopened by the next write.
+    async fn roll_back(&mut self) {
+        self.in_transaction = false;
+        if let Some(conn) = self.conn.as_mut() {
+            match conn.execute("ROLLBACK").await {
+                Err(err) if !is_no_transaction(&err) => {
+                    tracing::warn!(error = %err, "discarding the SQLite writer connection: rollback failed");
+                    self.conn = None;
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -456,20 +463,16 @@ impl Write for SqliteWrite {
         if !self.begun && self.tail.is_empty() {
             return Ok(());
         }
-        let sent = self.send_tail(true).await;
-        self.writer.in_transaction = false;
-        if let Err(err) = sent {
-            if let Some(conn) = self.writer.conn.as_mut() {
-                if let Err(rollback) = conn.execute("ROLLBACK").await {
-                    if !is_no_transaction(&rollback) {
-                        tracing::warn!(error = %rollback, "discarding the SQLite writer connection: rollback failed");
-                        self.writer.conn = None;
-                    }
-                }
+        match self.send_tail(true).await {
+            Ok(()) => {
+                self.writer.in_transaction = false;
+                Ok(())
             }
-            return Err(err);
+            Err(err) => {
+                self.writer.roll_back().await;
+                Err(err)
+            }
         }
-        Ok(())
     }
 }
 

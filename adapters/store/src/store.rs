@@ -71,15 +71,12 @@ impl<D: Dialect> Store<D> {
     fn note_write<T>(&self, outcome: Result<T, DomainError>) -> Result<T, DomainError> {
         let failed = match &outcome {
             Ok(_) => None,
-            Err(DomainError::StoreUnavailable { reason, .. }) => {
-                Some(DomainError::StoreUnavailable { reason: reason.clone(), execution_id: None })
-            }
-            Err(DomainError::StorageFull { reason, .. }) => {
-                Some(DomainError::StorageFull { reason: reason.clone(), execution_id: None })
-            }
-            Err(_) => return outcome,
+            Err(err) => match bare_outage(err) {
+                Some(outage) => Some((outage, std::time::Instant::now())),
+                None => return outcome,
+            },
         };
-        *self.failing_writes.lock().expect("never poisoned") = failed.map(|err| (err, std::time::Instant::now()));
+        *self.failing_writes.lock().expect("never poisoned") = failed;
         outcome
     }
 
@@ -187,6 +184,21 @@ impl<D: Dialect> Store<D> {
     /// `running`. Used after a failed attempt, whose commit may have landed.
     async fn is_finished(&self, id: ExecutionId) -> bool {
         matches!(ExecutionStore::get(self, id).await, Ok(Some(e)) if e.status != ExecutionStatus::Running)
+    }
+}
+
+/// A store outage as it stands on its own, without the execution a caller
+/// was told about; `None` for any other error. (`DomainError` is not
+/// `Clone`: its `Internal` holds the source.)
+fn bare_outage(err: &DomainError) -> Option<DomainError> {
+    match err {
+        DomainError::StoreUnavailable { reason, .. } => {
+            Some(DomainError::StoreUnavailable { reason: reason.clone(), execution_id: None })
+        }
+        DomainError::StorageFull { reason, .. } => {
+            Some(DomainError::StorageFull { reason: reason.clone(), execution_id: None })
+        }
+        _ => None,
     }
 }
 
@@ -640,12 +652,9 @@ impl<D: Dialect> StoreHealth for Store<D> {
         }
         let waiting = self.pending.load(Ordering::SeqCst) > 0;
         match &*self.failing_writes.lock().expect("never poisoned") {
-            Some((err, at)) if waiting || at.elapsed() < WRITE_FAILURE_MEMORY => Err(match err {
-                DomainError::StorageFull { reason, .. } => {
-                    DomainError::StorageFull { reason: reason.clone(), execution_id: None }
-                }
-                other => DomainError::StoreUnavailable { reason: other.to_string(), execution_id: None },
-            }),
+            Some((outage, at)) if waiting || at.elapsed() < WRITE_FAILURE_MEMORY => {
+                Err(bare_outage(outage).expect("only outages are kept"))
+            }
             _ => Ok(()),
         }
     }
