@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::ids::{ExecutionId, SessionId, TemplateId};
+use crate::ports::StateAfter;
 
 /// Boxed source of an unexpected failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,15 +56,19 @@ pub enum DomainError {
     #[error("invalid path {path:?}: {reason}")]
     InvalidPath { path: String, reason: String },
 
-    /// `runtime_lost`: the runtime had to be killed and the session crashed.
-    #[error("execution stopped: {limit} limit of {value} reached{}", lost_suffix(*runtime_lost))]
-    OutputLimitExceeded { execution_id: ExecutionId, limit: String, value: u64, runtime_lost: bool },
+    /// `state`: what became of the session (see [`StateAfter`]).
+    #[error("execution stopped: {limit} limit of {value} reached{}", state_suffix(*state))]
+    OutputLimitExceeded { execution_id: ExecutionId, limit: String, value: u64, state: StateAfter },
 
-    #[error("execution stopped after the {limit} limit of {limit_ms} ms{}", lost_suffix(*runtime_lost))]
-    ExecutionTimeout { execution_id: ExecutionId, limit: String, limit_ms: u64, runtime_lost: bool },
+    #[error("execution stopped after the {limit} limit of {limit_ms} ms{}", state_suffix(*state))]
+    ExecutionTimeout { execution_id: ExecutionId, limit: String, limit_ms: u64, state: StateAfter },
 
-    #[error("execution stopped at the memory limit of {limit_mb} MB{}", lost_suffix(*runtime_lost))]
-    MemoryLimitExceeded { execution_id: ExecutionId, limit_mb: u64, runtime_lost: bool },
+    #[error("execution stopped at the memory limit of {limit_mb} MB{}", state_suffix(*state))]
+    MemoryLimitExceeded { execution_id: ExecutionId, limit_mb: u64, state: StateAfter },
+
+    /// Only a running execution can be cancelled (409).
+    #[error("execution {execution_id} is {status}, not running; only a running execution can be cancelled")]
+    ExecutionNotRunning { execution_id: ExecutionId, status: String },
 
     #[error("startup mode {mode:?} is not supported; the only mode is \"eval\"")]
     StartupModeUnsupported { mode: String },
@@ -114,12 +119,20 @@ pub enum DomainError {
     Internal(#[source] BoxError),
 }
 
-/// How a limit error says that the runtime was killed with the session's state.
-fn lost_suffix(runtime_lost: bool) -> &'static str {
-    if runtime_lost {
-        "; the runtime was stopped and the session's state is gone (the session is crashed)"
-    } else {
-        ""
+/// How an error says what a stopped execution left of the session.
+pub fn state_suffix(state: StateAfter) -> &'static str {
+    match state {
+        StateAfter::Kept => "",
+        StateAfter::RolledBack => "; the session was rolled back to its state before this execution",
+        StateAfter::Lost => "; the runtime was stopped and the session's state is gone (the session is crashed)",
+    }
+}
+
+/// Adds `runtime_lost` and `rolled_back` to a stopped execution's details.
+pub fn with_state(details: &mut Value, state: StateAfter) {
+    if let Value::Object(map) = details {
+        map.insert("runtime_lost".into(), state.is_lost().into());
+        map.insert("rolled_back".into(), state.is_rolled_back().into());
     }
 }
 
@@ -177,6 +190,7 @@ impl DomainError {
             Self::OutputLimitExceeded { .. } => "OUTPUT_LIMIT_EXCEEDED",
             Self::ExecutionTimeout { .. } => "EXECUTION_TIMEOUT",
             Self::MemoryLimitExceeded { .. } => "MEMORY_LIMIT_EXCEEDED",
+            Self::ExecutionNotRunning { .. } => "EXECUTION_NOT_RUNNING",
             Self::StartupModeUnsupported { .. } => "STARTUP_MODE_UNSUPPORTED",
             Self::ModuleNotAllowed { .. } => "MODULE_NOT_ALLOWED",
             Self::LibraryNotAvailable { .. } => "LIBRARY_NOT_AVAILABLE",
@@ -225,14 +239,23 @@ impl DomainError {
                 json!({ "session_id": session_id, "running_execution_id": running })
             }
             Self::InvalidPath { path, reason } => json!({ "path": path, "reason": reason }),
-            Self::OutputLimitExceeded { execution_id, limit, value, runtime_lost } => {
-                json!({ "execution_id": execution_id, "limit": limit, "value": value, "runtime_lost": runtime_lost })
+            Self::OutputLimitExceeded { execution_id, limit, value, state } => {
+                let mut details = json!({ "execution_id": execution_id, "limit": limit, "value": value });
+                with_state(&mut details, *state);
+                details
             }
-            Self::ExecutionTimeout { execution_id, limit, limit_ms, runtime_lost } => {
-                json!({ "execution_id": execution_id, "limit": limit, "limit_ms": limit_ms, "runtime_lost": runtime_lost })
+            Self::ExecutionTimeout { execution_id, limit, limit_ms, state } => {
+                let mut details = json!({ "execution_id": execution_id, "limit": limit, "limit_ms": limit_ms });
+                with_state(&mut details, *state);
+                details
             }
-            Self::MemoryLimitExceeded { execution_id, limit_mb, runtime_lost } => {
-                json!({ "execution_id": execution_id, "limit": "mem_mb", "limit_mb": limit_mb, "runtime_lost": runtime_lost })
+            Self::MemoryLimitExceeded { execution_id, limit_mb, state } => {
+                let mut details = json!({ "execution_id": execution_id, "limit": "mem_mb", "limit_mb": limit_mb });
+                with_state(&mut details, *state);
+                details
+            }
+            Self::ExecutionNotRunning { execution_id, status } => {
+                json!({ "execution_id": execution_id, "status": status })
             }
             Self::StartupModeUnsupported { mode } => json!({ "mode": mode, "supported": ["eval"] }),
             Self::ModuleNotAllowed { name, allowed, .. } => {

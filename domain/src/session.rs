@@ -89,6 +89,8 @@ pub struct Session {
     pub created_at: Timestamp,
     pub closed_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// The session whose live heap this one started as a copy of.
+    pub forked_from: Option<SessionId>,
 }
 
 #[cfg(test)]

@@ -108,11 +108,15 @@ pub struct RuntimeSwitches {
     pub esm: bool,
     pub strict: bool,
     pub console: bool,
+    /// Keep a forked copy of the session before each execution, so that a
+    /// cancel, a hard limit or a crash rolls the session back instead of
+    /// losing it (SPEC §10).
+    pub checkpoints: bool,
 }
 
 impl Default for RuntimeSwitches {
     fn default() -> Self {
-        Self { esm: false, strict: false, console: true }
+        Self { esm: false, strict: false, console: true, checkpoints: true }
     }
 }
 

@@ -73,6 +73,7 @@ async fn a_session(stores: &Stores) -> SessionId {
         created_at: now(),
         closed_at: None,
         last_error: None,
+        forked_from: None,
     };
     stores.sessions.insert(&session).await.expect("the session is stored");
     session.id

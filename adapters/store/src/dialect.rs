@@ -14,8 +14,8 @@ use vm_domain::{DomainError, Timestamp};
 /// reads `$N` as the N-th parameter too).
 #[derive(Debug, Clone)]
 pub enum Value<'a> {
-    /// A `uuid` (PostgreSQL) or its hyphenated text (SQLite).
-    Id(Uuid),
+    /// A `uuid` (PostgreSQL) or its hyphenated text (SQLite), or `NULL`.
+    Id(Option<Uuid>),
     Text(Option<&'a str>),
     /// Free text that may hold a NUL character, which a PostgreSQL `text`
     /// cannot: there a JSON string in a `json` column, in SQLite plain text.
@@ -30,7 +30,7 @@ pub enum Value<'a> {
 
 impl<'a> Value<'a> {
     pub fn id(id: impl Into<Uuid>) -> Self {
-        Self::Id(id.into())
+        Self::Id(Some(id.into()))
     }
 
     pub fn text(text: &'a str) -> Self {
@@ -49,13 +49,18 @@ impl<'a> Value<'a> {
 /// Reads the columns of one result row by name. A value of the wrong type
 /// or shape is a corrupt row: `Internal`, never a panic.
 pub trait ReadRow: Send {
-    fn id<T: From<Uuid>>(&self, column: &str) -> Result<T, DomainError>;
+    fn nullable_id<T: From<Uuid>>(&self, column: &str) -> Result<Option<T>, DomainError>;
     fn text(&self, column: &str) -> Result<Option<String>, DomainError>;
     fn free_text(&self, column: &str) -> Result<Option<String>, DomainError>;
     fn json<T: DeserializeOwned>(&self, column: &str) -> Result<Option<T>, DomainError>;
     fn at(&self, column: &str) -> Result<Option<Timestamp>, DomainError>;
     fn int(&self, column: &str) -> Result<i64, DomainError>;
     fn flag(&self, column: &str) -> Result<bool, DomainError>;
+
+    /// An id in a `NOT NULL` column.
+    fn id<T: From<Uuid>>(&self, column: &str) -> Result<T, DomainError> {
+        self.nullable_id(column)?.ok_or_else(|| crate::error::corrupt_column(column, "NULL in a NOT NULL column"))
+    }
 }
 
 /// An open write transaction. Dropping it without [`Write::commit`] rolls

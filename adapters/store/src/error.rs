@@ -20,8 +20,8 @@ pub(crate) enum StoreError {
     #[error("count {value} does not fit a signed 64-bit column")]
     CountTooLarge { value: u64 },
 
-    #[error("event of execution {event_of} passed to finish execution {finishing}")]
-    ForeignEvent { event_of: String, finishing: String },
+    #[error("event of execution {event_of} passed with the events of execution {writing}")]
+    ForeignEvent { event_of: String, writing: String },
 }
 
 /// Why the store could not be opened at start. Each message is one sentence

@@ -253,8 +253,8 @@ impl Write for PgWrite {
 /// Column reads: native `uuid`, `timestamptz` and `json`/`jsonb`; free text
 /// is a JSON string.
 impl ReadRow for PgRow {
-    fn id<T: From<Uuid>>(&self, column: &str) -> Result<T, DomainError> {
-        get::<Uuid>(self, column).map(T::from)
+    fn nullable_id<T: From<Uuid>>(&self, column: &str) -> Result<Option<T>, DomainError> {
+        Ok(get::<Option<Uuid>>(self, column)?.map(T::from))
     }
 
     fn text(&self, column: &str) -> Result<Option<String>, DomainError> {

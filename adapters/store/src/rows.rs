@@ -77,8 +77,8 @@ pub(crate) fn startup_file(row: &impl ReadRow) -> Result<StartupFile, DomainErro
     })
 }
 
-pub(crate) const SESSION_COLUMNS: &str =
-    "id, template_id, workspace_id, base_commit_oid, worktree_path, status, created_at, closed_at, last_error";
+pub(crate) const SESSION_COLUMNS: &str = "id, template_id, workspace_id, base_commit_oid, worktree_path, status, \
+                                          created_at, closed_at, last_error, forked_from";
 
 /// A `sessions` row.
 pub(crate) fn session(row: &impl ReadRow) -> Result<Session, DomainError> {
@@ -96,6 +96,7 @@ pub(crate) fn session(row: &impl ReadRow) -> Result<Session, DomainError> {
         created_at: at(row, TABLE, "created_at")?,
         closed_at: row.at("closed_at")?,
         last_error: row.free_text("last_error")?,
+        forked_from: row.nullable_id("forked_from")?,
     })
 }
 
@@ -223,9 +224,8 @@ mod tests {
     struct TextRow(HashMap<&'static str, &'static str>);
 
     impl ReadRow for TextRow {
-        fn id<T: From<Uuid>>(&self, column: &str) -> Result<T, DomainError> {
-            let text = self.text(column)?.unwrap_or_default();
-            Uuid::parse_str(&text).map(T::from).map_err(|e| corrupt("t", e))
+        fn nullable_id<T: From<Uuid>>(&self, column: &str) -> Result<Option<T>, DomainError> {
+            self.text(column)?.map(|text| Uuid::parse_str(&text).map(T::from).map_err(|e| corrupt("t", e))).transpose()
         }
         fn text(&self, column: &str) -> Result<Option<String>, DomainError> {
             Ok(self.0.get(column).map(|v| v.to_string()))
@@ -272,6 +272,24 @@ mod tests {
             ("created_at", "2023-11-14T22:13:20.000000Z"),
         ]));
         assert_eq!(session(&row).unwrap_err().code(), "INTERNAL");
+    }
+
+    #[test]
+    fn a_session_row_reads_forked_from_when_set_and_none_when_null() {
+        let mut columns = HashMap::from([
+            ("id", ID),
+            ("template_id", ID),
+            ("workspace_id", "ws"),
+            ("base_commit_oid", "abc"),
+            ("worktree_path", "/tmp"),
+            ("status", "ready"),
+            ("created_at", "2023-11-14T22:13:20.000000Z"),
+        ]);
+        assert_eq!(session(&TextRow(columns.clone())).unwrap().forked_from, None);
+        columns.insert("forked_from", ID);
+        assert_eq!(session(&TextRow(columns.clone())).unwrap().forked_from.map(|id| id.to_string()), Some(ID.into()));
+        columns.insert("forked_from", "not-a-uuid");
+        assert_eq!(session(&TextRow(columns)).unwrap_err().code(), "INTERNAL");
     }
 
     #[test]

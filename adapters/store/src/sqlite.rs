@@ -220,7 +220,7 @@ fn bind<'q>(
     value: &Value<'q>,
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
     match value {
-        Value::Id(id) => query.bind(id.hyphenated().to_string()),
+        Value::Id(id) => query.bind(id.map(|id| id.hyphenated().to_string())),
         Value::Text(text) | Value::FreeText(text) => query.bind(*text),
         Value::Json(json) => query.bind(json.clone()),
         Value::At(at) => query.bind(at.map(timestamp_text)),
@@ -478,9 +478,12 @@ impl Write for SqliteWrite {
 
 /// Column reads: ids, instants and JSON are text in SQLite.
 impl ReadRow for SqliteRow {
-    fn id<T: From<Uuid>>(&self, column: &str) -> Result<T, DomainError> {
-        let text: String = get(self, column)?;
-        Uuid::parse_str(&text).map(T::from).map_err(|e| corrupt_column(column, format!("{text:?}: {e}")))
+    fn nullable_id<T: From<Uuid>>(&self, column: &str) -> Result<Option<T>, DomainError> {
+        let text: Option<String> = get(self, column)?;
+        text.map(|text| {
+            Uuid::parse_str(&text).map(T::from).map_err(|e| corrupt_column(column, format!("{text:?}: {e}")))
+        })
+        .transpose()
     }
 
     fn text(&self, column: &str) -> Result<Option<String>, DomainError> {

@@ -67,7 +67,8 @@ impl<D: Dialect> Store<D> {
         Self { db: Arc::new(db), pending: Arc::new(AtomicUsize::new(0)), failing_writes: Arc::default() }
     }
 
-    /// Remembers whether an execution write met an outage, for readiness.
+    /// Remembers whether an execution write (insert, append of events,
+    /// finish) met an outage, for readiness.
     fn note_write<T>(&self, outcome: Result<T, DomainError>) -> Result<T, DomainError> {
         let failed = match &outcome {
             Ok(_) => None,
@@ -144,15 +145,11 @@ impl<D: Dialect> Store<D> {
         Ok(true)
     }
 
-    /// The final state and the events of an execution, in one transaction.
+    /// The final state and the last events of an execution, in one
+    /// transaction. The events follow any appended before; nothing here
+    /// assumes they start at `seq` 1.
     async fn write_finish(&self, execution: &Execution, events: &[Event]) -> Result<(), DomainError> {
-        if let Some(stray) = events.iter().find(|e| e.execution_id != execution.id) {
-            return Err(StoreError::ForeignEvent {
-                event_of: stray.execution_id.to_string(),
-                finishing: execution.id.to_string(),
-            }
-            .into());
-        }
+        all_of(execution.id, events)?;
         let metrics = &execution.metrics;
         let mut tx = self.db.begin().await.map_err(db_error)?;
         let done = tx
@@ -180,10 +177,36 @@ impl<D: Dialect> Store<D> {
         tx.commit().await.map_err(db_error)
     }
 
+    /// A batch of events of a running execution, in one transaction (on
+    /// SQLite one script: `BEGIN IMMEDIATE`, the inserts and `COMMIT`).
+    /// A missing execution is `EXECUTION_NOT_FOUND` (the events' foreign
+    /// key); a `seq` already stored fails the whole batch with `Internal`, a
+    /// caller's bug (the primary key), so nothing stored is ever
+    /// overwritten. That the batch comes after what is stored is the
+    /// caller's promise, not checked: it would cost a read per batch.
+    async fn write_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), DomainError> {
+        all_of(id, events)?;
+        let not_found = |err| missing_parent_or_db_error(err, || DomainError::ExecutionNotFound { id: id.to_string() });
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        tx.insert_events(events).await.map_err(not_found)?;
+        tx.commit().await.map_err(not_found)
+    }
+
     /// Whether the execution's final state is stored: it is no longer
     /// `running`. Used after a failed attempt, whose commit may have landed.
     async fn is_finished(&self, id: ExecutionId) -> bool {
         matches!(ExecutionStore::get(self, id).await, Ok(Some(e)) if e.status != ExecutionStatus::Running)
+    }
+}
+
+/// Refuses events of another execution than `id`: a caller's bug, which
+/// would otherwise store them under that other execution.
+fn all_of(id: ExecutionId, events: &[Event]) -> Result<(), DomainError> {
+    match events.iter().find(|e| e.execution_id != id) {
+        Some(stray) => {
+            Err(StoreError::ForeignEvent { event_of: stray.execution_id.to_string(), writing: id.to_string() }.into())
+        }
+        None => Ok(()),
     }
 }
 
@@ -233,7 +256,7 @@ impl<D: Dialect> TemplateStore for Store<D> {
             "INSERT INTO templates (id, name, engine, is_active, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[
-                Value::Id(id),
+                Value::id(id),
                 Value::text(template.name.as_str()),
                 Value::text(&template.engine),
                 Value::Bool(template.is_active),
@@ -245,7 +268,7 @@ impl<D: Dialect> TemplateStore for Store<D> {
         .map_err(db_error)?;
         tx.execute(
             "INSERT INTO template_settings (template_id, settings) VALUES ($1, $2)",
-            &[Value::Id(id), Value::json(settings)],
+            &[Value::id(id), Value::json(settings)],
         )
         .await
         .map_err(db_error)?;
@@ -392,8 +415,8 @@ impl<D: Dialect> SessionStore for Store<D> {
         self.db
             .execute(
                 "INSERT INTO sessions (id, template_id, workspace_id, base_commit_oid, worktree_path, status, \
-                                       created_at, closed_at, last_error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                       created_at, closed_at, last_error, forked_from) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     Value::id(session.id),
                     Value::id(session.template_id),
@@ -404,6 +427,7 @@ impl<D: Dialect> SessionStore for Store<D> {
                     Value::at(session.created_at),
                     Value::At(session.closed_at),
                     Value::FreeText(session.last_error.as_deref()),
+                    Value::Id(session.forked_from.map(Into::into)),
                 ],
             )
             .await
@@ -489,6 +513,16 @@ impl<D: Dialect> ExecutionStore for Store<D> {
                 })
             });
         self.note_write(inserted)
+    }
+
+    /// An empty batch returns at once, touching neither the database nor
+    /// the write health.
+    async fn append_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), DomainError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let appended = self.write_events(id, events).await;
+        self.note_write(appended)
     }
 
     async fn finish(&self, execution: &Execution, events: &[Event]) -> Result<(), DomainError> {

@@ -5,6 +5,8 @@ pub mod clock;
 pub mod runtime;
 pub mod store;
 
-pub use clock::{Clock, SystemClock};
-pub use runtime::{Ending, Job, JsRuntime, LibraryCache, LimitHit, Outcome, RuntimeError, RuntimeSpec};
+pub use clock::{now_in_microseconds, Clock, Sleep};
+pub use runtime::{
+    Ending, Job, JsRuntime, LibraryCache, LimitHit, LiveEvents, Outcome, RuntimeError, RuntimeSpec, StateAfter,
+};
 pub use store::{ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};

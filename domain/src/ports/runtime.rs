@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -45,6 +46,29 @@ pub enum LimitHit {
     Output { max_output_kb: u64 },
 }
 
+/// What became of the session's state when a job was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateAfter {
+    /// The engine was stopped from inside and lives on with what the job did.
+    Kept,
+    /// The engine was killed and the checkpoint taken before the job took
+    /// over: the session lives on with its state from before the job.
+    RolledBack,
+    /// The engine was killed and nothing could take over: the session's
+    /// runtime is gone.
+    Lost,
+}
+
+impl StateAfter {
+    pub fn is_lost(&self) -> bool {
+        matches!(self, Self::Lost)
+    }
+
+    pub fn is_rolled_back(&self) -> bool {
+        matches!(self, Self::RolledBack)
+    }
+}
+
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ending {
@@ -52,19 +76,26 @@ pub enum Ending {
     Completed,
     /// It threw; an `exception` event is among the events.
     Threw,
-    /// A limit stopped it. `runtime_lost` says whether the engine had to be
-    /// killed, taking the session's state with it.
-    Limit { hit: LimitHit, runtime_lost: bool },
+    /// A limit stopped it.
+    Limit { hit: LimitHit, state: StateAfter },
+    /// [`JsRuntime::cancel`] stopped it.
+    Cancelled { state: StateAfter },
     /// The engine died under it (killed from outside, crashed).
-    Crashed { reason: String },
+    Crashed { reason: String, state: StateAfter },
 }
 
-/// The events a job produced, in order (without the input echo), and its end.
+/// A job's end. `events` are those the job produced that were not already
+/// handed to its [`LiveEvents`], in order (never the input echo): a runtime
+/// that streams everything leaves it empty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub events: Vec<EventPayload>,
     pub ending: Ending,
 }
+
+/// Receives a running job's events as they happen, in order. Called on the
+/// runtime's own tasks: it must return quickly and never block.
+pub type LiveEvents = Arc<dyn Fn(EventPayload) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -85,8 +116,16 @@ pub trait JsRuntime: Send + Sync {
     fn engine(&self) -> &'static str;
     /// Brings up the session's engine: console capture, modules, libraries.
     async fn start(&self, spec: RuntimeSpec) -> Result<(), RuntimeError>;
-    /// Runs one job. Limits are enforced while it runs.
-    async fn run(&self, session: SessionId, job: Job) -> Result<Outcome, RuntimeError>;
+    /// Runs one job, handing its events to `live` as they happen. Limits
+    /// are enforced while it runs.
+    async fn run(&self, session: SessionId, job: Job, live: LiveEvents) -> Result<Outcome, RuntimeError>;
+    /// Stops the session's running job at once, whatever it is doing: its
+    /// [`JsRuntime::run`] ends [`Ending::Cancelled`]. Returns whether a job
+    /// was running.
+    async fn cancel(&self, session: SessionId) -> bool;
+    /// Starts session `to` as a copy of the live heap of idle session `from`
+    /// (same template, same worktree); `to` is then a session of its own.
+    async fn fork(&self, from: SessionId, to: SessionId) -> Result<(), RuntimeError>;
     /// Discards the session's engine; harmless when there is none.
     async fn close(&self, session: SessionId);
     /// Sessions whose engine is alive in memory.

@@ -59,8 +59,13 @@ pub trait SessionStore: Send + Sync {
 pub trait ExecutionStore: Send + Sync {
     /// Records an execution as it starts (normally `running`, no events yet).
     async fn insert(&self, execution: &Execution) -> Result<(), DomainError>;
-    /// Writes the execution's final state and appends its events, in one
-    /// transaction: either both are stored or neither is.
+    /// Appends events of a running execution as they happen (a batch at a
+    /// time, in `seq` order, after those already stored); the execution row
+    /// is left as it is.
+    async fn append_events(&self, id: ExecutionId, events: &[Event]) -> Result<(), DomainError>;
+    /// Writes the execution's final state and appends its last events (those
+    /// not appended yet), in one transaction: either both are stored or
+    /// neither is.
     async fn finish(&self, execution: &Execution, events: &[Event]) -> Result<(), DomainError>;
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, DomainError>;
     /// Newest first, at most `limit`, optionally of one session.

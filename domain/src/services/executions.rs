@@ -1,17 +1,27 @@
 //! Execution rules: a session must be ready, one execution at a time per
-//! session, every execution recorded with its ordered events, limits turned
-//! into errors that name the execution.
+//! session, every execution recorded with its ordered events as they happen,
+//! limits turned into errors that name the execution, and a running
+//! execution can be followed live or cancelled.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{json, Map, Value};
 
+use super::live::{Followed, LiveExecutions};
+use crate::error::{state_suffix, with_state};
 use crate::event::{Event, EventPayload, SystemLevel};
 use crate::execution::{Execution, ExecutionKind, ExecutionStatus, ListLimit, Metrics};
 use crate::ids::{ExecutionId, SessionId};
 use crate::paths::ScriptPath;
-use crate::ports::{Clock, Ending, ExecutionStore, Job, JsRuntime, LimitHit, RuntimeError, SessionStore};
+use crate::ports::{
+    Clock, Ending, ExecutionStore, Job, JsRuntime, LimitHit, LiveEvents, RuntimeError, SessionStore, StateAfter,
+};
 use crate::session::{Session, SessionStatus};
 use crate::DomainError;
 
@@ -21,6 +31,21 @@ pub struct Executed {
     pub execution: Execution,
     pub events: Vec<Event>,
 }
+
+/// The rest of a started execution: resolves when it has ended and is
+/// stored. It runs only while polled, so the caller must drive it to the end
+/// (an adapter spawns it) even when nobody waits for the answer.
+pub type Completion = Pin<Box<dyn Future<Output = Result<Executed, DomainError>> + Send>>;
+
+/// An execution that started: stored as `running`, its job under way.
+pub struct Started {
+    pub execution: Execution,
+    pub completion: Completion,
+}
+
+/// What a reader of an execution receives: its events after a cursor, then
+/// its end.
+pub type Following = Pin<Box<dyn Stream<Item = Result<Followed, DomainError>> + Send>>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFileRequest {
@@ -39,28 +64,49 @@ pub(crate) struct Work {
     pub job: Job,
 }
 
-/// Sessions with an execution in flight, and which one. A std `Mutex`:
-/// nothing awaits while it is held.
-#[derive(Default)]
-struct Busy(Mutex<HashMap<SessionId, ExecutionId>>);
+/// How often a running execution's new events are stored, at most.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// How often a reader polls the store for an execution that runs elsewhere.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+/// How often a cancel asks the runtime again while the job has not started.
+const CANCEL_RETRY: Duration = Duration::from_millis(5);
+/// How long a cancel waits for the execution to end and be stored.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
-struct BusyGuard<'a> {
-    busy: &'a Busy,
+/// What keeps a session from a second execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activity {
+    Execution(ExecutionId),
+    Fork,
+}
+
+/// Sessions with an execution (or a fork) in flight. A std `Mutex`: nothing
+/// awaits while it is held.
+#[derive(Default, Clone)]
+pub(crate) struct Busy(Arc<Mutex<HashMap<SessionId, Activity>>>);
+
+/// The claim on a session; dropping it frees the session.
+pub(crate) struct BusyGuard {
+    busy: Busy,
     session: SessionId,
 }
 
 impl Busy {
-    fn claim(&self, session: SessionId, execution: ExecutionId) -> Result<BusyGuard<'_>, DomainError> {
+    pub fn claim(&self, session: SessionId, activity: Activity) -> Result<BusyGuard, DomainError> {
         let mut running = self.0.lock().expect("busy map is never poisoned: no panics while held");
         if let Some(current) = running.get(&session) {
-            return Err(DomainError::SessionBusy { session_id: session, running: current.to_string() });
+            let running = match current {
+                Activity::Execution(id) => id.to_string(),
+                Activity::Fork => "a fork of this session".to_owned(),
+            };
+            return Err(DomainError::SessionBusy { session_id: session, running });
         }
-        running.insert(session, execution);
-        Ok(BusyGuard { busy: self, session })
+        running.insert(session, activity);
+        Ok(BusyGuard { busy: self.clone(), session })
     }
 }
 
-impl Drop for BusyGuard<'_> {
+impl Drop for BusyGuard {
     fn drop(&mut self) {
         if let Ok(mut running) = self.busy.0.lock() {
             running.remove(&self.session);
@@ -75,7 +121,8 @@ pub(crate) struct Recorder {
     pub executions: Arc<dyn ExecutionStore>,
     pub runtime: Arc<dyn JsRuntime>,
     pub clock: Arc<dyn Clock>,
-    busy: Busy,
+    pub busy: Busy,
+    pub live: Arc<LiveExecutions>,
 }
 
 impl Recorder {
@@ -85,20 +132,27 @@ impl Recorder {
         runtime: Arc<dyn JsRuntime>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { sessions, executions, runtime, clock, busy: Busy::default() }
+        Self { sessions, executions, runtime, clock, busy: Busy::default(), live: Arc::default() }
     }
 
-    /// Runs `work` in `session` and stores the execution with its events.
-    /// Returns the execution also when the code threw; a limit is an error
-    /// carrying the execution id. A runtime that died marks the session
-    /// `crashed`. When the final write meets a store outage, the execution
-    /// is handed to [`ExecutionStore::finish_later`] and the outage error
-    /// names it (`details.execution_id`); a lost runtime is still closed.
-    pub async fn run(&self, session: &Session, work: Work) -> Result<Executed, DomainError> {
+    /// Runs `work` in `session` to its end; see [`Recorder::start`].
+    pub async fn run(self: &Arc<Self>, session: &Session, work: Work) -> Result<Executed, DomainError> {
+        self.start(session, work).await?.completion.await
+    }
+
+    /// Claims the session, stores the execution as `running` with its input
+    /// echo, and returns it with the rest of the run: the job, its events
+    /// stored as they happen, and the final state. The completion returns
+    /// the execution also when the code threw or was cancelled; a limit is
+    /// an error carrying the execution id. A runtime that died and could
+    /// not be rolled back marks the session `crashed`. When the final write
+    /// meets a store outage, the execution is handed to
+    /// [`ExecutionStore::finish_later`] and the outage error names it
+    /// (`details.execution_id`); a lost runtime is still closed.
+    pub async fn start(self: &Arc<Self>, session: &Session, work: Work) -> Result<Started, DomainError> {
         let execution_id = ExecutionId::new();
-        let _guard = self.busy.claim(session.id, execution_id)?;
-        let started_at = self.clock.now();
-        let mut execution = Execution {
+        let guard = self.busy.claim(session.id, Activity::Execution(execution_id))?;
+        let execution = Execution {
             id: execution_id,
             session_id: session.id,
             kind: work.kind,
@@ -107,60 +161,80 @@ impl Recorder {
             args: work.args,
             env: work.env,
             status: ExecutionStatus::Running,
-            started_at,
+            started_at: self.clock.now(),
             ended_at: None,
             result: None,
             error: None,
             metrics: Metrics::default(),
         };
-        self.executions.insert(&execution).await?;
-
+        let flush_now = self.live.open(execution_id, session.id);
+        if let Err(err) = self.executions.insert(&execution).await {
+            self.live.discard(execution_id);
+            return Err(err);
+        }
         let echo = execution.input.clone().or_else(|| execution.path.clone()).unwrap_or_default();
-        let mut payloads = vec![EventPayload::InputEcho { text: echo }];
-        let ending = match self.runtime.run(session.id, work.job).await {
-            Ok(outcome) => {
-                payloads.extend(outcome.events);
-                outcome.ending
-            }
-            Err(RuntimeError::Unavailable(reason)) => Ending::Crashed { reason },
-            Err(err @ (RuntimeError::StartFailed(_) | RuntimeError::Internal(_))) => {
-                Ending::Crashed { reason: err.to_string() }
-            }
+        self.live.record(execution_id, EventPayload::InputEcho { text: echo }, self.clock.now());
+        let recorder = self.clone();
+        let session = session.clone();
+        let running = execution.clone();
+        let completion = async move {
+            let _guard = guard;
+            recorder.complete(&session, running, work.job, flush_now).await
         };
+        Ok(Started { execution, completion: completion.boxed() })
+    }
 
-        let verdict = judge(&ending, &payloads, execution_id);
+    /// Runs the job while storing its events every [`FLUSH_EVERY`] (or at
+    /// once when many wait), then stores the end.
+    async fn complete(
+        self: &Arc<Self>,
+        session: &Session,
+        mut execution: Execution,
+        job: Job,
+        flush_now: UnboundedReceiver<()>,
+    ) -> Result<Executed, DomainError> {
+        let id = execution.id;
+        let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+        let flusher = self.flush_while_running(id, flush_now, stop_rx);
+        let run = async {
+            let ending = self.run_job(session.id, id, job).await;
+            let _ = stop_tx.send(());
+            ending
+        };
+        let (ending, ()) = futures::join!(run, flusher);
+        let verdict = judge(&ending, &self.live.events(id), id);
         if let Some(system) = verdict.system_event {
-            payloads.push(system);
+            self.live.record(id, system, self.clock.now());
         }
         let ended_at = self.clock.now();
-        let events: Vec<Event> = payloads
-            .into_iter()
-            .enumerate()
-            .map(|(i, payload)| Event { execution_id, seq: i as i64 + 1, ts: ended_at, payload })
-            .collect();
+        let (event_count, output_bytes) = self.live.totals(id);
         execution.status = verdict.status;
         execution.ended_at = Some(ended_at);
         execution.result = verdict.result;
         execution.error = verdict.error_json;
         execution.metrics = Metrics {
-            duration_ms: (ended_at - started_at).num_milliseconds().max(0) as u64,
-            event_count: events.len() as u64,
-            output_bytes: events.iter().map(|e| e.payload.output_bytes() as u64).sum(),
+            duration_ms: (ended_at - execution.started_at).num_milliseconds().max(0) as u64,
+            event_count,
+            output_bytes,
         };
-        if let Err(err) = self.executions.finish(&execution, &events).await {
+        let events = self.live.events(id);
+        let tail = self.live.unstored(id);
+        if let Err(err) = self.executions.finish(&execution, &tail).await {
+            self.live.close(&execution);
             if !err.is_store_outage() {
                 return Err(err);
             }
             // The execution ran: keep it until the store takes it, and say so.
-            self.executions.finish_later(execution, events);
+            self.executions.finish_later(execution, tail);
             if let Some(reason) = verdict.session_lost {
                 // Best effort: the runtime is closed whatever the store does;
                 // a session still marked live is found crashed by its next
                 // execution, or closed by the next start's reconciliation.
                 let _ = self.mark_lost(session, reason).await;
             }
-            return Err(err.with_pending_execution(execution_id));
+            return Err(err.with_pending_execution(id));
         }
+        self.live.close(&execution);
 
         if let Some(reason) = verdict.session_lost {
             self.mark_lost(session, reason).await?;
@@ -168,6 +242,58 @@ impl Recorder {
         match verdict.failure {
             Some(err) => Err(err),
             None => Ok(Executed { execution, events }),
+        }
+    }
+
+    /// The job's ending; its events go to the execution's journal as they
+    /// come. A cancel that came before the job started ends it at once.
+    async fn run_job(&self, session: SessionId, id: ExecutionId, job: Job) -> Ending {
+        if self.live.cancel_requested(id) {
+            return Ending::Cancelled { state: StateAfter::Kept };
+        }
+        let live: LiveEvents = {
+            let journal = self.live.clone();
+            let clock = self.clock.clone();
+            Arc::new(move |payload| journal.record(id, payload, clock.now()))
+        };
+        let outcome = self.runtime.run(session, job, live).await;
+        match outcome {
+            Ok(outcome) => {
+                for payload in outcome.events {
+                    self.live.record(id, payload, self.clock.now());
+                }
+                outcome.ending
+            }
+            Err(RuntimeError::Unavailable(reason)) => Ending::Crashed { reason, state: StateAfter::Lost },
+            Err(err @ (RuntimeError::StartFailed(_) | RuntimeError::Internal(_))) => {
+                Ending::Crashed { reason: err.to_string(), state: StateAfter::Lost }
+            }
+        }
+    }
+
+    /// Stores the execution's new events every [`FLUSH_EVERY`], or at once
+    /// when many wait, until `stop`; a write in progress is finished, never
+    /// dropped. A failed write leaves the events in the journal for the next
+    /// write or the final one.
+    async fn flush_while_running(
+        &self,
+        id: ExecutionId,
+        mut flush_now: UnboundedReceiver<()>,
+        stop: futures::channel::oneshot::Receiver<()>,
+    ) {
+        let mut stop = stop.fuse();
+        loop {
+            let tick = self.clock.sleep(FLUSH_EVERY).fuse();
+            futures::pin_mut!(tick);
+            futures::select! {
+                _ = stop => return,
+                _ = tick => {},
+                _ = flush_now.next() => {},
+            }
+            let batch = self.live.unstored(id);
+            if !batch.is_empty() && self.executions.append_events(id, &batch).await.is_ok() {
+                self.live.mark_stored(id, batch.len());
+            }
         }
     }
 
@@ -197,12 +323,36 @@ struct Verdict {
     failure: Option<DomainError>,
 }
 
-fn judge(ending: &Ending, payloads: &[EventPayload], execution_id: ExecutionId) -> Verdict {
+impl Verdict {
+    /// The execution was stopped: `code` and `message` are its error, with
+    /// `details` saying what became of the session, and a `system` event.
+    fn stopped(
+        status: ExecutionStatus,
+        code: &str,
+        message: String,
+        mut details: Value,
+        state: StateAfter,
+        failure: Option<DomainError>,
+    ) -> Self {
+        with_state(&mut details, state);
+        let level = if status == ExecutionStatus::Cancelled { SystemLevel::Warn } else { SystemLevel::Error };
+        Self {
+            status,
+            result: None,
+            error_json: Some(json!({ "code": code, "message": message, "details": details })),
+            system_event: Some(EventPayload::System { message: message.clone(), level }),
+            session_lost: state.is_lost().then_some(message),
+            failure,
+        }
+    }
+}
+
+fn judge(ending: &Ending, events: &[Event], execution_id: ExecutionId) -> Verdict {
     match ending {
         Ending::Completed => Verdict {
             status: ExecutionStatus::Ok,
-            result: payloads.iter().rev().find_map(|p| match p {
-                EventPayload::Value { .. } => Some(p.payload_json()),
+            result: events.iter().rev().find_map(|e| match &e.payload {
+                EventPayload::Value { .. } => Some(e.payload.payload_json()),
                 _ => None,
             }),
             error_json: None,
@@ -211,10 +361,10 @@ fn judge(ending: &Ending, payloads: &[EventPayload], execution_id: ExecutionId) 
             failure: None,
         },
         Ending::Threw => {
-            let message = payloads
+            let message = events
                 .iter()
                 .rev()
-                .find_map(|p| match p {
+                .find_map(|e| match &e.payload {
                     EventPayload::Exception { message, .. } => Some(message.clone()),
                     _ => None,
                 })
@@ -228,56 +378,46 @@ fn judge(ending: &Ending, payloads: &[EventPayload], execution_id: ExecutionId) 
                 failure: None,
             }
         }
-        Ending::Limit { hit, runtime_lost } => {
-            let failure = limit_error(*hit, execution_id, *runtime_lost);
-            let message = failure.to_string();
+        Ending::Limit { hit, state } => {
+            let failure = limit_error(*hit, execution_id, *state);
             let status = match hit {
                 LimitHit::WallTime { .. } | LimitHit::CpuTime { .. } => ExecutionStatus::Timeout,
                 _ => ExecutionStatus::Error,
             };
-            Verdict {
-                status,
-                result: None,
-                error_json: Some(json!({ "code": failure.code(), "message": message })),
-                system_event: Some(EventPayload::System { message: message.clone(), level: SystemLevel::Error }),
-                session_lost: runtime_lost.then(|| message.clone()),
-                failure: Some(failure),
+            let mut details = failure.details();
+            if let Value::Object(map) = &mut details {
+                map.remove("execution_id");
             }
+            Verdict::stopped(status, failure.code(), failure.to_string(), details, *state, Some(failure))
         }
-        Ending::Crashed { reason } => {
-            let message = format!("the runtime stopped unexpectedly: {reason}");
-            Verdict {
-                status: ExecutionStatus::Error,
-                result: None,
-                error_json: Some(json!({ "code": "RUNTIME_CRASHED", "message": message })),
-                system_event: Some(EventPayload::System { message: message.clone(), level: SystemLevel::Error }),
-                session_lost: Some(message),
-                failure: None,
-            }
+        Ending::Cancelled { state } => {
+            let message = format!("execution cancelled{}", state_suffix(*state));
+            Verdict::stopped(ExecutionStatus::Cancelled, "CANCELLED", message, json!({}), *state, None)
+        }
+        Ending::Crashed { reason, state } => {
+            let message = format!("the runtime stopped unexpectedly: {reason}{}", state_suffix(*state));
+            Verdict::stopped(ExecutionStatus::Error, "RUNTIME_CRASHED", message, json!({}), *state, None)
         }
     }
 }
 
-fn limit_error(hit: LimitHit, execution_id: ExecutionId, runtime_lost: bool) -> DomainError {
+fn limit_error(hit: LimitHit, execution_id: ExecutionId, state: StateAfter) -> DomainError {
     match hit {
         LimitHit::WallTime { limit_ms } => {
-            DomainError::ExecutionTimeout { execution_id, limit: "wall_ms".into(), limit_ms, runtime_lost }
+            DomainError::ExecutionTimeout { execution_id, limit: "wall_ms".into(), limit_ms, state }
         }
         LimitHit::CpuTime { limit_ms } => {
-            DomainError::ExecutionTimeout { execution_id, limit: "cpu_ms".into(), limit_ms, runtime_lost }
+            DomainError::ExecutionTimeout { execution_id, limit: "cpu_ms".into(), limit_ms, state }
         }
-        LimitHit::Memory { limit_mb } => DomainError::MemoryLimitExceeded { execution_id, limit_mb, runtime_lost },
-        LimitHit::Events { max_events } => DomainError::OutputLimitExceeded {
-            execution_id,
-            limit: "max_events".into(),
-            value: max_events,
-            runtime_lost,
-        },
+        LimitHit::Memory { limit_mb } => DomainError::MemoryLimitExceeded { execution_id, limit_mb, state },
+        LimitHit::Events { max_events } => {
+            DomainError::OutputLimitExceeded { execution_id, limit: "max_events".into(), value: max_events, state }
+        }
         LimitHit::Output { max_output_kb } => DomainError::OutputLimitExceeded {
             execution_id,
             limit: "max_output_kb".into(),
             value: max_output_kb,
-            runtime_lost,
+            state,
         },
     }
 }
@@ -291,8 +431,14 @@ impl ExecutionService {
         Self { recorder }
     }
 
-    /// Evaluates a snippet in the session's global scope.
+    /// Evaluates a snippet in the session's global scope and waits for its end.
     pub async fn repl(&self, session_id: SessionId, input: &str) -> Result<Executed, DomainError> {
+        self.start_repl(session_id, input).await?.completion.await
+    }
+
+    /// Starts evaluating a snippet: the execution is stored as `running`
+    /// and returned with the rest of its run.
+    pub async fn start_repl(&self, session_id: SessionId, input: &str) -> Result<Started, DomainError> {
         if input.trim().is_empty() {
             return Err(DomainError::validation("input", "input is required and must not be blank"));
         }
@@ -305,11 +451,17 @@ impl ExecutionService {
             env: BTreeMap::new(),
             job: Job::Eval { source: input.to_owned() },
         };
-        self.recorder.run(&session, work).await
+        self.recorder.start(&session, work).await
     }
 
-    /// Runs a file of the session's worktree in its global scope.
+    /// Runs a file of the session's worktree in its global scope and waits
+    /// for its end.
     pub async fn run_file(&self, session_id: SessionId, request: RunFileRequest) -> Result<Executed, DomainError> {
+        self.start_run_file(session_id, request).await?.completion.await
+    }
+
+    /// Starts running a file of the session's worktree, like [`ExecutionService::start_repl`].
+    pub async fn start_run_file(&self, session_id: SessionId, request: RunFileRequest) -> Result<Started, DomainError> {
         let path = ScriptPath::parse(&request.path)?;
         let env = request.env.unwrap_or_default();
         if let Some(key) = env.keys().find(|k| k.is_empty() || k.contains(['=', '\0'])) {
@@ -326,7 +478,7 @@ impl ExecutionService {
             env: env.clone(),
             job: Job::RunFile { path: resolved, args, env },
         };
-        self.recorder.run(&session, work).await
+        self.recorder.start(&session, work).await
     }
 
     pub async fn get(&self, id: ExecutionId) -> Result<Execution, DomainError> {
@@ -341,12 +493,102 @@ impl ExecutionService {
 
     /// Events with `seq > after_seq` (default 0), in order.
     pub async fn events(&self, id: ExecutionId, after_seq: Option<i64>) -> Result<Vec<Event>, DomainError> {
-        let after_seq = after_seq.unwrap_or(0);
-        if after_seq < 0 {
-            return Err(DomainError::validation("after_seq", format!("after_seq must be 0 or more, got {after_seq}")));
-        }
+        let after_seq = cursor(after_seq)?;
         self.get(id).await?;
         self.recorder.executions.events_after(id, after_seq).await
+    }
+
+    /// The execution's events with `seq > after_seq` (default 0) — those
+    /// recorded so far, then each new one as it happens — and then its end.
+    /// For an execution that runs in this process the events come from its
+    /// journal; otherwise from the store, polled while it is `running`.
+    pub async fn follow(&self, id: ExecutionId, after_seq: Option<i64>) -> Result<Following, DomainError> {
+        let after_seq = cursor(after_seq)?;
+        if let Some((backlog, rest)) = self.recorder.live.follow(id, after_seq) {
+            let backlog = futures::stream::iter(backlog.into_iter().map(|e| Ok(Followed::Event(e))));
+            return Ok(backlog.chain(rest.map(Ok)).boxed());
+        }
+        self.get(id).await?;
+        let recorder = self.recorder.clone();
+        let polled = futures::stream::unfold(Some((after_seq, true)), move |state| {
+            let recorder = recorder.clone();
+            async move {
+                let (last_seq, first) = state?;
+                if !first {
+                    recorder.clock.sleep(FOLLOW_POLL).await;
+                }
+                // The execution first: once it has ended, all its events are stored.
+                let fail = |err| Some((futures::stream::iter(vec![Err(err)]), None));
+                let execution = match recorder.executions.get(id).await {
+                    Ok(Some(execution)) => execution,
+                    Ok(None) => return fail(DomainError::ExecutionNotFound { id: id.to_string() }),
+                    Err(err) => return fail(err),
+                };
+                let events = match recorder.executions.events_after(id, last_seq).await {
+                    Ok(events) => events,
+                    Err(err) => return fail(err),
+                };
+                let next_seq = events.last().map_or(last_seq, |e| e.seq);
+                let mut items: Vec<Result<Followed, DomainError>> =
+                    events.into_iter().map(|e| Ok(Followed::Event(e))).collect();
+                let next = if execution.status == ExecutionStatus::Running {
+                    Some((next_seq, false))
+                } else {
+                    items.push(Ok(Followed::End(execution)));
+                    None
+                };
+                Some((futures::stream::iter(items), next))
+            }
+        });
+        Ok(polled.flatten().boxed())
+    }
+
+    /// Cancels a running execution: whatever its code does, it ends
+    /// `cancelled` (with the session rolled back to its state before it,
+    /// when the template keeps checkpoints). Returns it as stored.
+    pub async fn cancel(&self, id: ExecutionId) -> Result<Execution, DomainError> {
+        let execution = self.get(id).await?;
+        let not_running = |status: &str| DomainError::ExecutionNotRunning { execution_id: id, status: status.into() };
+        if execution.status != ExecutionStatus::Running {
+            return Err(not_running(execution.status.as_str()));
+        }
+        let Some(session) = self.recorder.live.request_cancel(id) else {
+            // Stored as running but not running here: it ended meanwhile,
+            // or another daemon process runs it.
+            let current = self.get(id).await?;
+            return match current.status {
+                ExecutionStatus::Running => Err(not_running("running in another daemon process")),
+                status => Err(not_running(status.as_str())),
+            };
+        };
+        let Some((_, mut rest)) = self.recorder.live.follow(id, i64::MAX) else { return self.get(id).await };
+        let clock = &self.recorder.clock;
+        // The job may not have reached the runtime yet: ask until it has.
+        let mut asked = false;
+        let ended = loop {
+            if !asked {
+                asked = self.recorder.runtime.cancel(session).await;
+            }
+            let pause = clock.sleep(if asked { CANCEL_WAIT } else { CANCEL_RETRY }).fuse();
+            futures::pin_mut!(pause);
+            futures::select! {
+                item = rest.next() => match item {
+                    Some(Followed::End(execution)) => break Some(execution),
+                    Some(Followed::Event(_)) => {},
+                    None => break None,
+                },
+                _ = pause => if asked { break None },
+            }
+        };
+        let execution = match ended {
+            Some(execution) => execution,
+            None => self.get(id).await?,
+        };
+        match execution.status {
+            // It ended on its own before the cancel could reach it.
+            status if !asked && status != ExecutionStatus::Cancelled => Err(not_running(status.as_str())),
+            _ => Ok(execution),
+        }
     }
 
     async fn ready_session(&self, id: SessionId) -> Result<Session, DomainError> {
@@ -357,6 +599,15 @@ impl ExecutionService {
         }
         Ok(session)
     }
+}
+
+/// A read cursor: `seq > after_seq`, 0 by default, never negative.
+fn cursor(after_seq: Option<i64>) -> Result<i64, DomainError> {
+    let after_seq = after_seq.unwrap_or(0);
+    if after_seq < 0 {
+        return Err(DomainError::validation("after_seq", format!("after_seq must be 0 or more, got {after_seq}")));
+    }
+    Ok(after_seq)
 }
 
 #[cfg(test)]
@@ -403,7 +654,7 @@ mod tests {
 
     fn runtime_returning(outcome: Outcome) -> MockJsRuntime {
         let mut runtime = MockJsRuntime::new();
-        runtime.expect_run().returning(move |_, _| Ok(outcome.clone()));
+        runtime.expect_run().returning(move |_, _, _| Ok(outcome.clone()));
         runtime
     }
 
@@ -442,7 +693,7 @@ mod tests {
         let (executions, finished) = recording_executions();
         let runtime = runtime_returning(Outcome {
             events: vec![EventPayload::Console { level: ConsoleLevel::Log, text: "x".into() }],
-            ending: Ending::Limit { hit: LimitHit::Events { max_events: 1 }, runtime_lost: false },
+            ending: Ending::Limit { hit: LimitHit::Events { max_events: 1 }, state: StateAfter::Kept },
         });
         let svc = service(sessions_with(SessionStatus::Ready), executions, runtime);
         let err = block_on(svc.repl(SessionId::new(), "for(;;) console.log('x')")).unwrap_err();
@@ -462,7 +713,7 @@ mod tests {
         let (executions, finished) = recording_executions();
         let mut runtime = runtime_returning(Outcome {
             events: vec![],
-            ending: Ending::Limit { hit: LimitHit::WallTime { limit_ms: 100 }, runtime_lost: true },
+            ending: Ending::Limit { hit: LimitHit::WallTime { limit_ms: 100 }, state: StateAfter::Lost },
         });
         runtime.expect_close().times(1).returning(|_| ());
         let mut sessions = sessions_with(SessionStatus::Ready);
@@ -484,7 +735,7 @@ mod tests {
         let (executions, _) = recording_executions();
         let mut runtime = runtime_returning(Outcome {
             events: vec![],
-            ending: Ending::Crashed { reason: "the runtime was closed".into() },
+            ending: Ending::Crashed { reason: "the runtime was closed".into(), state: StateAfter::Lost },
         });
         runtime.expect_close().returning(|_| ());
         let reads = Arc::new(Mutex::new(0));
@@ -591,7 +842,7 @@ mod tests {
         let (executions, queued) = failing_executions(store_unavailable);
         let mut runtime = runtime_returning(Outcome {
             events: vec![],
-            ending: Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, runtime_lost: true },
+            ending: Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, state: StateAfter::Lost },
         });
         runtime.expect_close().times(1).returning(|_| ());
         let mut sessions = sessions_with(SessionStatus::Ready);
@@ -608,10 +859,10 @@ mod tests {
     fn a_second_execution_in_a_busy_session_is_refused_at_once() {
         let session = a_session(SessionId::new(), SessionStatus::Ready);
         let busy = Busy::default();
-        let _first = busy.claim(session.id, ExecutionId::new()).unwrap();
-        let err = busy.claim(session.id, ExecutionId::new()).err().unwrap();
+        let _first = busy.claim(session.id, Activity::Execution(ExecutionId::new())).unwrap();
+        let err = busy.claim(session.id, Activity::Execution(ExecutionId::new())).err().unwrap();
         assert_eq!(err.code(), "SESSION_BUSY");
-        let other = busy.claim(SessionId::new(), ExecutionId::new());
+        let other = busy.claim(SessionId::new(), Activity::Execution(ExecutionId::new()));
         assert!(other.is_ok(), "other sessions are not affected");
     }
 
@@ -619,8 +870,8 @@ mod tests {
     fn a_session_is_free_again_after_its_execution() {
         let busy = Busy::default();
         let id = SessionId::new();
-        drop(busy.claim(id, ExecutionId::new()).unwrap());
-        assert!(busy.claim(id, ExecutionId::new()).is_ok());
+        drop(busy.claim(id, Activity::Execution(ExecutionId::new())).unwrap());
+        assert!(busy.claim(id, Activity::Execution(ExecutionId::new())).is_ok());
     }
 
     #[test]
@@ -640,5 +891,73 @@ mod tests {
             let request = RunFileRequest { path: path.into(), ..Default::default() };
             assert_eq!(block_on(svc.run_file(SessionId::new(), request)).unwrap_err().code(), "INVALID_PATH", "{path}");
         }
+    }
+
+    #[test]
+    fn a_stop_that_rolled_back_keeps_the_session_ready_and_says_so() {
+        let cases = [
+            Ending::Cancelled { state: StateAfter::RolledBack },
+            Ending::Limit { hit: LimitHit::WallTime { limit_ms: 50 }, state: StateAfter::RolledBack },
+            Ending::Crashed { reason: "SIGSEGV".into(), state: StateAfter::RolledBack },
+        ];
+        for ending in cases {
+            let (executions, finished) = recording_executions();
+            let mut runtime = runtime_returning(Outcome { events: vec![], ending: ending.clone() });
+            runtime.expect_close().never();
+            let mut sessions = sessions_with(SessionStatus::Ready);
+            sessions.expect_update_state().never();
+            let svc = service(sessions, executions, runtime);
+            let result = block_on(svc.repl(SessionId::new(), "x = 2"));
+            let stored = finished.lock().unwrap();
+            let (execution, events) = &stored[0];
+            let error = execution.error.as_ref().unwrap();
+            assert_eq!(error["details"]["rolled_back"], true, "{ending:?}");
+            assert_eq!(error["details"]["runtime_lost"], false, "{ending:?}");
+            assert!(error["message"].as_str().unwrap().contains("rolled back"), "{ending:?}");
+            assert!(matches!(events.last().unwrap().payload, EventPayload::System { .. }), "{ending:?}");
+            match ending {
+                Ending::Cancelled { .. } => {
+                    assert_eq!(execution.status, ExecutionStatus::Cancelled);
+                    assert_eq!(error["code"], "CANCELLED");
+                    assert!(result.is_ok(), "a cancelled execution is an answer, not an error");
+                }
+                Ending::Limit { .. } => {
+                    let err = result.unwrap_err();
+                    assert_eq!(err.details()["rolled_back"], true);
+                    assert_eq!(err.code(), "EXECUTION_TIMEOUT");
+                }
+                _ => assert_eq!(error["code"], "RUNTIME_CRASHED"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancel_of_an_execution_that_ended_is_a_conflict() {
+        let mut executions = MockExecutionStore::new();
+        executions.expect_get().returning(|id| Ok(Some(crate::services::fixtures::an_execution(id, SessionId::new()))));
+        let mut runtime = MockJsRuntime::new();
+        runtime.expect_cancel().never();
+        let svc = service(MockSessionStore::new(), executions, runtime);
+        let err = block_on(svc.cancel(ExecutionId::new())).unwrap_err();
+        assert_eq!(err.code(), "EXECUTION_NOT_RUNNING");
+        assert_eq!(err.details()["status"], "ok");
+    }
+
+    #[test]
+    fn a_follower_of_a_finished_execution_gets_its_stored_events_then_its_end() {
+        let mut executions = MockExecutionStore::new();
+        let id = ExecutionId::new();
+        let execution = crate::services::fixtures::an_execution(id, SessionId::new());
+        let stored = execution.clone();
+        executions.expect_get().returning(move |_| Ok(Some(stored.clone())));
+        executions.expect_events_after().withf(|_, after| *after == 1).returning(move |id, _| {
+            let at = fixed_clock().now();
+            Ok(vec![Event { execution_id: id, seq: 2, ts: at, payload: EventPayload::Stdout { text: "x".into() } }])
+        });
+        let svc = service(MockSessionStore::new(), executions, MockJsRuntime::new());
+        let items: Vec<_> = block_on(async { svc.follow(id, Some(1)).await.unwrap().collect::<Vec<_>>().await });
+        assert!(matches!(&items[0], Ok(Followed::Event(e)) if e.seq == 2));
+        assert_eq!(items[1].as_ref().unwrap(), &Followed::End(execution));
+        assert_eq!(items.len(), 2);
     }
 }

@@ -14,6 +14,9 @@ use crate::template::{StartupFile, StartupMode, Template, TemplateName};
 pub fn fixed_clock() -> Arc<dyn Clock> {
     let mut clock = MockClock::new();
     clock.expect_now().returning(|| chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+    // Time stands still: background pacing never fires; what it would do
+    // happens at the end of each execution.
+    clock.expect_sleep().returning(|_| Box::pin(std::future::pending()));
     Arc::new(clock)
 }
 
@@ -42,6 +45,7 @@ pub fn a_session(id: SessionId, status: SessionStatus) -> Session {
         created_at: fixed_clock().now(),
         closed_at: None,
         last_error: None,
+        forked_from: None,
     }
 }
 
@@ -53,5 +57,23 @@ pub fn a_startup_file(template_id: TemplateId, path: &str) -> StartupFile {
         order_index: 0,
         mode: StartupMode::Eval,
         created_at: fixed_clock().now(),
+    }
+}
+
+pub fn an_execution(id: crate::ids::ExecutionId, session_id: SessionId) -> crate::execution::Execution {
+    crate::execution::Execution {
+        id,
+        session_id,
+        kind: crate::execution::ExecutionKind::Repl,
+        input: Some("1".into()),
+        path: None,
+        args: Default::default(),
+        env: Default::default(),
+        status: crate::execution::ExecutionStatus::Ok,
+        started_at: fixed_clock().now(),
+        ended_at: Some(fixed_clock().now()),
+        result: None,
+        error: None,
+        metrics: Default::default(),
     }
 }

@@ -2,11 +2,13 @@
 //! They hold ports as `Arc<dyn …>`; `app` injects the adapters.
 
 mod executions;
+mod live;
 mod sessions;
 mod templates;
 mod tokens;
 
-pub use executions::{Executed, ExecutionService, RunFileRequest};
+pub use executions::{Completion, Executed, ExecutionService, Following, RunFileRequest, Started};
+pub use live::Followed;
 pub use sessions::{NewSession, ReconcileReport, SessionService};
 pub use templates::{LibraryEntry, NewCapability, NewStartupFile, NewTemplate, TemplateService};
 pub use tokens::{NewToken, TokenService, MIN_SUPPLIED_SECRET_LEN, TOUCH_INTERVAL};

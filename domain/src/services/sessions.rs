@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map};
 
-use super::executions::{Recorder, Work};
+use super::executions::{Activity, Recorder, Work};
 use super::ExecutionService;
 use crate::event::{Event, EventPayload, SystemLevel};
 use crate::execution::{ExecutionKind, ExecutionStatus};
@@ -100,6 +100,7 @@ impl SessionService {
             created_at: self.recorder.clock.now(),
             closed_at: None,
             last_error: None,
+            forked_from: None,
         };
         self.sessions().insert(&session).await?;
 
@@ -222,6 +223,40 @@ impl SessionService {
         session.status = SessionStatus::Closed;
         session.closed_at = Some(self.recorder.clock.now());
         self.sessions().update_state(&session).await?;
+        Ok(session)
+    }
+
+    /// Forks a ready session: a new session whose runtime starts as a copy
+    /// of the source's live heap (every variable, function and loaded
+    /// module), with the source's template and worktree and `forked_from`
+    /// naming the source. The source is busy meanwhile and unchanged after.
+    /// A fork that cannot start leaves the new session `crashed` and is
+    /// reported as `STARTUP_FAILED`.
+    pub async fn fork(&self, id: SessionId) -> Result<Session, DomainError> {
+        self.notice_lost_runtimes().await?;
+        let source = self.find(id).await?;
+        if source.status != SessionStatus::Ready {
+            return Err(DomainError::SessionNotReady { session_id: id, status: source.status.to_string() });
+        }
+        let _busy = self.recorder.busy.claim(id, Activity::Fork)?;
+        let mut session = Session {
+            id: SessionId::new(),
+            status: SessionStatus::Starting,
+            created_at: self.recorder.clock.now(),
+            closed_at: None,
+            last_error: None,
+            forked_from: Some(id),
+            ..source
+        };
+        self.sessions().insert(&session).await?;
+        if let Err(err) = self.runtime().fork(id, session.id).await {
+            return Err(self.fail_start(session, err.to_string()).await);
+        }
+        session.status = SessionStatus::Ready;
+        if let Err(err) = self.sessions().update_state(&session).await {
+            self.runtime().close(session.id).await;
+            return Err(err);
+        }
         Ok(session)
     }
 
@@ -375,7 +410,7 @@ mod tests {
         let mut parts = Parts::new();
         parts.templates.expect_startup_files().returning(|id| Ok(vec![a_startup_file(id, "init.js")]));
         parts.runtime.expect_start().returning(|_| Ok(()));
-        parts.runtime.expect_run().returning(|_, _| {
+        parts.runtime.expect_run().returning(|_, _, _| {
             Ok(Outcome {
                 events: vec![EventPayload::Exception { message: "Error: boom".into(), stack: String::new() }],
                 ending: Ending::Threw,
@@ -531,5 +566,52 @@ mod tests {
             .returning(|_, _| Ok(()));
         let report = block_on(parts.build().reconcile_after_restart()).unwrap();
         assert_eq!(report, ReconcileReport { closed_sessions: 1, finalised_executions: 1 });
+    }
+
+    #[test]
+    fn a_fork_is_a_new_ready_session_on_the_same_worktree_that_names_its_source() {
+        let mut parts = Parts::new();
+        let source = a_session(SessionId::new(), SessionStatus::Ready);
+        let source_id = source.id;
+        let shown = source.clone();
+        parts.sessions.expect_get().returning(move |_| Ok(Some(shown.clone())));
+        parts.runtime.expect_take_lost().returning(Vec::new);
+        parts
+            .runtime
+            .expect_fork()
+            .withf(move |from, to| *from == source_id && *to != source_id)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let states = recorded_states(&mut parts.sessions);
+        let fork = block_on(parts.build().fork(source_id)).unwrap();
+        assert_eq!(fork.status, SessionStatus::Ready);
+        assert_eq!(fork.forked_from, Some(source_id));
+        assert_ne!(fork.id, source_id);
+        assert_eq!((fork.worktree_path, fork.template_id), (source.worktree_path, source.template_id));
+        assert_eq!(states.lock().unwrap().last().unwrap().status, SessionStatus::Ready);
+    }
+
+    #[test]
+    fn a_fork_that_cannot_start_is_a_crashed_session_and_a_startup_failure() {
+        let mut parts = Parts::new();
+        parts.sessions.expect_get().returning(|id| Ok(Some(a_session(id, SessionStatus::Ready))));
+        parts.runtime.expect_take_lost().returning(Vec::new);
+        parts.runtime.expect_fork().returning(|_, _| Err(RuntimeError::StartFailed("no memory".into())));
+        parts.runtime.expect_close().returning(|_| ());
+        let states = recorded_states(&mut parts.sessions);
+        let err = block_on(parts.build().fork(SessionId::new())).unwrap_err();
+        assert_eq!(err.code(), "STARTUP_FAILED");
+        assert_eq!(states.lock().unwrap().last().unwrap().status, SessionStatus::Crashed);
+    }
+
+    #[test]
+    fn only_a_ready_session_can_be_forked() {
+        let mut parts = Parts::new();
+        parts.sessions.expect_get().returning(|id| Ok(Some(a_session(id, SessionStatus::Crashed))));
+        parts.runtime.expect_take_lost().returning(Vec::new);
+        parts.runtime.expect_fork().never();
+        parts.sessions.expect_insert().never();
+        let err = block_on(parts.build().fork(SessionId::new())).unwrap_err();
+        assert_eq!(err.code(), "SESSION_NOT_READY");
     }
 }

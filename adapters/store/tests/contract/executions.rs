@@ -244,3 +244,137 @@ contract!(nul_characters_in_input_output_and_errors_round_trip, async |h: &Harne
     assert_eq!(h.executions.get(started.id).await.unwrap(), Some(done));
     assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), recorded);
 });
+
+/// Console events `seqs` of `execution`, each stamped `seq` seconds after
+/// it started, so that every event has its own `ts`.
+fn live_events(execution: &Execution, seqs: std::ops::RangeInclusive<i64>) -> Vec<Event> {
+    seqs.map(|seq| Event {
+        execution_id: execution.id,
+        seq,
+        ts: execution.started_at + chrono::Duration::seconds(seq),
+        payload: EventPayload::Console { level: ConsoleLevel::Log, text: format!("live {seq}") },
+    })
+    .collect()
+}
+
+contract!(events_appended_while_running_then_a_finishing_tail_read_back_as_one_trail, async |h: &Harness| {
+    let session = a_session(h).await;
+    let started = running(session.id, at(1));
+    h.executions.insert(&started).await.unwrap();
+    let first = live_events(&started, 1..=3);
+    let second = live_events(&started, 4..=5);
+
+    h.executions.append_events(started.id, &first).await.unwrap();
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), first);
+    h.executions.append_events(started.id, &second).await.unwrap();
+
+    assert_eq!(h.executions.get(started.id).await.unwrap(), Some(started.clone()), "appending leaves the row");
+    assert_eq!(ids(&h.executions.running().await.unwrap()), [started.id]);
+    assert_eq!(h.executions.events_after(started.id, 3).await.unwrap(), second);
+
+    let tail = live_events(&started, 6..=7);
+    let done = finished(&started, 7);
+    h.executions.finish(&done, &tail).await.unwrap();
+
+    let trail: Vec<Event> = [first, second, tail].concat();
+    let stored = h.executions.events_after(started.id, 0).await.unwrap();
+    assert_eq!(stored, trail);
+    let stamps: std::collections::BTreeSet<_> = stored.iter().map(|e| e.ts).collect();
+    assert_eq!(stamps.len(), trail.len(), "each event keeps its own ts");
+    for k in 0..=7 {
+        assert_eq!(h.executions.events_after(started.id, k).await.unwrap(), trail[k as usize..], "after {k}");
+    }
+    assert_eq!(h.executions.get(started.id).await.unwrap(), Some(done));
+    assert!(h.executions.running().await.unwrap().is_empty());
+});
+
+contract!(a_finish_with_no_tail_keeps_the_appended_events, async |h: &Harness| {
+    let session = a_session(h).await;
+    let started = running(session.id, at(1));
+    h.executions.insert(&started).await.unwrap();
+    let streamed = live_events(&started, 1..=4);
+    h.executions.append_events(started.id, &streamed).await.unwrap();
+
+    h.executions.finish(&finished(&started, 4), &[]).await.unwrap();
+
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), streamed);
+    assert_eq!(h.executions.get(started.id).await.unwrap().map(|e| e.status), Some(ExecutionStatus::Ok));
+});
+
+contract!(appending_to_a_missing_execution_is_execution_not_found, async |h: &Harness| {
+    let ghost = running(SessionId::new(), at(1));
+
+    let err = h.executions.append_events(ghost.id, &live_events(&ghost, 1..=2)).await.unwrap_err();
+
+    assert_eq!(err.code(), "EXECUTION_NOT_FOUND", "{err}");
+    assert_eq!(h.count_rows("execution_events", "execution_id", ghost.id).await, 0);
+});
+
+contract!(an_empty_append_is_a_no_op_even_for_a_missing_execution, async |h: &Harness| {
+    let session = a_session(h).await;
+    let started = running(session.id, at(1));
+    h.executions.insert(&started).await.unwrap();
+
+    h.executions.append_events(started.id, &[]).await.expect("nothing to append");
+    h.executions.append_events(ExecutionId::new(), &[]).await.expect("nothing to append, nothing checked");
+
+    assert!(h.executions.events_after(started.id, 0).await.unwrap().is_empty());
+});
+
+contract!(appending_a_seq_already_stored_is_refused_and_keeps_what_was_stored, async |h: &Harness| {
+    let session = a_session(h).await;
+    let started = running(session.id, at(1));
+    h.executions.insert(&started).await.unwrap();
+    let stored = live_events(&started, 1..=3);
+    h.executions.append_events(started.id, &stored).await.unwrap();
+    let mut clashing = live_events(&started, 3..=5);
+    clashing[0].payload = EventPayload::Console { level: ConsoleLevel::Error, text: "overwritten".into() };
+
+    let err = h.executions.append_events(started.id, &clashing).await.expect_err("seq 3 is stored already");
+
+    assert_eq!(err.code(), "INTERNAL", "a caller's bug, not an outage to retry: {err}");
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), stored, "the batch is all or nothing");
+    let mut twice = live_events(&started, 4..=5);
+    twice.push(twice[0].clone());
+    h.executions.append_events(started.id, &twice).await.expect_err("seq 4 twice in one batch");
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), stored);
+
+    let next = live_events(&started, 4..=5);
+    h.executions.append_events(started.id, &next).await.expect("the next seqs still append");
+    assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), [stored, next].concat());
+});
+
+contract!(
+    a_finishing_tail_that_repeats_an_appended_seq_is_refused_and_leaves_the_execution_running,
+    async |h: &Harness| {
+        let session = a_session(h).await;
+        let started = running(session.id, at(1));
+        h.executions.insert(&started).await.unwrap();
+        let streamed = live_events(&started, 1..=3);
+        h.executions.append_events(started.id, &streamed).await.unwrap();
+
+        let err = h.executions.finish(&finished(&started, 4), &live_events(&started, 3..=4)).await.unwrap_err();
+
+        assert_eq!(err.code(), "INTERNAL", "{err}");
+        assert_eq!(h.executions.get(started.id).await.unwrap(), Some(started.clone()));
+        assert_eq!(h.executions.events_after(started.id, 0).await.unwrap(), streamed);
+        let done = finished(&started, 4);
+        h.executions.finish(&done, &live_events(&started, 4..=4)).await.expect("the right tail finishes");
+        assert_eq!(h.executions.events_after(started.id, 0).await.unwrap().len(), 4);
+    }
+);
+
+contract!(events_of_another_execution_are_refused_by_append, async |h: &Harness| {
+    let session = a_session(h).await;
+    let mine = running(session.id, at(1));
+    let other = running(session.id, at(2));
+    for e in [&mine, &other] {
+        h.executions.insert(e).await.unwrap();
+    }
+
+    let err = h.executions.append_events(mine.id, &live_events(&other, 1..=1)).await.unwrap_err();
+
+    assert_eq!(err.code(), "INTERNAL");
+    assert!(h.executions.events_after(mine.id, 0).await.unwrap().is_empty());
+    assert!(h.executions.events_after(other.id, 0).await.unwrap().is_empty());
+});

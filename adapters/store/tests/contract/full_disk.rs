@@ -1,5 +1,6 @@
-//! SQLite on a disk that fills up: a write that does not fit fails with
-//! `STORAGE_FULL` (never `INTERNAL`) and stores nothing of itself, reads go
+//! SQLite on a disk that fills up: a write that does not fit (a finish, an
+//! append of events) fails with `STORAGE_FULL` (never `INTERNAL`) and
+//! stores nothing of itself, reads go
 //! on, everything acknowledged stays, and once there is room again the same
 //! open store writes again: its one writer connection healed.
 
@@ -99,6 +100,11 @@ async fn a_full_disk_fails_writes_with_storage_full_loses_nothing_stored_and_hea
     }
     let again = executions.finish(&done, &events).await.expect_err("the disk is still full");
     assert_eq!(again.code(), "STORAGE_FULL", "{again}");
+    let streaming = left.next().expect("an execution left running");
+    let streamed = big_events(&streaming, EVENTS, EVENT_BYTES);
+    let append = executions.append_events(streaming.id, &streamed).await.expect_err("the disk is still full");
+    assert_eq!(append.code(), "STORAGE_FULL", "{append}");
+    assert!(executions.events_after(streaming.id, 0).await.unwrap().is_empty(), "a refused append stored events");
 
     let readiness = store.check().await.expect_err("not ready while writes fail, although reads work");
     assert_eq!(readiness.code(), "STORAGE_FULL", "{readiness}");
@@ -115,6 +121,9 @@ async fn a_full_disk_fails_writes_with_storage_full_loses_nothing_stored_and_hea
     assert_eq!(executions.get(done.id).await.unwrap(), Some(done.clone()));
     assert_eq!(executions.events_after(done.id, 0).await.unwrap(), events);
     store.check().await.expect("ready again once a write succeeded");
+    executions.append_events(streaming.id, &streamed).await.expect("appends work again once there is room");
+    executions.finish(&finished(&streaming, EVENTS), &[]).await.unwrap();
+    assert_eq!(executions.events_after(streaming.id, 0).await.unwrap(), streamed);
     for execution in left.take(3) {
         let next = finished(&execution, EVENTS);
         let next_events = big_events(&execution, EVENTS, EVENT_BYTES);

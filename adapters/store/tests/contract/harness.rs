@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use sqlx::migrate::Migrator;
 use tempfile::TempDir;
 use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
 use vm_store::{PostgresStore, PostgresUrl, SqliteStore};
@@ -56,6 +57,17 @@ pub async fn fresh_postgres() -> Option<Harness> {
         tokens: store.clone(),
         backend: Backend::Postgres { store },
     })
+}
+
+/// The migrations of `backend` (`sqlite` or `postgres`) older than
+/// `version`: a schema as an older release left it, to migrate from.
+pub async fn migrations_before(backend: &str, version: i64) -> Migrator {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    let mut migrator = Migrator::new(dir).await.expect("the migrations read");
+    let older: Vec<_> = migrator.migrations.iter().filter(|m| m.version < version).cloned().collect();
+    assert!(!older.is_empty() && older.len() < migrator.migrations.len(), "{version} is a later migration");
+    migrator.migrations = older.into();
+    migrator
 }
 
 /// The URL of a new, empty database in the shared cluster.

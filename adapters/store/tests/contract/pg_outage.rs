@@ -49,11 +49,15 @@ async fn a_stopped_server_is_store_unavailable_within_2_s_and_the_same_store_rec
     let trail = events(&interrupted, 5);
     let mut took = vec![
         unavailable("finish", executions.finish(&done, &trail)).await,
+        unavailable("append_events", executions.append_events(before.id, &events(&before, 2))).await,
         unavailable("insert", executions.insert(&running(owner.id, at(3)))).await,
         unavailable("get", executions.get(before.id)).await,
         unavailable("list", executions.list(Some(owner.id), 10)).await,
         unavailable("check", store.check()).await,
     ];
+    let clock = Instant::now();
+    executions.append_events(before.id, &[]).await.expect("an empty batch needs no server");
+    assert!(clock.elapsed() < Duration::from_millis(100), "an empty append waited {:?}", clock.elapsed());
     executions.finish_later(done.clone(), trail.clone());
     took.push(unavailable("get, again", executions.get(before.id)).await);
     assert_eq!(store.pending_writes(), 1);
@@ -72,6 +76,9 @@ async fn a_stopped_server_is_store_unavailable_within_2_s_and_the_same_store_rec
     executions.insert(&after).await.expect("the same store writes again");
     executions.finish(&finished(&after, 1), &events(&after, 1)).await.unwrap();
     assert_eq!(executions.get(after.id).await.unwrap().map(|e| e.status), Some(ExecutionStatus::Ok));
+    let streamed = events(&before, 2);
+    executions.append_events(before.id, &streamed).await.expect("the same store appends again");
+    assert_eq!(executions.events_after(before.id, 0).await.unwrap(), streamed);
     assert_eq!(executions.get(before.id).await.unwrap(), Some(before));
     eprintln!("postgres down: calls failed in {took:?}; pending write stored {stored_after:?} after the restart");
     store.close().await;

@@ -3,11 +3,13 @@
 
 use std::net::TcpListener;
 
+use sqlx::postgres::PgPoolOptions;
+use vm_domain::ids::TemplateId;
 use vm_domain::ports::{SessionStore, TemplateStore};
 use vm_domain::template::Settings;
 use vm_store::{OpenError, PostgresStore, PostgresUrl};
 
-use crate::harness::fresh_postgres_url;
+use crate::harness::{fresh_postgres_url, migrations_before};
 use crate::seed::{at, session, template};
 
 /// A port on 127.0.0.1 that nothing listens on.
@@ -116,4 +118,57 @@ async fn reconnecting_keeps_the_data_and_applies_migrations_once() {
         sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(store.pool()).await.unwrap();
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")).unwrap().count();
     assert_eq!(applied, migrations as i64);
+}
+
+#[tokio::test]
+async fn a_session_stored_before_forks_were_recorded_reads_as_forked_from_none() {
+    let Some(url) = vm_testpg::fresh_database_url() else { return };
+    let old = session(TemplateId::new(), at(1));
+    {
+        let pool = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        migrations_before("postgres", 3).await.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (id, template_id, workspace_id, base_commit_oid, worktree_path, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'ready', $6)",
+        )
+        .bind(old.id.as_uuid())
+        .bind(old.template_id.as_uuid())
+        .bind(old.workspace_id.as_str())
+        .bind(old.base_commit_oid.as_str())
+        .bind(old.worktree_path.as_path().to_string_lossy().into_owned())
+        .bind(old.created_at)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    let store = PostgresStore::connect(&PostgresUrl::new(url)).await.expect("the store migrates the older schema");
+
+    assert_eq!(old.forked_from, None);
+    assert_eq!(SessionStore::get(&store, old.id).await.unwrap(), Some(old.clone()));
+    assert_eq!(SessionStore::list(&store, None).await.unwrap(), [old]);
+}
+
+#[tokio::test]
+async fn forked_from_is_a_uuid_without_a_foreign_key() {
+    let Some(url) = fresh_postgres_url() else { return };
+    let store = PostgresStore::connect(&url).await.unwrap();
+
+    let (data_type, nullable): (String, String) = sqlx::query_as(
+        "SELECT data_type, is_nullable FROM information_schema.columns \
+         WHERE table_name = 'sessions' AND column_name = 'forked_from'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let keys: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_constraint WHERE conrelid = 'sessions'::regclass AND contype = 'f'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+
+    assert_eq!((data_type.as_str(), nullable.as_str()), ("uuid", "YES"));
+    assert_eq!(keys, 0, "deleting a parent session must not touch its forks");
 }

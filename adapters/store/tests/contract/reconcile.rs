@@ -9,7 +9,7 @@ use serde_json::json;
 use vm_domain::event::{EventPayload, SystemLevel};
 use vm_domain::execution::ExecutionStatus;
 use vm_domain::ids::{SessionId, TemplateId};
-use vm_domain::ports::{Clock, Job, JsRuntime, Outcome, RuntimeError, RuntimeSpec};
+use vm_domain::ports::{Clock, Job, JsRuntime, LiveEvents, Outcome, RuntimeError, RuntimeSpec, Sleep};
 use vm_domain::services::{ReconcileReport, SessionService};
 use vm_domain::session::SessionStatus;
 use vm_domain::Timestamp;
@@ -31,8 +31,16 @@ impl JsRuntime for NoEngines {
         Err(RuntimeError::Unavailable("reconciliation starts no engine".into()))
     }
 
-    async fn run(&self, _session: SessionId, _job: Job) -> Result<Outcome, RuntimeError> {
+    async fn run(&self, _session: SessionId, _job: Job, _live: LiveEvents) -> Result<Outcome, RuntimeError> {
         Err(RuntimeError::Unavailable("reconciliation runs nothing".into()))
+    }
+
+    async fn cancel(&self, _session: SessionId) -> bool {
+        false
+    }
+
+    async fn fork(&self, _from: SessionId, _to: SessionId) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Unavailable("reconciliation forks nothing".into()))
     }
 
     async fn close(&self, _session: SessionId) {}
@@ -52,6 +60,10 @@ struct StoppedAt(Timestamp);
 impl Clock for StoppedAt {
     fn now(&self) -> Timestamp {
         self.0
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
     }
 }
 
@@ -130,4 +142,23 @@ contract!(a_second_restart_finds_nothing_left_to_reconcile, async |h: &Harness| 
     assert_eq!(second, ReconcileReport::default());
     assert_eq!((h.sessions.get(live.id).await.unwrap(), h.executions.get(left.id).await.unwrap()), after_first);
     assert_eq!(h.executions.events_after(left.id, 0).await.unwrap().len(), 1);
+});
+
+contract!(a_restart_finalises_a_running_execution_after_the_events_it_appended, async |h: &Harness| {
+    let live = session(TemplateId::new(), at(1));
+    h.sessions.insert(&live).await.unwrap();
+    let left = running(live.id, at(2));
+    h.executions.insert(&left).await.unwrap();
+    let streamed = events(&left, 4);
+    h.executions.append_events(left.id, &streamed).await.unwrap();
+
+    let report = restarted_daemon(h, at(10)).reconcile_after_restart().await.unwrap();
+
+    assert_eq!(report, ReconcileReport { closed_sessions: 1, finalised_executions: 1 });
+    let trail = h.executions.events_after(left.id, 0).await.unwrap();
+    assert_eq!(trail[..4], streamed[..], "what was flushed before the crash is kept");
+    assert_eq!((trail.len(), trail[4].seq, trail[4].ts), (5, 5, at(10)));
+    assert!(matches!(&trail[4].payload, EventPayload::System { level: SystemLevel::Warn, .. }), "{trail:?}");
+    let after = h.executions.get(left.id).await.unwrap().unwrap();
+    assert_eq!((after.status, after.metrics.event_count), (ExecutionStatus::Cancelled, 5));
 });

@@ -57,6 +57,7 @@ pub fn session(template_id: TemplateId, created_at: Timestamp) -> Session {
         created_at,
         closed_at: None,
         last_error: None,
+        forked_from: None,
     }
 }
 

@@ -62,3 +62,35 @@ contract!(updating_a_missing_session_is_session_not_found, async |h: &Harness| {
     let err = h.sessions.update_state(&ghost).await.unwrap_err();
     assert_eq!(err.code(), "SESSION_NOT_FOUND");
 });
+
+contract!(forked_from_round_trips_through_insert_get_and_list, async |h: &Harness| {
+    let template_id = TemplateId::new();
+    let parent = session(template_id, at(1));
+    let mut fork = session(template_id, at(2));
+    fork.forked_from = Some(parent.id);
+    let mut fork_of_fork = session(template_id, at(3));
+    fork_of_fork.forked_from = Some(fork.id);
+    for s in [&parent, &fork, &fork_of_fork] {
+        h.sessions.insert(s).await.unwrap();
+    }
+
+    assert_eq!(h.sessions.get(parent.id).await.unwrap().map(|s| s.forked_from), Some(None));
+    assert_eq!(h.sessions.get(fork.id).await.unwrap().map(|s| s.forked_from), Some(Some(parent.id)));
+    assert_eq!(h.sessions.get(fork_of_fork.id).await.unwrap(), Some(fork_of_fork.clone()));
+    assert_eq!(h.sessions.list(None).await.unwrap(), [fork_of_fork.clone(), fork.clone(), parent.clone()]);
+    assert_eq!(h.sessions.list(Some(SessionStatus::Ready)).await.unwrap(), [fork_of_fork, fork, parent]);
+});
+
+contract!(updating_state_keeps_forked_from, async |h: &Harness| {
+    let parent = session(TemplateId::new(), at(1));
+    let mut fork = session(parent.template_id, at(2));
+    fork.forked_from = Some(parent.id);
+    h.sessions.insert(&parent).await.unwrap();
+    h.sessions.insert(&fork).await.unwrap();
+
+    fork.status = SessionStatus::Closed;
+    fork.closed_at = Some(at(3));
+    h.sessions.update_state(&fork).await.unwrap();
+
+    assert_eq!(h.sessions.get(fork.id).await.unwrap(), Some(fork));
+});

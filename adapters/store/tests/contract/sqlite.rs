@@ -1,9 +1,13 @@
 //! What only SQLite has: the file, its pragmas, and reopening it.
 
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use vm_domain::ids::TemplateId;
 use vm_domain::ports::{SessionStore, TemplateStore};
 use vm_domain::template::Settings;
 use vm_store::SqliteStore;
 
+use crate::harness::migrations_before;
 use crate::seed::{at, session, template};
 
 #[tokio::test]
@@ -54,4 +58,35 @@ async fn reopening_the_same_file_keeps_the_data() {
 
     assert_eq!(TemplateStore::get(&store, demo.id).await.unwrap(), Some(demo));
     assert_eq!(SessionStore::get(&store, made.id).await.unwrap(), Some(made));
+}
+
+#[tokio::test]
+async fn a_session_stored_before_forks_were_recorded_reads_as_forked_from_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vm-system.db");
+    let old = session(TemplateId::new(), at(1));
+    {
+        let mut conn = SqliteConnectOptions::new().filename(&path).create_if_missing(true).connect().await.unwrap();
+        migrations_before("sqlite", 3).await.run(&mut conn).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (id, template_id, workspace_id, base_commit_oid, worktree_path, status, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'ready', ?6)",
+        )
+        .bind(old.id.to_string())
+        .bind(old.template_id.to_string())
+        .bind(old.workspace_id.as_str())
+        .bind(old.base_commit_oid.as_str())
+        .bind(old.worktree_path.as_path().to_string_lossy().into_owned())
+        .bind(old.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+
+    let store = SqliteStore::open(&path).await.expect("the store migrates the older file");
+
+    assert_eq!(old.forked_from, None);
+    assert_eq!(SessionStore::get(&store, old.id).await.unwrap(), Some(old.clone()));
+    assert_eq!(SessionStore::list(&store, None).await.unwrap(), [old]);
 }
