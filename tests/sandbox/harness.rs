@@ -143,10 +143,18 @@ impl Lab {
         self.daemon.id()
     }
 
-    /// The session workers of this daemon: children of its zygotes.
-    pub fn worker_pids(&self) -> Vec<u32> {
+    /// The sessions' keepers of this daemon: children of its zygotes.
+    pub fn keeper_pids(&self) -> Vec<u32> {
         let zygotes = children_of(self.daemon.id());
         zygotes.into_iter().flat_map(children_of).collect()
+    }
+
+    /// The session processes of this daemon: the keepers and their
+    /// children (each session's live worker and checkpoint).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let keepers = self.keeper_pids();
+        let workers: Vec<u32> = keepers.iter().copied().flat_map(children_of).collect();
+        keepers.into_iter().chain(workers).collect()
     }
 
     pub fn daemon_log(&self) -> String {

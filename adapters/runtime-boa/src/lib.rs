@@ -5,8 +5,11 @@
 //! - [`runtime`]: the host half's entry. [`BoaRuntime`] runs each session in
 //!   its own worker process, forked from a [`zygotes`] process that has
 //!   already evaluated the session's libraries.
-//! - [`supervisor`]: one worker seen from the daemon: deadlines, CPU
-//!   sampling, the kill, and what a worker's death means.
+//! - [`supervisor`]: one session seen from the daemon: deadlines, CPU
+//!   sampling, cancel, the kill, what a worker's death means, and the
+//!   checkpoint that takes over after it.
+//! - [`family`]: a session and the sessions forked from it, seen from the
+//!   daemon: their keeper process and the ends it reports.
 //! - [`protocol`]: the only thing both halves share: framed messages.
 //! - [`worker`]: the worker half: the engine, console capture, previews,
 //!   native modules, OS limits and the counting allocator (the process's
@@ -16,6 +19,7 @@
 //! - [`library_cache`]: where library files live on disk; [`FsLibraryCache`].
 
 pub mod error;
+pub mod family;
 pub mod library_cache;
 pub mod protocol;
 pub mod runtime;

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use vm_domain::event::EventPayload;
-use vm_domain::ports::{Ending, Job, LimitHit};
+use vm_domain::ports::{Ending, Job, LimitHit, StateAfter};
 use vm_domain::template::{Limits, ResolverSettings};
 
 /// The argument that turns any binary linking this crate into a worker:
@@ -29,8 +29,13 @@ pub const EXIT_MEMORY_LIMIT: i32 = 87;
 /// descriptors (see [`crate::sandbox::fds`]).
 pub const EXIT_DESCRIPTORS: i32 = 88;
 
-/// Control byte on a zygote's socket: fork a session worker on the socket
-/// whose descriptor rides along.
+/// The exit code of a worker whose daemon broke the protocol (a request out
+/// of turn, a frame it cannot read).
+pub const EXIT_PROTOCOL: i32 = 2;
+
+/// Control byte on a zygote's socket: fork a session's keeper on the
+/// sockets whose descriptors ride along. Also the byte that follows a
+/// [`Request::Fork`] on a session's channel, carrying the new session's.
 pub const CONTROL_FORK: u8 = b'F';
 
 /// A library file for a zygote to evaluate, in order.
@@ -47,7 +52,7 @@ pub struct LibraryFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZygoteSpec {
     pub libraries: Vec<LibraryFile>,
-    /// Fork each session worker into its own namespaces (see
+    /// Fork each session's keeper into its own namespaces (see
     /// [`crate::sandbox`]); off only with `--sandbox=off`.
     pub sandbox: bool,
     /// A root daemon's sandbox user: the zygote makes the user namespaces
@@ -68,12 +73,12 @@ pub enum ZygoteReply {
     /// The libraries are loaded; forks may begin.
     Ready,
     StartFailed(String),
-    /// A session worker was forked for the last fork request.
+    /// A session's keeper was forked for the last fork request.
     Forked {
         pid: i32,
     },
     ForkFailed(String),
-    /// A forked worker ended (the zygote is its parent and reaps it).
+    /// A forked keeper ended (the zygote is its parent and reaps it).
     Exited {
         pid: i32,
         status: ExitStatus,
@@ -106,6 +111,9 @@ pub struct BootSpec {
     /// The kernel confinement to apply before the first job; `None` only
     /// when the operator chose `--sandbox=off`.
     pub sandbox: Option<SandboxSpec>,
+    /// `settings.runtime.checkpoints`: keep a forked copy of the session
+    /// before each job (see [`crate::worker::checkpoint`]).
+    pub checkpoints: bool,
 }
 
 /// A program the `exec` module may run.
@@ -138,11 +146,21 @@ pub struct SandboxUser {
     pub gid: u32,
 }
 
-/// Daemon → session worker; one request at a time.
+/// Daemon → a session's keeper (`Boot`), live worker or checkpoint
+/// (`Resume`); one request at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
+    /// To a session's keeper, once: become this session.
     Boot(Box<BootSpec>),
     Run(WireJob),
+    /// Fork this idle session into a new one. One [`CONTROL_FORK`] byte
+    /// follows the frame, carrying with `SCM_RIGHTS` the new session's
+    /// channel and then its standard error pipe. Answered
+    /// [`Reply::Forked`] here and [`Reply::Ready`] on the new channel.
+    Fork,
+    /// To a checkpoint whose live worker died: become the live worker.
+    /// Requests the dead worker never read come before it and are skipped.
+    Resume,
 }
 
 /// [`Job`] on the wire.
@@ -209,18 +227,21 @@ impl From<WireEnding> for Ending {
         match ending {
             WireEnding::Completed => Self::Completed,
             WireEnding::Threw => Self::Threw,
-            WireEnding::Limit(hit) => Self::Limit { hit: hit.into(), runtime_lost: false },
+            WireEnding::Limit(hit) => Self::Limit { hit: hit.into(), state: StateAfter::Kept },
         }
     }
 }
 
 /// Session worker → daemon: events as they happen, then exactly one
-/// `Finished` per `Run`.
+/// `Finished` per `Run`. Pids are as the session sees them (in its PID
+/// namespace).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
-    /// Booted. `cpu_ns` is the worker's CPU time so far.
+    /// The live worker `pid` is ready (booted, or forked from another
+    /// session). `cpu_ns` is its CPU time so far.
     Ready {
         cpu_ns: u64,
+        pid: i32,
     },
     StartFailed(String),
     Event(WireEvent),
@@ -229,6 +250,34 @@ pub enum Reply {
         ending: WireEnding,
         cpu_ns: u64,
     },
+    /// Process `pid` now holds the session as it was after `generation`
+    /// jobs, waiting to take over; the previous checkpoint is gone.
+    Checkpoint {
+        pid: i32,
+        generation: u64,
+    },
+    /// No checkpoint could be taken; the previous one is gone too.
+    CheckpointFailed(String),
+    /// The new session's live worker of a [`Request::Fork`] is `pid`.
+    Forked {
+        pid: i32,
+    },
+    ForkFailed(String),
+    /// The checkpoint took over as live worker `pid`, with the session as
+    /// it was after `generation` jobs; `cpu_ns` is its CPU time so far.
+    Resumed {
+        pid: i32,
+        generation: u64,
+        cpu_ns: u64,
+    },
+}
+
+/// A session family's keeper → daemon, on the keeper channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeeperReport {
+    /// A child of the keeper (a live worker, a checkpoint, an orphan of
+    /// the session) ended; `pid` as the session sees it.
+    Exited { pid: i32, status: ExitStatus },
 }
 
 /// An event on the wire. A value's JSON form travels as text, since JSON
@@ -322,15 +371,8 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
     pub async fn next<T: DeserializeOwned>(&mut self) -> io::Result<Option<T>> {
         use tokio::io::AsyncReadExt;
         loop {
-            if self.buffer.len() >= 4 {
-                let header = [self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]];
-                let end = 4 + body_len(header)?;
-                if self.buffer.len() >= end {
-                    let message = decode(&self.buffer[4..end]);
-                    self.buffer.drain(..end);
-                    return message.map(Some);
-                }
-                self.buffer.reserve(end - self.buffer.len());
+            if let Some(message) = self.buffered() {
+                return message.map(Some);
             }
             if self.inner.read_buf(&mut self.buffer).await? == 0 {
                 return match self.buffer.is_empty() {
@@ -339,6 +381,43 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
                 };
             }
         }
+    }
+
+    /// The stream it reads.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+}
+
+impl<R> FrameReader<R> {
+    /// The next message among the bytes already read, without reading.
+    pub fn buffered<T: DeserializeOwned>(&mut self) -> Option<io::Result<T>> {
+        if self.buffer.len() < 4 {
+            return None;
+        }
+        let header = [self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]];
+        let end = match body_len(header) {
+            Ok(len) => 4 + len,
+            Err(err) => return Some(Err(err)),
+        };
+        if self.buffer.len() < end {
+            self.buffer.reserve(end - self.buffer.len());
+            return None;
+        }
+        let message = decode(&self.buffer[4..end]);
+        self.buffer.drain(..end);
+        Some(message)
+    }
+
+    /// Adds bytes read from the stream by other means (see
+    /// [`crate::supervisor`], which drains a dead worker's channel).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Drops what is buffered: a frame its writer died while writing.
+    pub fn discard(&mut self) {
+        self.buffer.clear();
     }
 }
 
@@ -350,7 +429,7 @@ mod tests {
     fn frames_round_trip_and_a_clean_end_is_none() {
         let mut buffer = Vec::new();
         let messages = [
-            Reply::Ready { cpu_ns: 5 },
+            Reply::Ready { cpu_ns: 5, pid: 2 },
             Reply::Event(EventPayload::Stdout { text: "out".into() }.into()),
             Reply::Event(
                 EventPayload::Value { kind: "null".into(), preview: "null".into(), json: Some(Value::Null) }.into(),
@@ -372,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_async_reader_reads_frames_split_anywhere() {
-        let mut bytes = encode(&Reply::Ready { cpu_ns: 1 });
+        let mut bytes = encode(&Reply::Ready { cpu_ns: 1, pid: 2 });
         bytes.extend(encode(&Reply::StartFailed("no".into())));
         let (mut tx, rx) = tokio::io::duplex(3);
         let writer = tokio::spawn(async move {
@@ -382,10 +461,24 @@ mod tests {
             }
         });
         let mut reader = FrameReader::new(rx);
-        assert_eq!(reader.next::<Reply>().await.unwrap(), Some(Reply::Ready { cpu_ns: 1 }));
+        assert_eq!(reader.next::<Reply>().await.unwrap(), Some(Reply::Ready { cpu_ns: 1, pid: 2 }));
         assert_eq!(reader.next::<Reply>().await.unwrap(), Some(Reply::StartFailed("no".into())));
         writer.await.unwrap();
         assert_eq!(reader.next::<Reply>().await.unwrap(), None);
+    }
+
+    #[test]
+    fn bytes_read_from_elsewhere_give_their_whole_frames_and_a_cut_one_is_dropped() {
+        let mut bytes = encode(&Reply::Checkpoint { pid: 3, generation: 1 });
+        let cut = encode(&Reply::Event(EventPayload::Stdout { text: "cut".into() }.into()));
+        bytes.extend(&cut[..cut.len() - 2]);
+        let mut reader = FrameReader::new(tokio::io::empty());
+        reader.extend(&bytes);
+        assert_eq!(reader.buffered::<Reply>().unwrap().unwrap(), Reply::Checkpoint { pid: 3, generation: 1 });
+        assert!(reader.buffered::<Reply>().is_none(), "the cut frame waits for the rest");
+        reader.discard();
+        reader.extend(&encode(&Reply::Resumed { pid: 4, generation: 1, cpu_ns: 7 }));
+        assert_eq!(reader.buffered::<Reply>().unwrap().unwrap(), Reply::Resumed { pid: 4, generation: 1, cpu_ns: 7 });
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, OnceCell};
 use vm_domain::catalog::LibraryRef;
 use vm_domain::ids::SessionId;
 use vm_domain::paths::WorktreePath;
-use vm_domain::ports::{Ending, Job, JsRuntime, Outcome, RuntimeError, RuntimeSpec};
+use vm_domain::ports::{Ending, Job, JsRuntime, LiveEvents, Outcome, RuntimeError, RuntimeSpec};
 use vm_domain::sandbox::SandboxPolicy;
 use vm_domain::template::CapabilityKind;
 use vm_domain::template::Settings;
@@ -20,7 +20,7 @@ use vm_domain::template::Settings;
 use crate::library_cache::library_file;
 use crate::protocol::{AllowedProgram, BootSpec, LibraryFile, SandboxSpec, ZygoteSpec};
 use crate::sandbox::SandboxMode;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Idle, Supervisor};
 use crate::worker::modules::exec::PROGRAM_PATH;
 use crate::zygotes::Zygote;
 
@@ -60,11 +60,14 @@ impl Losses {
 /// map, never across an `.await`.
 type Workers = Mutex<HashMap<SessionId, Arc<Supervisor>>>;
 
-/// The boa runtime. Each session's engine lives in its own worker process;
-/// closing the session (or dropping the runtime) kills it. A worker that
-/// dies while idle is noticed at once: the zygote that forked it reaps it
-/// and reports its exit status (see [`crate::zygotes`]), and a watch task
-/// per worker queues the loss for [`JsRuntime::next_lost`].
+/// The boa runtime. Each session's engine lives in its own live worker
+/// process, beside the checkpoint it took before the next job; closing the
+/// session (or dropping the runtime) kills them. A session and the sessions
+/// forked from it are a family with one keeper process, which reaps them
+/// all and reports each exit status (see [`crate::family`]). A live worker
+/// that dies while idle is noticed at once by a watch task per session: its
+/// checkpoint takes over, or, without one, the loss is queued for
+/// [`JsRuntime::next_lost`].
 pub struct BoaRuntime {
     cache_dir: PathBuf,
     /// The binary started as a zygote: this very program by default.
@@ -148,7 +151,7 @@ impl BoaRuntime {
             capabilities: Vec::new(),
         };
         self.start(spec).await?;
-        let outcome = self.run(session, Job::Eval { source: "1 + 1".into() }).await;
+        let outcome = self.run(session, Job::Eval { source: "1 + 1".into() }, Arc::new(|_| {})).await;
         self.close(session).await;
         match outcome?.ending {
             Ending::Completed => Ok(()),
@@ -156,34 +159,55 @@ impl BoaRuntime {
         }
     }
 
-    /// The process id of a session's worker, while it lives.
+    /// The process id of a session's live worker, while it lives.
     pub fn worker_pid(&self, session: SessionId) -> Option<i32> {
-        locked(&self.workers).get(&session).filter(|w| w.is_alive()).map(|w| w.pid())
+        locked(&self.workers).get(&session).and_then(|w| w.worker_pid())
     }
 
-    /// Waits, off the caller's task, for `worker` to end; if it ended on its
-    /// own while idle, forgets it and queues the loss. Holds the worker only
-    /// weakly, so that closing the session or dropping the runtime still
-    /// drops (and kills) it.
+    /// The live session's supervisor.
+    fn worker(&self, session: SessionId) -> Result<Arc<Supervisor>, RuntimeError> {
+        locked(&self.workers)
+            .get(&session)
+            .filter(|w| w.is_alive())
+            .cloned()
+            .ok_or_else(|| RuntimeError::Unavailable(session.to_string()))
+    }
+
+    /// Forgets `worker` as `session`'s, unless another took its place.
+    fn forget(workers: &Workers, session: SessionId, worker: &Arc<Supervisor>) {
+        let mut workers = locked(workers);
+        if workers.get(&session).is_some_and(|w| Arc::ptr_eq(w, worker)) {
+            workers.remove(&session);
+        }
+    }
+
+    /// Watches, off the caller's task, the live worker of `worker`: when it
+    /// ends while idle, its checkpoint takes over; without one, the session
+    /// is forgotten and the loss queued. Holds the worker only weakly, so
+    /// that closing the session or dropping the runtime still drops (and
+    /// kills) it.
     fn watch(&self, session: SessionId, worker: &Arc<Supervisor>) {
-        let ended = worker.ended();
         let worker = Arc::downgrade(worker);
         let workers = Arc::downgrade(&self.workers);
         let losses = Arc::downgrade(&self.losses);
         tokio::spawn(async move {
-            ended.await;
-            let (Some(worker), Some(workers), Some(losses)) = (worker.upgrade(), workers.upgrade(), losses.upgrade())
-            else {
-                return;
-            };
-            let Some(reason) = worker.claim_loss() else { return };
-            {
-                let mut workers = locked(&workers);
-                if workers.get(&session).is_some_and(|w| Arc::ptr_eq(w, &worker)) {
-                    workers.remove(&session);
+            loop {
+                let Some(ended) = worker.upgrade().map(|w| w.live_ended()) else { return };
+                if !ended.await {
+                    return;
+                }
+                let Some(current) = worker.upgrade() else { return };
+                match current.recover_idle().await {
+                    Idle::Watch => continue,
+                    Idle::Over => return,
+                    Idle::Lost(reason) => {
+                        let (Some(workers), Some(losses)) = (workers.upgrade(), losses.upgrade()) else { return };
+                        Self::forget(&workers, session, &current);
+                        losses.push(session, reason);
+                        return;
+                    }
                 }
             }
-            losses.push(session, reason);
         });
     }
 
@@ -336,6 +360,7 @@ impl JsRuntime for BoaRuntime {
             esm: spec.settings.runtime.esm,
             resolver: spec.settings.resolver.clone(),
             sandbox: self.sandbox_spec(&spec),
+            checkpoints: spec.settings.runtime.checkpoints,
         };
         let supervisor = Arc::new(Supervisor::boot(forked, boot, zygote).await?);
         locked(&self.workers).insert(session, supervisor.clone());
@@ -343,26 +368,42 @@ impl JsRuntime for BoaRuntime {
         Ok(())
     }
 
-    async fn run(&self, session: SessionId, job: Job) -> Result<Outcome, RuntimeError> {
-        let worker = locked(&self.workers)
-            .get(&session)
-            .cloned()
-            .ok_or_else(|| RuntimeError::Unavailable(session.to_string()))?;
-        let outcome = worker.run(job.into()).await;
-        let lost = matches!(outcome.ending, Ending::Crashed { .. } | Ending::Limit { runtime_lost: true, .. });
-        if lost {
-            let mut workers = locked(&self.workers);
-            if workers.get(&session).is_some_and(|w| Arc::ptr_eq(w, &worker)) {
-                workers.remove(&session);
+    async fn run(&self, session: SessionId, job: Job, live: LiveEvents) -> Result<Outcome, RuntimeError> {
+        let worker = self.worker(session)?;
+        let outcome = worker.run(job.into(), &*live).await;
+        let lost = match &outcome.ending {
+            Ending::Limit { state, .. } | Ending::Cancelled { state } | Ending::Crashed { state, .. } => {
+                state.is_lost()
             }
+            Ending::Completed | Ending::Threw => false,
+        };
+        if lost {
+            Self::forget(&self.workers, session, &worker);
+            worker.close();
         }
         Ok(outcome)
+    }
+
+    async fn cancel(&self, session: SessionId) -> bool {
+        let worker = locked(&self.workers).get(&session).cloned();
+        worker.is_some_and(|w| w.cancel())
+    }
+
+    async fn fork(&self, from: SessionId, to: SessionId) -> Result<(), RuntimeError> {
+        let source = self.worker(from)?;
+        if locked(&self.workers).get(&to).is_some_and(|w| w.is_alive()) {
+            return Err(RuntimeError::Internal(format!("session {to} already has a live runtime")));
+        }
+        let forked = Arc::new(source.fork(&to.to_string()).await?);
+        locked(&self.workers).insert(to, forked.clone());
+        self.watch(to, &forked);
+        Ok(())
     }
 
     async fn close(&self, session: SessionId) {
         let worker = locked(&self.workers).remove(&session);
         if let Some(worker) = worker {
-            worker.kill();
+            worker.close();
         }
     }
 

@@ -1,6 +1,7 @@
 //! The daemon's side of a zygote: starts the process (cleared environment,
-//! a 64 MiB stack limit), hands it a socket per session to fork on, and
-//! routes what it reports: each fork's pid, and how each worker ended.
+//! a 64 MiB stack limit), hands it the sockets of each session family to
+//! fork a keeper on, and routes what it reports: each fork's pid, and how
+//! each keeper ended.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
@@ -26,23 +27,30 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a fork may take to be reported.
 const FORK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How a worker ended, as far as the daemon can know.
+/// How a worker process ended, as far as the daemon can know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Status(ExitStatus),
     /// Its zygote died, so the daemon stopped it (nobody could report
     /// how it ends any more).
     ZygoteGone,
+    /// Its family's keeper ended, taking it along, and how the keeper
+    /// ended is not known.
+    KeeperGone,
 }
 
-/// `None` while the worker lives.
+/// `None` while the process lives.
 pub type ExitWatch = watch::Receiver<Option<Exit>>;
 
-/// A forked session worker, not yet booted.
+/// A forked keeper of a session family, not yet booted.
 pub struct Forked {
+    /// The keeper's pid.
     pub pid: i32,
     pub exit: ExitWatch,
+    /// The session's channel.
     pub channel: tokio::net::UnixStream,
+    /// The keeper channel, on which the keeper reports its children's ends.
+    pub keeper: tokio::net::UnixStream,
 }
 
 type ForkReply = Result<(i32, ExitWatch), WorkerError>;
@@ -129,25 +137,29 @@ impl Zygote {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// Forks a session worker connected to a fresh socket; what it writes to
-    /// its standard error is logged with `session`.
+    /// Forks the keeper of a new session family, connected to a fresh
+    /// session channel and keeper channel; what its processes write to
+    /// their standard error is logged with `session`.
     pub async fn fork(&self, session: &str) -> Result<Forked, WorkerError> {
         let _one_at_a_time = self.forking.lock().await;
         if !self.is_alive() {
             return Err(WorkerError::ZygoteGone);
         }
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(WorkerError::Channel)?;
+        let (keeper, keeper_theirs) = std::os::unix::net::UnixStream::pair().map_err(WorkerError::Channel)?;
         let (stderr_read, stderr_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                 .map_err(|e| WorkerError::Channel(e.into()))?;
         let (reply, answer) = oneshot::channel();
         locked(&self.pending).push_back(reply);
-        if let Err(err) = self.send(CONTROL_FORK, &[theirs.as_raw_fd(), stderr_write.as_raw_fd()]).await {
+        let fds = [theirs.as_raw_fd(), stderr_write.as_raw_fd(), keeper_theirs.as_raw_fd()];
+        if let Err(err) = send_fds(self.control.as_ref(), CONTROL_FORK, &fds).await {
             locked(&self.pending).pop_back();
             return Err(WorkerError::Unreachable(err));
         }
         drop(theirs);
         drop(stderr_write);
+        drop(keeper_theirs);
         if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr_read) {
             tokio::spawn(log_stderr(pipe, session.to_owned()));
         }
@@ -156,24 +168,29 @@ impl Zygote {
             Ok(Err(_)) => return Err(WorkerError::ZygoteGone),
             Err(_) => return Err(WorkerError::TimedOut { what: "fork", within: FORK_TIMEOUT }),
         };
-        ours.set_nonblocking(true).map_err(WorkerError::Channel)?;
-        let channel = tokio::net::UnixStream::from_std(ours).map_err(WorkerError::Channel)?;
-        Ok(Forked { pid, exit, channel })
+        let channel = tokio_stream(ours)?;
+        let keeper = tokio_stream(keeper)?;
+        Ok(Forked { pid, exit, channel, keeper })
     }
+}
 
-    async fn send(&self, byte: u8, fds: &[i32]) -> io::Result<()> {
-        let stream = self.control.as_ref();
-        let raw = stream.as_raw_fd();
-        stream
-            .async_io(Interest::WRITABLE, || {
-                let rights = [ControlMessage::ScmRights(fds)];
-                let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
-                sendmsg::<()>(raw, &[IoSlice::new(&[byte])], cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-                    .map_err(io::Error::from)
-            })
-            .await
-            .map(|_| ())
-    }
+/// A std socket as a tokio one.
+pub(crate) fn tokio_stream(stream: std::os::unix::net::UnixStream) -> Result<tokio::net::UnixStream, WorkerError> {
+    stream.set_nonblocking(true).map_err(WorkerError::Channel)?;
+    tokio::net::UnixStream::from_std(stream).map_err(WorkerError::Channel)
+}
+
+/// Sends one control `byte` with `fds` (`SCM_RIGHTS`) on `stream`.
+pub(crate) async fn send_fds(stream: &tokio::net::UnixStream, byte: u8, fds: &[i32]) -> io::Result<()> {
+    let raw = stream.as_raw_fd();
+    stream
+        .async_io(Interest::WRITABLE, || {
+            let rights = [ControlMessage::ScmRights(fds)];
+            let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
+            sendmsg::<()>(raw, &[IoSlice::new(&[byte])], cmsgs, MsgFlags::MSG_NOSIGNAL, None).map_err(io::Error::from)
+        })
+        .await
+        .map(|_| ())
 }
 
 /// Reads what the zygote reports until it ends: hands each fork its pid and
@@ -229,7 +246,7 @@ const STDERR_MAX_LINE_BYTES: usize = 2048;
 
 /// Logs what a worker process writes to its standard error, a line at a
 /// time, with whose it is, until the pipe closes.
-async fn log_stderr(pipe: impl tokio::io::AsyncRead + Unpin, whose: String) {
+pub(crate) async fn log_stderr(pipe: impl tokio::io::AsyncRead + Unpin, whose: String) {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(pipe).split(b'\n');
     let mut count = 0;

@@ -1,28 +1,39 @@
-//! Descriptor hygiene: a session worker holds only its channel to the
-//! daemon, `/dev/null` as stdin and stdout, and its own stderr pipe, which
-//! the daemon logs with the session id. Nothing the daemon's launcher or the
-//! zygote had open reaches it, or the programs it starts.
+//! Descriptor hygiene: a session's keeper holds only its channel to the
+//! daemon (until it hands it to the live worker), its keeper channel,
+//! `/dev/null` as stdin and stdout, and its own stderr pipe, which the
+//! daemon logs with the session id. Nothing the daemon's launcher or the
+//! zygote had open reaches it, or the programs it starts. Also: receiving
+//! descriptors passed with `SCM_RIGHTS`.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::{self, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 /// Where a worker's channel lives once the others are closed.
 const CHANNEL_FD: i32 = 3;
+/// Where a keeper's channel lives, beside the session's.
+const KEEPER_FD: i32 = 4;
 /// Where descriptors wait while the low numbers are rearranged.
 const PARK_FROM: i32 = 16;
 
-/// Rearranges the calling worker's descriptors: 0 and 1 from `/dev/null`,
-/// 2 the worker's stderr pipe (or `/dev/null`), 3 the channel, 4 and up
-/// `extra` (in order), and closes every other one. Returns the channel and
-/// the extra descriptors at their new numbers.
-pub fn keep_only(
-    channel: OwnedFd,
-    stderr: Option<OwnedFd>,
-    extra: Vec<OwnedFd>,
-) -> io::Result<(OwnedFd, Vec<OwnedFd>)> {
+/// What [`keep_only`] kept, at their new numbers.
+pub struct Kept {
+    pub channel: OwnedFd,
+    pub keeper: OwnedFd,
+    pub extra: Vec<OwnedFd>,
+}
+
+/// Rearranges the calling keeper's descriptors: 0 and 1 from `/dev/null`,
+/// 2 the session's stderr pipe (or `/dev/null`), 3 the session's channel,
+/// 4 the keeper channel, 5 and up `extra` (in order), and closes every
+/// other one.
+pub fn keep_only(channel: OwnedFd, keeper: OwnedFd, stderr: Option<OwnedFd>, extra: Vec<OwnedFd>) -> io::Result<Kept> {
     let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
     // Park them all above the numbers they are moved onto.
     let channel = park(channel)?;
+    let keeper = park(keeper)?;
     let stderr = stderr.map(park).transpose()?;
     let extra = extra.into_iter().map(park).collect::<io::Result<Vec<_>>>()?;
     let err: OwnedFd = match stderr {
@@ -39,7 +50,8 @@ pub fn keep_only(
     drop(err);
     drop(null);
     let channel = move_fd(channel, CHANNEL_FD)?;
-    let mut next = CHANNEL_FD + 1;
+    let keeper = move_fd(keeper, KEEPER_FD)?;
+    let mut next = KEEPER_FD + 1;
     let mut kept = Vec::new();
     for fd in extra {
         kept.push(move_fd(fd, next)?);
@@ -49,7 +61,36 @@ pub fn keep_only(
     if unsafe { libc::close_range(next as libc::c_uint, libc::c_uint::MAX, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((channel, kept))
+    Ok(Kept { channel, keeper, extra: kept })
+}
+
+/// One control byte from a unix socket and the descriptors that came with
+/// it (at most three, close-on-exec), in order; `None` at the end of the
+/// stream.
+pub fn receive(socket: RawFd) -> nix::Result<Option<(u8, Vec<OwnedFd>)>> {
+    let mut byte = [0u8; 1];
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    loop {
+        let mut iov = [IoSliceMut::new(&mut byte)];
+        let message = match recvmsg::<()>(socket, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(message) => message,
+            Err(Errno::EINTR) => continue,
+            Err(err) => return Err(err),
+        };
+        if message.bytes == 0 {
+            return Ok(None);
+        }
+        let mut fds = Vec::new();
+        for cmsg in message.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raws) = cmsg {
+                for raw in raws {
+                    // SAFETY: the kernel just gave us this descriptor; we own it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+                }
+            }
+        }
+        return Ok(Some((byte[0], fds)));
+    }
 }
 
 /// Moves `fd` to a number of at least 10, clear of those it is moved onto.

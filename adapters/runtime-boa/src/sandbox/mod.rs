@@ -27,6 +27,7 @@ pub mod seccomp;
 pub mod user;
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::protocol::{SandboxSpec, SandboxUser};
@@ -200,19 +201,47 @@ fn refuse_worktree(worktree: &Path, spec: &SandboxSpec) -> Result<(), SandboxErr
     }
 }
 
-/// Call in the worker before forking a program (see [`confine_program`]).
-pub fn prepare_program() {
+/// What a program started by a confined worker gets on top of the
+/// worker's confinement, made before the fork: see [`confine_program`].
+pub struct ProgramConfinement {
+    /// A Landlock ruleset that only scopes (see [`landlock::program_scope`]);
+    /// `None` outside a sandbox.
+    scope: Option<OwnedFd>,
+}
+
+impl ProgramConfinement {
+    /// What [`confine_program`] takes, in the forked child.
+    pub fn scope(&self) -> Option<RawFd> {
+        self.scope.as_ref().map(|fd| fd.as_raw_fd())
+    }
+}
+
+/// Call in the worker before forking a program (see [`confine_program`]);
+/// keep what it returns until the program has started.
+pub fn prepare_program() -> Result<ProgramConfinement, SandboxError> {
     seccomp::prepare_program_filter();
+    if !is_confined() {
+        return Ok(ProgramConfinement { scope: None });
+    }
+    Ok(ProgramConfinement { scope: Some(landlock::program_scope()?) })
+}
+
+/// Whether the calling process is confined (`no_new_privs` is set by
+/// [`enter`]; it is unset only with `--sandbox=off`).
+fn is_confined() -> bool {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1 }
 }
 
 /// Called in a forked child of a confined worker just before it runs a
-/// program: the program cannot raise the session's limits (`ulimit -n`,
-/// `prlimit`) and gets the programs' seccomp filter (see [`seccomp`]).
-/// Outside a sandbox (`no_new_privs` unset: `--sandbox=off`) it does
-/// nothing. Only system calls: safe between `fork` and `exec`.
-pub fn confine_program() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } != 1 {
+/// program, with [`ProgramConfinement::scope`]: the program cannot raise
+/// the session's limits (`ulimit -n`, `prlimit`), cannot signal the
+/// session's own worker processes (a nested Landlock domain, see
+/// [`landlock::program_scope`]), and gets the programs' seccomp filter
+/// (see [`seccomp`]). Outside a sandbox (`--sandbox=off`) it does nothing.
+/// Only system calls: safe between `fork` and `exec`.
+pub fn confine_program(scope: Option<RawFd>) -> io::Result<()> {
+    if !is_confined() {
         return Ok(());
     }
     // The limits a program may not raise: its soft limit becomes its hard
@@ -230,5 +259,7 @@ pub fn confine_program() -> io::Result<()> {
             }
         }
     }
+    let scope = scope.ok_or_else(|| io::Error::from_raw_os_error(libc::EPERM))?;
+    landlock::restrict_to(scope)?;
     seccomp::install_program_filter()
 }

@@ -1,11 +1,13 @@
-//! Namespaces: each session worker is forked into its own PID, mount, IPC,
-//! UTS and cgroup namespaces (and user and network namespaces when the
-//! daemon is not root; a root daemon's zygote puts its workers in one
-//! network namespace of their own, see [`isolate_network`]). A worker is
-//! PID 1 of its PID namespace, so every process it starts, however it
-//! detaches (`setsid`, double fork, `nohup`), dies with it; its network
-//! namespace has no interface, so nothing can connect anywhere. Alone this does not stop file
-//! access or privilege use: see the other mechanisms.
+//! Namespaces: each session family's keeper (see [`crate::worker::keeper`])
+//! is forked into its own PID, mount, IPC, UTS and cgroup namespaces (and
+//! user and network namespaces when the daemon is not root; a root daemon's
+//! zygote puts its keepers in one network namespace of their own, see
+//! [`isolate_network`]); its live workers and checkpoints share them. The
+//! keeper is PID 1 of its PID namespace, so every process the session
+//! starts, however it detaches (`setsid`, double fork, `nohup`), dies with
+//! it; its network namespace has no interface, so nothing can connect
+//! anywhere. Alone this does not stop file access or privilege use: see the
+//! other mechanisms.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -138,8 +140,8 @@ pub fn user_namespaces(maps: &[(String, String)]) -> io::Result<Vec<OwnedFd>> {
             }
         }
     }
-    // Not waited for here: the worker, PID 1 of the session, reaps them
-    // with the other orphans (see [`reap_orphans`]).
+    // Not waited for here: the keeper, PID 1 of the session, reaps them
+    // with the other orphans (see [`crate::worker::keeper`]).
     for (pid, _) in &helpers {
         let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
     }
@@ -147,16 +149,23 @@ pub fn user_namespaces(maps: &[(String, String)]) -> io::Result<Vec<OwnedFd>> {
 }
 
 /// Forks a helper that moves into a new user namespace, says so on the
-/// returned pipe, and waits to be killed.
+/// returned pipe, and waits to be killed (or for its parent to die: a
+/// zygote killed while it makes namespaces leaves none behind).
 fn helper() -> io::Result<(nix::unistd::Pid, OwnedFd)> {
     let (ready_read, ready_write) = nix::unistd::pipe()?;
+    let parent = nix::unistd::getpid();
     // SAFETY: the worker calling this is single-threaded; the child only
     // makes syscalls and waits to be killed.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => {
             drop(ready_read);
-            // SAFETY: unshare and write with valid arguments, then wait to be killed.
+            // SAFETY: prctl, unshare and write with valid arguments, then
+            // wait to be killed.
             unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                if nix::unistd::getppid() != parent {
+                    libc::_exit(0);
+                }
                 let code = if libc::unshare(libc::CLONE_NEWUSER) == 0 { 0u8 } else { 1u8 };
                 libc::write(ready_write.as_raw_fd(), (&code as *const u8).cast(), 1);
                 loop {
@@ -193,8 +202,8 @@ pub fn enter_user_namespace(ns: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Reaps every child that has ended without waiting: PID 1 of a namespace
-/// inherits the orphans of everything started in it.
+/// Reaps every child of the calling process that has ended, without
+/// waiting: a live worker's programs.
 pub fn reap_orphans() {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {

@@ -121,6 +121,12 @@ impl SessionEngine {
         Ok(())
     }
 
+    /// Sends the events of later jobs to `sink` instead: a forked session's
+    /// own channel, or nowhere (the keeper's).
+    pub fn set_sink(&mut self, sink: Box<dyn EventSink>) {
+        self.capture.borrow_mut().set_sink(sink);
+    }
+
     /// Runs one job in the global scope, then its pending promise jobs. Console
     /// events go to the sink as they happen, then the value or exception —
     /// unless a limit stopped the job, which the ending says.

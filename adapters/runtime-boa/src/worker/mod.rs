@@ -4,16 +4,21 @@
 //!
 //! Layout:
 //! - [`zygote`]: single-threaded process that prepares an engine with a
-//!   library set once, then forks one session worker per session.
-//! - [`session`]: a forked session worker: boot, limits, the job loop.
+//!   library set once, then forks one keeper per session family.
+//! - [`session`]: a session's boot (in its keeper) and its live worker's
+//!   job loop; [`keeper`]: the process that boots a session, forks its
+//!   live worker and reaps every process of the family; [`checkpoint`]:
+//!   the forked copies that take over when a live worker is killed.
 //! - [`engine`]: the `boa_engine::Context` of a session; [`console`] and
 //!   [`preview`] turn its output and values into events; [`modules`] are the
 //!   native modules behind `require`.
 //! - [`limits`]: OS limits and signals; [`alloc`]: the memory limit.
 
 pub mod alloc;
+pub mod checkpoint;
 pub mod console;
 pub mod engine;
+pub mod keeper;
 pub mod limits;
 pub mod loader;
 pub mod modules;

@@ -1,19 +1,24 @@
-//! A session worker, forked from a zygote: takes its session's boot spec,
-//! applies the limits, then runs one job at a time, streaming events, until
-//! the daemon closes the channel.
+//! A session, worker side: the keeper forked from a zygote takes the
+//! session's boot spec and applies the sandbox and the limits (see
+//! [`super::keeper`]); then its live worker runs one job at a time,
+//! streaming events, and keeps a checkpoint after each (see
+//! [`super::checkpoint`]), until the daemon closes the channel.
 
-use std::os::fd::OwnedFd;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+use nix::unistd::Pid;
 use vm_domain::event::EventPayload;
 
+use super::checkpoint::{self, Checkpoint, Sibling, Taken};
 use super::console::EventSink;
 use super::engine::SessionEngine;
-use super::{alloc, limits};
+use super::{alloc, keeper, limits};
 use crate::error::StartError;
-use crate::protocol::{read_frame, write_frame, BootSpec, Reply, Request};
+use crate::protocol::{read_frame, write_frame, BootSpec, Reply, Request, WireJob, CONTROL_FORK, EXIT_PROTOCOL};
 use crate::sandbox::namespaces::{self, Inherited};
-use crate::sandbox::{self, SandboxError};
+use crate::sandbox::{self, fds, SandboxError};
 
 /// The worker's events, written to the daemon as they happen.
 struct Channel(UnixStream);
@@ -48,8 +53,7 @@ fn wait_for_work(channel: &UnixStream) {
     }
 }
 
-/// Serves one session on `channel`; never returns.
-/// Makes the forked worker the session's: confines it, opens its worktree,
+/// Makes the forked keeper the session's: confines it, opens its worktree,
 /// applies the OS limits and checks that the engine fits in `mem_mb`.
 /// Returns the heap bytes the session may use.
 fn start(
@@ -74,12 +78,15 @@ fn start(
     Ok(allowed)
 }
 
-/// `forked` says whether the worker's namespaces are ready (see
+/// Boots a session in the keeper the zygote just forked, then keeps it
+/// (see [`keeper::keep`]); never returns. `forked` says whether the
+/// keeper's namespaces are ready (see
 /// [`crate::sandbox::namespaces::fork_confined`]); the sandbox itself is
 /// entered once the boot spec says what to confine it to.
 pub fn serve(
     engine: &mut SessionEngine,
     channel: OwnedFd,
+    keeper: OwnedFd,
     forked: Result<(), SandboxError>,
     inherited: Inherited,
 ) -> ! {
@@ -88,7 +95,7 @@ pub fn serve(
     let channel = UnixStream::from(channel);
     let boot = match read_frame::<Request>(&channel) {
         Ok(Some(Request::Boot(boot))) => boot,
-        _ => std::process::exit(2),
+        _ => std::process::exit(EXIT_PROTOCOL),
     };
     let allowed = match start(engine, &channel, &boot, forked, inherited) {
         Ok(allowed) => allowed,
@@ -98,18 +105,146 @@ pub fn serve(
         }
     };
     alloc::arm(allowed);
+    keeper::keep(engine, channel, UnixStream::from(keeper), boot)
+}
+
+/// A request as the worker sees it: a fork's descriptors came along.
+pub enum Incoming {
+    Boot(Box<BootSpec>),
+    Run(WireJob),
+    /// The new session's channel and stderr pipe.
+    Fork(Vec<OwnedFd>),
+    Resume,
+}
+
+/// Reads the next request; `None` when the daemon closed the channel.
+pub fn next_request(channel: &UnixStream) -> io::Result<Option<Incoming>> {
+    let request = match read_frame::<Request>(channel)? {
+        None => return Ok(None),
+        Some(request) => request,
+    };
+    Ok(Some(match request {
+        Request::Boot(boot) => Incoming::Boot(boot),
+        Request::Run(job) => Incoming::Run(job),
+        Request::Resume => Incoming::Resume,
+        Request::Fork => match fds::receive(channel.as_raw_fd())? {
+            Some((CONTROL_FORK, fds)) => Incoming::Fork(fds),
+            _ => return Err(io::ErrorKind::InvalidData.into()),
+        },
+    }))
+}
+
+/// Serves the session as its live worker, a child of the keeper `keeper`
+/// that forked it; never returns.
+pub fn live(engine: &mut SessionEngine, channel: UnixStream, boot: Box<BootSpec>, keeper: Pid) -> ! {
+    checkpoint::die_with_keeper(keeper);
+    limits::reset_signals();
     limits::arm_cpu(boot.limits.cpu_ms);
-    send(&channel, &Reply::Ready { cpu_ns: limits::cpu_time_ns() });
-    loop {
-        wait_for_work(&channel);
-        match read_frame::<Request>(&channel) {
-            Ok(Some(Request::Run(job))) => {
-                limits::arm_cpu(boot.limits.cpu_ms);
-                let ending = engine.run(job);
-                send(&channel, &Reply::Finished { ending, cpu_ns: limits::cpu_time_ns() });
+    let worker = Live { channel, boot, keeper, generation: 0, checkpoint: None };
+    worker.ready();
+    worker.serve(engine)
+}
+
+/// The live worker of a session.
+struct Live {
+    channel: UnixStream,
+    boot: Box<BootSpec>,
+    /// The family's keeper: the parent of every live worker and checkpoint.
+    keeper: Pid,
+    /// Jobs finished in this session so far (see [`Reply::Checkpoint`]).
+    generation: u64,
+    checkpoint: Option<Checkpoint>,
+}
+
+impl Live {
+    fn ready(&self) {
+        let pid = nix::unistd::getpid().as_raw();
+        send(&self.channel, &Reply::Ready { cpu_ns: limits::cpu_time_ns(), pid });
+    }
+
+    fn serve(mut self, engine: &mut SessionEngine) -> ! {
+        self.renew_checkpoint();
+        loop {
+            wait_for_work(&self.channel);
+            match next_request(&self.channel) {
+                Ok(Some(Incoming::Run(job))) => {
+                    limits::arm_cpu(self.boot.limits.cpu_ms);
+                    let ending = engine.run(job);
+                    self.generation += 1;
+                    send(&self.channel, &Reply::Finished { ending, cpu_ns: limits::cpu_time_ns() });
+                    // Off the request's way: the daemon already has its answer.
+                    self.renew_checkpoint();
+                }
+                Ok(Some(Incoming::Fork(fds))) => self.fork(engine, fds),
+                Ok(None) => std::process::exit(0),
+                Ok(Some(Incoming::Boot(_) | Incoming::Resume)) | Err(_) => std::process::exit(EXIT_PROTOCOL),
             }
-            Ok(None) => std::process::exit(0),
-            Ok(Some(Request::Boot(_))) | Err(_) => std::process::exit(2),
+        }
+    }
+
+    /// Replaces the session's checkpoint with one of the session as it is
+    /// now, and tells the daemon. Returns in the live worker, and in a
+    /// checkpoint the daemon resumed, which is then the live worker (with a
+    /// checkpoint of its own).
+    fn renew_checkpoint(&mut self) {
+        if !self.boot.checkpoints {
+            return;
+        }
+        let mut resumed = false;
+        loop {
+            if let Some(previous) = self.checkpoint.take() {
+                previous.discard();
+            }
+            match checkpoint::take(&self.channel, self.keeper) {
+                Ok(Taken::Kept(checkpoint)) => {
+                    let reply = Reply::Checkpoint { pid: checkpoint.pid(), generation: self.generation };
+                    self.checkpoint = Some(checkpoint);
+                    send(&self.channel, &reply);
+                    break;
+                }
+                Ok(Taken::Resumed) => resumed = true,
+                Err(err) => {
+                    send(&self.channel, &Reply::CheckpointFailed(format!("cannot fork a checkpoint: {err}")));
+                    break;
+                }
+            }
+        }
+        if resumed {
+            let pid = nix::unistd::getpid().as_raw();
+            send(&self.channel, &Reply::Resumed { pid, generation: self.generation, cpu_ns: limits::cpu_time_ns() });
+        }
+    }
+
+    /// Forks this idle session into a new one on the channel that came
+    /// with the request. The new session's worker keeps this heap, settings
+    /// and worktree, and gets its own checkpoint.
+    fn fork(&mut self, engine: &mut SessionEngine, fds: Vec<OwnedFd>) {
+        let mut fds = fds.into_iter();
+        let (Some(channel), Some(stderr)) = (fds.next(), fds.next()) else {
+            let reason = "the new session's channel and stderr pipe did not come with the fork request";
+            send(&self.channel, &Reply::ForkFailed(reason.into()));
+            return;
+        };
+        match checkpoint::clone_sibling(self.keeper) {
+            Ok(Sibling::Child) => {
+                if let Some(source) = self.checkpoint.take() {
+                    source.forget();
+                }
+                // SAFETY: dup2 onto the standard error of this process.
+                if unsafe { libc::dup2(stderr.as_raw_fd(), 2) } < 0 {
+                    std::process::exit(EXIT_PROTOCOL);
+                }
+                drop(stderr);
+                let channel = UnixStream::from(channel);
+                let Ok(sink) = channel.try_clone() else { std::process::exit(EXIT_PROTOCOL) };
+                engine.set_sink(Box::new(Channel(sink)));
+                self.channel = channel;
+                self.generation = 0;
+                self.ready();
+                self.renew_checkpoint();
+            }
+            Ok(Sibling::Parent(pid)) => send(&self.channel, &Reply::Forked { pid: pid.as_raw() }),
+            Err(err) => send(&self.channel, &Reply::ForkFailed(format!("cannot fork the session: {err}"))),
         }
     }
 }

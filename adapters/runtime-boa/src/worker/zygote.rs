@@ -1,23 +1,22 @@
 //! The zygote: a single-threaded process that evaluates a library set once,
-//! then forks a session worker for each socket the daemon hands it (with
-//! `SCM_RIGHTS`), reaps its children and reports how each one ended.
+//! then forks a session's keeper (see [`super::keeper`]) for each set of
+//! sockets the daemon hands it (with `SCM_RIGHTS`), reaps its children and
+//! reports how each one ended.
 
 use std::collections::HashSet;
-use std::io::{IoSliceMut, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use super::engine::SessionEngine;
-use super::{alloc, session};
-use crate::protocol::{read_frame, write_frame, ExitStatus, ZygoteReply, ZygoteSpec, CONTROL_FORK, EXIT_DESCRIPTORS};
+use super::{alloc, keeper, session};
+use crate::protocol::{read_frame, write_frame, ZygoteReply, ZygoteSpec, CONTROL_FORK, EXIT_DESCRIPTORS};
 use crate::sandbox::namespaces::{self, Forked, Identity, Inherited, Spares};
 use crate::sandbox::{fds, SandboxError};
 
@@ -94,32 +93,35 @@ pub fn main() -> i32 {
             }
         }
         if control_ready {
-            match receive(zygote.control.as_raw_fd()) {
-                Ok(Some((CONTROL_FORK, Some(channel), stderr))) => {
+            match fds::receive(zygote.control.as_raw_fd()) {
+                Ok(Some((CONTROL_FORK, fds))) if fds.len() == 3 => {
+                    let [channel, stderr, keeper]: [OwnedFd; 3] = fds.try_into().expect("three descriptors");
                     if let Some(confined) = zygote.fork() {
                         // Only the forked child gets here; it never returns.
-                        // The zygote's descriptors go before the worker's
+                        // The zygote's descriptors go before the keeper's
                         // are rearranged, so none is closed twice.
                         drop(reaper);
                         let inherited = zygote.spares.take().map(Spares::hand_over).unwrap_or_default();
                         let has_idmap = inherited.idmap_root_owned.is_some();
                         let extra: Vec<OwnedFd> =
                             [inherited.idmap_root_owned, inherited.session].into_iter().flatten().collect();
-                        let (channel, kept) = match fds::keep_only(channel, stderr, extra) {
+                        let kept = match fds::keep_only(channel, keeper, Some(stderr), extra) {
                             Ok(kept) => kept,
                             Err(_) => std::process::exit(EXIT_DESCRIPTORS),
                         };
                         // Back in their places, in the order they were kept.
-                        let mut kept = kept.into_iter();
-                        let idmap_root_owned = if has_idmap { kept.next() } else { None };
-                        let inherited = Inherited { idmap_root_owned, session: kept.next() };
-                        session::serve(&mut engine, channel, confined, inherited);
+                        let mut extra = kept.extra.into_iter();
+                        let idmap_root_owned = if has_idmap { extra.next() } else { None };
+                        let inherited = Inherited { idmap_root_owned, session: extra.next() };
+                        session::serve(&mut engine, kept.channel, kept.keeper, confined, inherited);
                     } else if let Some(spares) = zygote.spares.as_mut() {
                         spares.refill();
                     }
                 }
-                Ok(Some((CONTROL_FORK, None, _))) => {
-                    let reply = ZygoteReply::ForkFailed("no socket came with the fork request".into());
+                Ok(Some((CONTROL_FORK, _))) => {
+                    let reply = ZygoteReply::ForkFailed(
+                        "a fork request needs a channel, a stderr pipe and a keeper channel".into(),
+                    );
                     let _ = write_frame(&zygote.control, &reply);
                 }
                 Ok(Some(_)) => {}
@@ -140,7 +142,7 @@ struct Zygote {
 }
 
 impl Zygote {
-    /// Forks a session worker. In the child, returns whether its
+    /// Forks a session's keeper. In the child, returns whether its
     /// namespaces are ready; in the zygote, reports the fork and returns
     /// `None`.
     fn fork(&mut self) -> Option<Result<(), SandboxError>> {
@@ -170,21 +172,12 @@ impl Zygote {
 
     /// Reaps every child that ended and reports it.
     fn reap(&mut self) -> std::io::Result<()> {
-        loop {
-            let status = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, ExitStatus::Signal(signal as i32)),
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(()),
-                Ok(_) => continue,
-                Err(Errno::EINTR) => continue,
-                Err(err) => return Err(err.into()),
-            };
-            let (pid, status) = status;
-            self.children.remove(&pid.as_raw());
-            let reply = ZygoteReply::Exited { pid: pid.as_raw(), status };
-            write_frame(&self.control, &reply)?;
+        while let Some((pid, status)) = keeper::reaped()? {
+            self.children.remove(&pid);
+            write_frame(&self.control, &ZygoteReply::Exited { pid, status })?;
             self.control.flush()?;
         }
+        Ok(())
     }
 
     /// The daemon is gone: so are the sessions it supervised.
@@ -194,37 +187,5 @@ impl Zygote {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         0
-    }
-}
-
-/// A control byte and the descriptors that came with it (a worker's channel,
-/// then its stderr pipe).
-type Control = (u8, Option<OwnedFd>, Option<OwnedFd>);
-
-/// One control message; `None` at the end of the stream.
-fn receive(fd: RawFd) -> nix::Result<Option<Control>> {
-    let mut byte = [0u8; 1];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    loop {
-        let mut iov = [IoSliceMut::new(&mut byte)];
-        let message = match recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Ok(message) => message,
-            Err(Errno::EINTR) => continue,
-            Err(err) => return Err(err),
-        };
-        if message.bytes == 0 {
-            return Ok(None);
-        }
-        let mut fds = Vec::new();
-        for cmsg in message.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(raws) = cmsg {
-                for raw in raws {
-                    // SAFETY: the kernel just gave us this descriptor; we own it.
-                    fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
-                }
-            }
-        }
-        let mut fds = fds.into_iter();
-        return Ok(Some((byte[0], fds.next(), fds.next())));
     }
 }

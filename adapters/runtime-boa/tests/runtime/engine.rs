@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use vm_domain::catalog::LibraryRef;
 use vm_domain::event::{ConsoleLevel, EventPayload};
 use vm_domain::ids::SessionId;
-use vm_domain::ports::{Ending, Job, JsRuntime, LibraryCache, LimitHit, Outcome, RuntimeError};
+use vm_domain::ports::{Ending, Job, JsRuntime, LibraryCache, LimitHit, Outcome, RuntimeError, StateAfter};
 use vm_runtime_boa::FsLibraryCache;
 
 use crate::harness::{completed, exception, log, value, Harness};
@@ -142,7 +142,7 @@ async fn run_file_sees_args_and_env_and_leaves_its_globals_for_later_evals() {
         h.write("scripts/job.js", "console.log(__ARGS__.n, __ENV__.MODE);\nvar fromFile = __ARGS__.n * 2;\nfromFile");
     let args = Map::from_iter([("n".to_owned(), json!(21))]);
     let env = BTreeMap::from([("MODE".to_owned(), "test".to_owned())]);
-    let outcome = h.runtime.run(s, Job::RunFile { path, args, env }).await.expect("a live session");
+    let outcome = h.run(s, Job::RunFile { path, args, env }).await.expect("a live session");
     assert_eq!(outcome, completed(vec![log("21 test"), value("number", "42", Some(json!(42)))]));
     assert_eq!(h.eval(s, "fromFile + 1").await, completed(vec![value("number", "43", Some(json!(43)))]));
 }
@@ -153,7 +153,7 @@ async fn an_error_in_a_file_names_the_file_in_its_stack() {
     let s = h.session().await;
     let path = h.write("lib/bad.js", "function bad() {\n  throw new Error('in file')\n}\nbad()");
     let job = Job::RunFile { path, args: Map::new(), env: BTreeMap::new() };
-    let (message, stack) = exception(&h.runtime.run(s, job).await.expect("a live session"));
+    let (message, stack) = exception(&h.run(s, job).await.expect("a live session"));
     assert_eq!(message, "Error: in file");
     assert!(stack.contains("at bad (lib/bad.js:2:"), "{stack}");
 }
@@ -183,7 +183,7 @@ async fn a_console_flood_stops_at_max_events_with_exactly_that_many_events_kept(
     let s = h.session_with(|spec| spec.settings.limits.max_events = 10).await;
     for source in ["for (;;) console.log('x')", "for (;;) { try { console.log('x') } catch (e) {} }"] {
         let outcome = h.eval(s, source).await;
-        assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Events { max_events: 10 }, runtime_lost: false });
+        assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Events { max_events: 10 }, state: StateAfter::Kept });
         assert_eq!(outcome.events, vec![log("x"); 10], "{source}");
     }
 }
@@ -205,7 +205,7 @@ async fn one_huge_output_stops_at_max_output_kb_keeping_what_came_before() {
         outcome,
         Outcome {
             events: vec![log("small")],
-            ending: Ending::Limit { hit: LimitHit::Output { max_output_kb: 1 }, runtime_lost: false }
+            ending: Ending::Limit { hit: LimitHit::Output { max_output_kb: 1 }, state: StateAfter::Kept }
         }
     );
 }
@@ -306,7 +306,7 @@ async fn a_library_that_throws_or_defines_nothing_fails_the_start() {
 #[tokio::test]
 async fn running_on_an_unknown_session_is_unavailable() {
     let h = Harness::new();
-    let result = h.runtime.run(SessionId::new(), Job::Eval { source: "1".into() }).await;
+    let result = h.run(SessionId::new(), Job::Eval { source: "1".into() }).await;
     assert!(matches!(result, Err(RuntimeError::Unavailable(_))), "{result:?}");
 }
 
@@ -323,7 +323,7 @@ async fn closing_twice_is_harmless_and_live_sessions_follow() {
     h.runtime.close(a).await;
     h.runtime.close(a).await;
     assert_eq!(h.runtime.live_sessions(), vec![b]);
-    assert!(matches!(h.runtime.run(a, Job::Eval { source: "1".into() }).await, Err(RuntimeError::Unavailable(_))));
+    assert!(matches!(h.run(a, Job::Eval { source: "1".into() }).await, Err(RuntimeError::Unavailable(_))));
     assert_eq!(h.eval(b, "1").await, completed(vec![value("number", "1", Some(json!(1)))]));
 }
 

@@ -2,6 +2,7 @@
 //! to read outcomes.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use tempfile::TempDir;
@@ -9,7 +10,7 @@ use vm_domain::catalog::ModuleName;
 use vm_domain::event::{ConsoleLevel, EventPayload};
 use vm_domain::ids::{CapabilityId, SessionId, TemplateId};
 use vm_domain::paths::WorktreePath;
-use vm_domain::ports::{Ending, Job, JsRuntime, Outcome, RuntimeSpec};
+use vm_domain::ports::{Ending, Job, JsRuntime, LiveEvents, Outcome, RuntimeError, RuntimeSpec};
 use vm_domain::template::{Capability, CapabilityKind, Settings};
 use vm_runtime_boa::sandbox::SandboxMode;
 use vm_runtime_boa::BoaRuntime;
@@ -22,12 +23,18 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with_sandbox(SandboxMode::on("nobody").expect("the sandbox user exists"))
+    }
+
+    /// A runtime whose sessions run unconfined, as with `--sandbox=off`.
+    pub fn unsandboxed() -> Self {
+        Self::with_sandbox(SandboxMode::Off)
+    }
+
+    fn with_sandbox(sandbox: SandboxMode) -> Self {
         let cache = tempfile::tempdir().expect("a temp cache dir");
         Self {
-            runtime: BoaRuntime::new(
-                cache.path().to_path_buf(),
-                SandboxMode::on("nobody").expect("the sandbox user exists"),
-            ),
+            runtime: BoaRuntime::new(cache.path().to_path_buf(), sandbox),
             worktree: tempfile::tempdir().expect("a temp worktree"),
             cache,
         }
@@ -58,7 +65,18 @@ impl Harness {
     }
 
     pub async fn eval(&self, session: SessionId, source: &str) -> Outcome {
-        self.runtime.run(session, Job::Eval { source: source.into() }).await.expect("the session is live")
+        self.run(session, Job::Eval { source: source.into() }).await.expect("the session is live")
+    }
+
+    /// Runs a job; the outcome holds the events handed to its live
+    /// callback, then any the runtime returned.
+    pub async fn run(&self, session: SessionId, job: Job) -> Result<Outcome, RuntimeError> {
+        let (live, seen) = collector();
+        let mut outcome = self.runtime.run(session, job, live).await?;
+        let mut events = std::mem::take(&mut *seen.lock().expect("the collector"));
+        events.append(&mut outcome.events);
+        outcome.events = events;
+        Ok(outcome)
     }
 
     pub fn write(&self, path: &str, text: &str) -> PathBuf {
@@ -76,6 +94,13 @@ impl Harness {
     pub fn root(&self) -> PathBuf {
         self.worktree.path().canonicalize().expect("a real worktree")
     }
+}
+
+/// A live callback that keeps what it is handed.
+pub fn collector() -> (LiveEvents, Arc<Mutex<Vec<EventPayload>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    (Arc::new(move |event| sink.lock().expect("the collector").push(event)), seen)
 }
 
 /// Enables native modules on a spec.

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use tempfile::{NamedTempFile, TempDir};
 use vm_domain::event::EventPayload;
 use vm_domain::ids::SessionId;
-use vm_domain::ports::{Job, JsRuntime, RuntimeSpec};
+use vm_domain::ports::{Job, RuntimeSpec};
 
 use crate::harness::{json_of, Harness};
 
@@ -116,7 +116,7 @@ async fn a_file_run_imports_relative_to_its_own_directory() {
     h.write("src/helper.mjs", "export const h = 'from helper';");
     let path = h.write("src/main.js", "import('./helper.mjs').then(m => console.log(m.h));");
     let s = h.session_with(esm).await;
-    let outcome = h.runtime.run(s, Job::RunFile { path, args: Map::new(), env: BTreeMap::new() }).await.unwrap();
+    let outcome = h.run(s, Job::RunFile { path, args: Map::new(), env: BTreeMap::new() }).await.unwrap();
     assert!(outcome.events.contains(&crate::harness::log("from helper")), "{outcome:?}");
 }
 

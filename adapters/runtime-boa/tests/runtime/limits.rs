@@ -1,28 +1,31 @@
 //! Limits enforced while the code runs: wall time and CPU time kill the
-//! worker, memory ends it at `mem_mb`, and the session's runtime is lost —
-//! while other sessions carry on.
+//! worker, memory ends it at `mem_mb`, and the session's checkpoint takes
+//! over with its state from before the job — while other sessions carry on.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vm_domain::event::EventPayload;
-use vm_domain::ports::{Ending, Job, JsRuntime, LimitHit, RuntimeError};
+use vm_domain::ports::{Ending, JsRuntime, LimitHit, RuntimeError, StateAfter};
 
-use crate::harness::{completed, log, value, Harness};
+use crate::harness::{completed, json_of, log, value, Harness};
 
 #[tokio::test]
-async fn an_endless_loop_is_killed_at_wall_ms_and_its_runtime_is_lost() {
+async fn an_endless_loop_is_killed_at_wall_ms_and_the_session_rolls_back() {
     let h = Harness::new();
     let s = h.session_with(|spec| spec.settings.limits.wall_ms = 300).await;
+    h.eval(s, "var kept = 'before'").await;
     let started = Instant::now();
-    let outcome = h.eval(s, "console.log('before'); while (true) {}").await;
+    let outcome = h.eval(s, "console.log('before'); kept = 'during'; while (true) {}").await;
     let took = started.elapsed();
-    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::WallTime { limit_ms: 300 }, runtime_lost: true });
+    assert_eq!(
+        outcome.ending,
+        Ending::Limit { hit: LimitHit::WallTime { limit_ms: 300 }, state: StateAfter::RolledBack }
+    );
     assert_eq!(outcome.events, vec![log("before")], "events sent before the kill are kept");
     assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(550), "stopped after {took:?}");
-    assert!(!h.runtime.live_sessions().contains(&s));
-    let again = h.runtime.run(s, Job::Eval { source: "1".into() }).await;
-    assert!(matches!(again, Err(RuntimeError::Unavailable(_))), "{again:?}");
+    assert!(h.runtime.live_sessions().contains(&s));
+    assert_eq!(json_of(&h.eval(s, "kept").await), json!("before"));
 }
 
 #[tokio::test]
@@ -35,9 +38,13 @@ async fn a_cpu_bound_job_is_killed_at_cpu_ms_before_its_wall_time() {
         })
         .await;
     let started = Instant::now();
-    let outcome = h.eval(s, "let n = 0; for (;;) { n++ }").await;
-    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::CpuTime { limit_ms: 200 }, runtime_lost: true });
+    let outcome = h.eval(s, "var n = 0; for (;;) { n++ }").await;
+    assert_eq!(
+        outcome.ending,
+        Ending::Limit { hit: LimitHit::CpuTime { limit_ms: 200 }, state: StateAfter::RolledBack }
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "stopped after {:?}", started.elapsed());
+    assert_eq!(json_of(&h.eval(s, "typeof n").await), json!("undefined"), "the job's global is rolled back");
 }
 
 #[tokio::test]
@@ -61,11 +68,13 @@ async fn an_allocation_bomb_ends_at_mem_mb_as_a_memory_limit() {
             spec.settings.limits.cpu_ms = 60_000;
         })
         .await;
-    let bomb = "console.log('filling'); const keep = []; for (;;) keep.push(new Array(100000).fill(Math.random()))";
+    h.eval(s, "var kept = [1, 2, 3]").await;
+    let bomb = "console.log('filling'); kept = []; for (;;) kept.push(new Array(100000).fill(Math.random()))";
     let outcome = h.eval(s, bomb).await;
-    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, runtime_lost: true });
+    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, state: StateAfter::RolledBack });
     assert_eq!(outcome.events, vec![log("filling")]);
-    assert!(!h.runtime.live_sessions().contains(&s));
+    assert!(h.runtime.live_sessions().contains(&s));
+    assert_eq!(json_of(&h.eval(s, "kept").await), json!([1, 2, 3]));
 }
 
 #[tokio::test]
@@ -73,7 +82,7 @@ async fn one_giant_allocation_is_stopped_too() {
     let h = Harness::new();
     let s = h.session_with(|spec| spec.settings.limits.mem_mb = 64).await;
     let outcome = h.eval(s, "'x'.repeat(200 * 1024 * 1024).length").await;
-    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, runtime_lost: true });
+    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Memory { limit_mb: 64 }, state: StateAfter::RolledBack });
 }
 
 #[tokio::test]
@@ -104,7 +113,7 @@ async fn a_spinning_session_does_not_hold_up_another_one() {
     let (spun, (quick, took)) = tokio::join!(spin, quick);
     assert_eq!(quick, completed(vec![value("number", "2", Some(json!(2)))]));
     assert!(took < Duration::from_millis(500), "the other session answered after {took:?}, as if it waited");
-    assert!(matches!(spun.ending, Ending::Limit { hit: LimitHit::WallTime { .. }, runtime_lost: true }));
+    assert!(matches!(spun.ending, Ending::Limit { hit: LimitHit::WallTime { .. }, state: StateAfter::RolledBack }));
 }
 
 #[tokio::test]
@@ -112,7 +121,7 @@ async fn the_event_limit_holds_in_a_worker_and_the_session_survives() {
     let h = Harness::new();
     let s = h.session_with(|spec| spec.settings.limits.max_events = 5).await;
     let outcome = h.eval(s, "for (let i = 0; ; i++) console.log('line', i)").await;
-    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Events { max_events: 5 }, runtime_lost: false });
+    assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Events { max_events: 5 }, state: StateAfter::Kept });
     let texts: Vec<_> = outcome
         .events
         .iter()

@@ -2,6 +2,7 @@
 //! binary is itself the worker program (see `vm_runtime_boa::worker`).
 //! JavaScript cases are tables of (source, expected).
 
+mod checkpoints;
 mod confinement;
 mod engine;
 mod exec_policy;

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use vm_domain::event::EventPayload;
-use vm_domain::ports::{Ending, LimitHit};
+use vm_domain::ports::{Ending, LimitHit, StateAfter};
 
 use crate::harness::{exception, exec_capability, json_of, with_modules, Harness};
 
@@ -162,7 +162,7 @@ async fn exec_kills_a_program_at_its_timeout_and_output_counts_against_the_limit
     assert_eq!(json_of(&outcome), json!("ETIMEDOUT"));
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
     let flood = h.eval(s, "require('exec').run('head', ['-c', '100000', '/dev/zero'])").await;
-    assert_eq!(flood.ending, Ending::Limit { hit: LimitHit::Output { max_output_kb: 1 }, runtime_lost: false });
+    assert_eq!(flood.ending, Ending::Limit { hit: LimitHit::Output { max_output_kb: 1 }, state: StateAfter::Kept });
 }
 
 #[tokio::test]

@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
-use vm_domain::ports::{Ending, Job, JsRuntime, RuntimeError};
+use vm_domain::ports::{Ending, Job, JsRuntime, RuntimeError, RuntimeSpec, StateAfter};
 
 use crate::harness::Harness;
 
-fn kill_9(pid: i32) {
+pub fn no_checkpoints(spec: &mut RuntimeSpec) {
+    spec.settings.runtime.checkpoints = false;
+}
+
+pub fn kill_9(pid: i32) {
     let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill runs");
     assert!(status.success());
 }
@@ -47,9 +51,9 @@ async fn a_worker_runs_under_os_limits() {
 }
 
 #[tokio::test]
-async fn a_worker_killed_while_idle_is_reported_lost_at_once_and_only_once_with_the_signal() {
+async fn without_checkpoints_a_worker_killed_while_idle_is_reported_lost_at_once_and_only_once_with_the_signal() {
     let h = Harness::new();
-    let s = h.session().await;
+    let s = h.session_with(no_checkpoints).await;
     let other = h.session().await;
     let pid = h.runtime.worker_pid(s).expect("a live worker");
     let killed_at = std::time::Instant::now();
@@ -67,14 +71,14 @@ async fn a_worker_killed_while_idle_is_reported_lost_at_once_and_only_once_with_
         tokio::time::timeout(Duration::from_millis(200), h.runtime.next_lost()).await.is_err(),
         "reported once, to one caller"
     );
-    assert!(matches!(h.runtime.run(s, Job::Eval { source: "1".into() }).await, Err(RuntimeError::Unavailable(_))));
+    assert!(matches!(h.run(s, Job::Eval { source: "1".into() }).await, Err(RuntimeError::Unavailable(_))));
     assert_eq!(h.runtime.live_sessions(), vec![other]);
 }
 
 #[tokio::test]
 async fn a_loss_nobody_waited_for_is_still_there_for_a_later_look() {
     let h = Harness::new();
-    let s = h.session().await;
+    let s = h.session_with(no_checkpoints).await;
     kill_9(h.runtime.worker_pid(s).expect("a live worker"));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let lost = loop {
@@ -98,7 +102,7 @@ async fn a_closed_or_limit_killed_worker_is_not_a_loss() {
     let timed_out = h.session_with(|spec| spec.settings.limits.wall_ms = 200).await;
     h.runtime.close(closed).await;
     let outcome = h.eval(timed_out, "while (true) {}").await;
-    assert!(matches!(outcome.ending, Ending::Limit { runtime_lost: true, .. }), "{:?}", outcome.ending);
+    assert!(matches!(outcome.ending, Ending::Limit { state: StateAfter::RolledBack, .. }), "{:?}", outcome.ending);
     assert!(
         tokio::time::timeout(Duration::from_millis(300), h.runtime.next_lost()).await.is_err(),
         "the daemon's own kills are reported where they happen"
@@ -106,22 +110,28 @@ async fn a_closed_or_limit_killed_worker_is_not_a_loss() {
 }
 
 #[tokio::test]
-async fn a_worker_killed_while_running_crashes_the_job_with_the_signal() {
+async fn a_worker_killed_while_running_crashes_the_job_with_the_signal_and_rolls_back() {
     let h = Harness::new();
     let s = h.session().await;
+    h.eval(s, "var kept = 1").await;
     let pid = h.runtime.worker_pid(s).expect("a live worker");
     let killer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
         kill_9(pid);
     });
-    let outcome = h.eval(s, "console.log('spinning'); while (true) {}").await;
+    let outcome = h.eval(s, "console.log('spinning'); kept = 2; while (true) {}").await;
     killer.await.expect("the killer ran");
     match outcome.ending {
-        Ending::Crashed { reason } => assert!(reason.contains("SIGKILL"), "{reason}"),
+        Ending::Crashed { reason, state } => {
+            assert!(reason.contains("SIGKILL"), "{reason}");
+            assert_eq!(state, StateAfter::RolledBack);
+        }
         other => panic!("expected a crash, got {other:?}"),
     }
     assert_eq!(outcome.events.len(), 1, "the line printed before the kill is kept");
     assert!(h.runtime.take_lost().is_empty(), "a death during a job is the job's outcome, not a loss");
+    assert_eq!(crate::harness::json_of(&h.eval(s, "kept").await), serde_json::json!(1));
+    assert_ne!(h.runtime.worker_pid(s), Some(pid), "the checkpoint is the live worker now");
 }
 
 #[tokio::test]
@@ -165,4 +175,22 @@ async fn an_idle_worker_trims_its_resident_memory_and_keeps_its_state() {
     assert!(idle < busy, "idle {idle} kB is not below busy {busy} kB");
     let outcome = h.eval(s, "kept + _.twice(1)").await;
     assert_eq!(crate::harness::json_of(&outcome), serde_json::json!(42));
+}
+
+#[tokio::test]
+async fn a_program_cannot_signal_its_sessions_worker_but_can_signal_its_own_children() {
+    let h = Harness::new();
+    let s = h
+        .session_with(|spec| {
+            crate::harness::with_modules(spec, &["exec"]);
+            spec.capabilities = vec![crate::harness::exec_capability(&["sh"])];
+        })
+        .await;
+    h.eval(s, "var kept = 'alive'").await;
+    let script = "kill -9 $PPID; echo \"worker:$?\"; kill -9 -1; sleep 5 & kill $!; wait $!; echo \"own:$?\"";
+    let source = format!("require('exec').run('sh', ['-c', {}]).stdout", serde_json::to_string(script).unwrap());
+    let outcome = h.eval(s, &source).await;
+    let stdout = crate::harness::json_of(&outcome);
+    assert_eq!(stdout, serde_json::json!("worker:1\nown:143\n"), "the worker survives, the program's child does not");
+    assert_eq!(crate::harness::json_of(&h.eval(s, "kept").await), serde_json::json!("alive"));
 }

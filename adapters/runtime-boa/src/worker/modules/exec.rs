@@ -141,12 +141,19 @@ fn run(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue
         (job, own) => job.or(own.map(|own| now + own)),
     };
     limits::arm_process_count();
-    crate::sandbox::prepare_program();
+    let confinement = match crate::sandbox::prepare_program() {
+        Ok(confinement) => confinement,
+        Err(err) => {
+            let message = format!("exec.run: cannot confine '{}': {err}", call.program);
+            return Err(coded(message, "EPERM", context));
+        }
+    };
+    let scope = confinement.scope();
     let worktree = host.worktree.borrow().clone();
     let mut command = Command::new(&path);
-    // SAFETY: the closure only makes system calls (its filter was built
-    // before the fork).
-    unsafe { command.pre_exec(crate::sandbox::confine_program) };
+    // SAFETY: the closure only makes system calls (its filter and ruleset
+    // were made before the fork).
+    unsafe { command.pre_exec(move || crate::sandbox::confine_program(scope)) };
     let spawned = command
         .arg0(&call.program)
         .args(&call.args)
@@ -160,6 +167,7 @@ fn run(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
+    drop(confinement);
     let mut child = match spawned {
         Ok(child) => child,
         Err(err) => {
