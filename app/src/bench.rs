@@ -1,6 +1,8 @@
 //! `vm-system bench`: a running daemon measured through its API: REPL round
-//! trips per concurrency level, session creation with and without a library,
-//! worker memory (from `/proc`, for a local daemon) and console capture.
+//! trips per concurrency level (with checkpoints, and without for their
+//! cost), session creation with and without a library, worker memory (from
+//! `/proc`, for a local daemon), console capture, and live executions: the
+//! first streamed event, cancel and fork.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -9,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use vm_http::dto::{
     CreateSessionBody, CreateTemplateBody, ExecutionStatusView, ExecutionWithEventsView, LimitsBody, ReplBody,
-    SettingsBody,
+    RuntimeSwitchesBody, SettingsBody,
 };
 
-use crate::client::Client;
+use crate::client::{Client, Followed};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -43,6 +45,9 @@ pub struct BenchArgs {
     events: usize,
     #[arg(long, default_value_t = 20)]
     bursts: usize,
+    /// Repetitions of each live-execution measurement (stream, cancel, fork).
+    #[arg(long, default_value_t = 50)]
+    live: usize,
 }
 
 /// The daemon's API through the CLI's typed client, plus the worktree the
@@ -61,11 +66,78 @@ pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
     let worktree = worktree.canonicalize().context("the bench worktree must exist")?;
     let api = Api { client, worktree: worktree.to_string_lossy().into_owned() };
     let template = api.template("bench", &[], None).await?;
+    println!("checkpoints on (the default)");
     repl_levels(&api, &template, &args).await?;
+    let runtime = RuntimeSwitchesBody { checkpoints: Some(false), ..RuntimeSwitchesBody::default() };
+    let without = api
+        .template("bench-no-checkpoints", &[], Some(SettingsBody { runtime: Some(runtime), ..SettingsBody::default() }))
+        .await?;
+    println!("\ncheckpoints off");
+    repl_levels(&api, &without, &args).await?;
+    api.client.delete_template(&without).await?;
     session_creation(&api, &template, &args).await?;
     idle_memory(&api, &template, args.idle).await?;
     console_bursts(&api, &args).await?;
+    live_executions(&api, &template, args.live.max(1)).await?;
     api.client.delete_template(&template).await?;
+    Ok(())
+}
+
+/// Live executions: how soon a `console.log` reaches a client following
+/// the stream (its text is the wall clock in ms when it ran, compared with
+/// the client's on arrival: same machine, same clock), how long a cancel
+/// of a spinning loop takes to answer, and a fork's round trip.
+async fn live_executions(api: &Api, template: &str, runs: usize) -> anyhow::Result<()> {
+    let session = api.session(template).await?;
+    let mut first_event = Vec::with_capacity(runs);
+    let mut cancels = Vec::with_capacity(runs);
+    let mut forks = Vec::with_capacity(runs);
+    let input = "console.log(String(Date.now())); const t = Date.now(); while (Date.now() - t < 50) {}";
+    for _ in 0..runs {
+        let running = api.submit(&session, input).await?;
+        let mut stream = api.client.follow(&running, None);
+        while let Some(followed) = stream.next().await? {
+            if let Followed::Event(event) = followed {
+                if event.value.kind == "console" {
+                    let logged: u128 = event.value.payload["text"].as_str().unwrap_or("0").parse().unwrap_or(0);
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros();
+                    first_event.push(Duration::from_micros(now.saturating_sub(logged * 1000) as u64));
+                }
+            }
+        }
+    }
+    for _ in 0..runs {
+        let running = api.submit(&session, "while (true) {}").await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t = Instant::now();
+        let cancelled = api.client.cancel_execution(&running).await?;
+        cancels.push(t.elapsed());
+        if cancelled.value.status != ExecutionStatusView::Cancelled {
+            bail!("the cancelled loop ended {:?}", cancelled.value.status);
+        }
+    }
+    for _ in 0..runs {
+        let t = Instant::now();
+        let fork = api.client.fork_session(&session).await?.value.id;
+        forks.push(t.elapsed());
+        api.close(&fork).await?;
+    }
+    println!("\nlive executions ({runs} each)");
+    println!("{:>34} {:>9} {:>9} {:>9}", "measure", "p50_ms", "p99_ms", "max_ms");
+    for (label, mut figures) in [
+        ("console.log -> SSE client", first_event),
+        ("cancel of while(true) answered", cancels),
+        ("fork (HTTP round trip)", forks),
+    ] {
+        figures.sort();
+        println!(
+            "{label:>34} {:>9.3} {:>9.3} {:>9.3}",
+            ms(percentile(&figures, 0.50)),
+            ms(percentile(&figures, 0.99)),
+            ms(*figures.last().expect("at least one run"))
+        );
+    }
+    api.close(&session).await?;
     Ok(())
 }
 
@@ -262,8 +334,14 @@ impl Api {
         Ok(())
     }
 
+    /// Submits a snippet without waiting; returns the execution's id.
+    async fn submit(&self, session: &str, input: &str) -> anyhow::Result<String> {
+        let body = ReplBody { session_id: session.to_owned(), input: input.to_owned(), wait: Some(false) };
+        Ok(self.client.submit_repl(&body).await?.value.id)
+    }
+
     async fn repl(&self, session: &str, input: &str) -> anyhow::Result<ExecutionWithEventsView> {
-        let body = ReplBody { session_id: session.to_owned(), input: input.to_owned() };
+        let body = ReplBody { session_id: session.to_owned(), input: input.to_owned(), wait: None };
         let done = self.client.repl(&body).await?;
         if done.value.execution.status != ExecutionStatusView::Ok {
             bail!("the bench snippet did not end ok: {}", done.raw);

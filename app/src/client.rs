@@ -1,13 +1,15 @@
 //! Typed client of a running daemon's REST API, used by every command but
 //! `serve`. Requests and responses are the HTTP adapter's own wire types
 //! (`vm_http::dto`), so the CLI cannot drift from the API. Every request
-//! carries the bearer token [`Credentials::resolve`] found.
+//! carries the bearer token [`Credentials::resolve`] found. An execution's
+//! live events come as Server-Sent Events ([`EventStream`], parsed by
+//! [`sse`]), resumed after a dropped connection.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -304,14 +306,42 @@ impl Client {
         self.call(Method::POST, &["sessions", id, "close"], &[], None).await
     }
 
-    // ------------------------------------------------------------ executions
-
-    pub async fn repl(&self, body: &ReplBody) -> Result<ExecutionWithEventsView> {
-        self.call(Method::POST, &["executions", "repl"], &[], Some(json(body)?)).await
+    /// A new session whose heap starts as a copy of `id`'s (`forked_from`).
+    pub async fn fork_session(&self, id: &str) -> Result<SessionView> {
+        self.call(Method::POST, &["sessions", id, "fork"], &[], None).await
     }
 
+    // ------------------------------------------------------------ executions
+
+    /// Runs a snippet and answers once it has ended, with its events.
+    pub async fn repl(&self, body: &ReplBody) -> Result<ExecutionWithEventsView> {
+        let body = ReplBody { wait: None, ..body.clone() };
+        self.call(Method::POST, &["executions", "repl"], &[], Some(json(&body)?)).await
+    }
+
+    /// Starts a snippet and answers at once with the `running` execution
+    /// (`"wait": false`); [`Client::follow`] gets its events.
+    pub async fn submit_repl(&self, body: &ReplBody) -> Result<ExecutionView> {
+        let body = ReplBody { wait: Some(false), ..body.clone() };
+        self.call(Method::POST, &["executions", "repl"], &[], Some(json(&body)?)).await
+    }
+
+    /// Runs a file and answers once it has ended, with its events.
     pub async fn run_file(&self, body: &RunFileBody) -> Result<ExecutionWithEventsView> {
-        self.call(Method::POST, &["executions", "run-file"], &[], Some(json(body)?)).await
+        let body = RunFileBody { wait: None, ..body.clone() };
+        self.call(Method::POST, &["executions", "run-file"], &[], Some(json(&body)?)).await
+    }
+
+    /// Starts a file run and answers at once with the `running` execution.
+    pub async fn submit_run_file(&self, body: &RunFileBody) -> Result<ExecutionView> {
+        let body = RunFileBody { wait: Some(false), ..body.clone() };
+        self.call(Method::POST, &["executions", "run-file"], &[], Some(json(&body)?)).await
+    }
+
+    /// Cancels a running execution; answers it as it ended (`cancelled`).
+    /// `EXECUTION_NOT_RUNNING` (409) when it had already ended.
+    pub async fn cancel_execution(&self, id: &str) -> Result<ExecutionView> {
+        self.call(Method::POST, &["executions", id, "cancel"], &[], None).await
     }
 
     pub async fn executions(&self, session_id: Option<&str>, limit: Option<i64>) -> Result<Vec<ExecutionView>> {
@@ -332,6 +362,20 @@ impl Client {
     pub async fn events(&self, id: &str, after_seq: Option<i64>) -> Result<Vec<EventView>> {
         let query: Vec<(&str, String)> = after_seq.map(|n| ("after_seq", n.to_string())).into_iter().collect();
         self.call(Method::GET, &["executions", id, "events"], &query, None).await
+    }
+
+    /// The live events of execution `id` with `seq` greater than `after_seq`,
+    /// then its end. Nothing is sent before the first [`EventStream::next`].
+    pub fn follow(&self, id: &str, after_seq: Option<i64>) -> EventStream {
+        EventStream {
+            client: self.clone(),
+            execution: id.to_owned(),
+            after_seq,
+            last_seq: None,
+            body: None,
+            parser: sse::Parser::default(),
+            done: false,
+        }
     }
 
     // ------------------------------------------------------------ tokens
@@ -392,27 +436,82 @@ impl Client {
             .and_then(|v| v.trim().parse::<u64>().ok());
         let text = response.text().await.map_err(|err| self.transport_error(&url, &err))?;
         tracing::debug!(status = status.as_u16(), bytes = text.len(), "response");
-        let protocol = |reason: String| ClientError::Protocol { url: url.to_string(), reason };
+        if !status.is_success() {
+            return Err(self.error_answer(&url, status, &text, retry_after));
+        }
         let raw: Value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text)
-                .map_err(|err| protocol(format!("HTTP {status} with a body that is not JSON ({err})")))?
+            serde_json::from_str(&text).map_err(|err| ClientError::Protocol {
+                url: url.to_string(),
+                reason: format!("HTTP {status} with a body that is not JSON ({err})"),
+            })?
         };
-        if !status.is_success() {
-            return Err(match envelope(&raw) {
-                Some((code, mut message, details)) => {
-                    if status == StatusCode::UNAUTHORIZED {
-                        message = format!("{message}\n{}", self.credentials.hint());
-                    }
-                    ClientError::Api { status: status.as_u16(), code, message, details, retry_after }
+        decode(&url, raw)
+    }
+
+    /// The [`ClientError`] of a non-2xx answer: the error envelope (a 401's
+    /// message gains the token hint), or a protocol error without one.
+    fn error_answer(&self, url: &Url, status: StatusCode, text: &str, retry_after: Option<u64>) -> ClientError {
+        let protocol = |reason: String| ClientError::Protocol { url: url.to_string(), reason };
+        let raw: Value = match serde_json::from_str(text) {
+            Ok(raw) => raw,
+            Err(err) if !text.trim().is_empty() => {
+                return protocol(format!("HTTP {status} with a body that is not JSON ({err})"))
+            }
+            Err(_) => Value::Null,
+        };
+        match envelope(&raw) {
+            Some((code, mut message, details)) => {
+                if status == StatusCode::UNAUTHORIZED {
+                    message = format!("{message}\n{}", self.credentials.hint());
                 }
-                None => protocol(format!("HTTP {status} without the error envelope: {}", clip(&text, 200))),
+                ClientError::Api { status: status.as_u16(), code, message, details, retry_after }
+            }
+            None => protocol(format!("HTTP {status} without the error envelope: {}", clip(text, 200))),
+        }
+    }
+
+    /// Opens an execution's event stream (`Accept: text/event-stream`),
+    /// resuming after `last_event_id` when given.
+    async fn open_stream(
+        &self,
+        id: &str,
+        after_seq: Option<i64>,
+        last_event_id: Option<i64>,
+    ) -> std::result::Result<reqwest::Response, ClientError> {
+        let query: Vec<(&str, String)> = after_seq.map(|n| ("after_seq", n.to_string())).into_iter().collect();
+        let url = self.url(&["executions", id, "events"], &query);
+        tracing::debug!(%url, ?last_event_id, "open event stream");
+        let mut request = self.http.get(url.clone()).header(ACCEPT, "text/event-stream");
+        if let Some(seq) = last_event_id {
+            request = request.header("Last-Event-ID", seq.to_string());
+        }
+        let response = request.send().await.map_err(|err| self.transport_error(&url, &err))?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let text = response.text().await.map_err(|err| self.transport_error(&url, &err))?;
+            return Err(self.error_answer(&url, status, &text, retry_after));
+        }
+        let streams = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+        if !streams {
+            return Err(ClientError::Protocol {
+                url: url.to_string(),
+                reason: "asked for text/event-stream and got another content type (a daemon older than live \
+                         executions?)"
+                    .into(),
             });
         }
-        let value = serde_json::from_value(raw.clone())
-            .map_err(|err| protocol(format!("the response does not have the documented shape ({err})")))?;
-        Ok(Reply { value, raw })
+        Ok(response)
     }
 
     fn transport_error(&self, url: &Url, err: &reqwest::Error) -> ClientError {
@@ -423,6 +522,15 @@ impl Client {
             ClientError::Protocol { url: url.to_string(), reason }
         }
     }
+}
+
+/// `raw` decoded as `T`, kept beside it.
+fn decode<T: DeserializeOwned>(url: &Url, raw: Value) -> Result<T> {
+    let value = serde_json::from_value(raw.clone()).map_err(|err| ClientError::Protocol {
+        url: url.to_string(),
+        reason: format!("the response does not have the documented shape ({err})"),
+    })?;
+    Ok(Reply { value, raw })
 }
 
 fn json(body: &impl Serialize) -> std::result::Result<Value, ClientError> {
@@ -456,6 +564,272 @@ fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------- live events
+
+/// How long a live event stream may stay silent before the connection is
+/// taken for dead and resumed: three of the daemon's 15 s heartbeats.
+const STREAM_IDLE: Duration = Duration::from_secs(45);
+
+/// How long [`EventStream`] keeps trying to resume a dropped stream before
+/// it gives up, counted from the last byte received.
+const RESUME_WITHIN: Duration = Duration::from_secs(30);
+
+/// The first wait before a resume; doubled on each failed try, up to 2 s.
+/// A `retry:` field from the daemon replaces it.
+const RESUME_FIRST_WAIT: Duration = Duration::from_millis(100);
+
+/// One message of an execution's live event stream.
+#[derive(Debug)]
+pub enum Followed {
+    /// An event, in `seq` order, each once.
+    Event(Reply<EventView>),
+    /// The execution, ended; nothing follows.
+    End(Reply<ExecutionView>),
+}
+
+/// An execution's live events ([`Client::follow`]): Server-Sent Events
+/// read as they arrive. When the connection drops (or stays silent past
+/// [`STREAM_IDLE`]), it reconnects with `Last-Event-ID` set to the last
+/// `seq` handed out, so no event is missed or repeated.
+#[derive(Debug)]
+pub struct EventStream {
+    client: Client,
+    execution: String,
+    /// The cursor of the first connection (`?after_seq=`).
+    after_seq: Option<i64>,
+    /// The `seq` of the last event handed out: where a reconnect resumes.
+    last_seq: Option<i64>,
+    body: Option<reqwest::Response>,
+    parser: sse::Parser,
+    /// The `end` (or `error`) message was handed out.
+    done: bool,
+}
+
+impl EventStream {
+    /// The next event, or the end; `None` after the end. An `event: error`
+    /// from the daemon becomes [`ClientError::Api`]. The first connection
+    /// is not retried: a daemon that cannot be reached, or that refuses
+    /// (e.g. `EXECUTION_NOT_FOUND`), is an error at once.
+    pub async fn next(&mut self) -> std::result::Result<Option<Followed>, ClientError> {
+        let mut silent_since = tokio::time::Instant::now();
+        let mut wait = RESUME_FIRST_WAIT;
+        let mut connected_once = self.body.is_some() || self.last_seq.is_some();
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            while let Some(message) = self.parser.next_message() {
+                if let Some(followed) = self.accept(message)? {
+                    return Ok(Some(followed));
+                }
+            }
+            if self.body.is_none() {
+                let resume = self.last_seq;
+                match self.client.open_stream(&self.execution, self.after_seq, resume).await {
+                    Ok(body) => {
+                        self.body = Some(body);
+                        connected_once = true;
+                    }
+                    Err(err @ ClientError::Unreachable { .. }) if connected_once => {
+                        if silent_since.elapsed() > RESUME_WITHIN {
+                            return Err(err);
+                        }
+                        tracing::debug!(error = %err, ?wait, "event stream: reconnect failed, retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            let body = self.body.as_mut().expect("connected just above");
+            match tokio::time::timeout(STREAM_IDLE, body.chunk()).await {
+                Ok(Ok(Some(bytes))) => {
+                    self.parser.feed(&bytes);
+                    silent_since = tokio::time::Instant::now();
+                    wait = self.parser.retry().unwrap_or(RESUME_FIRST_WAIT);
+                }
+                outcome => {
+                    let why = match outcome {
+                        Ok(Ok(_)) => "the daemon closed the stream before its end".to_owned(),
+                        Ok(Err(err)) => root_cause(&err),
+                        Err(_) => format!("nothing received for {} s", STREAM_IDLE.as_secs()),
+                    };
+                    tracing::debug!(%why, last_seq = ?self.last_seq, "event stream dropped; resuming");
+                    self.body = None;
+                    self.parser.reset();
+                    if silent_since.elapsed() > RESUME_WITHIN {
+                        return Err(ClientError::Unreachable { url: self.client.server_url.clone(), reason: why });
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// What one SSE message means: an event not handed out yet, the end,
+    /// an error, or nothing (unknown types, repeats after a resume).
+    fn accept(&mut self, message: sse::Message) -> std::result::Result<Option<Followed>, ClientError> {
+        let url = self.client.url(&["executions", &self.execution, "events"], &[]);
+        let protocol = |reason: String| ClientError::Protocol { url: url.to_string(), reason };
+        let raw = || {
+            serde_json::from_str::<Value>(&message.data)
+                .map_err(|err| protocol(format!("a stream message that is not JSON ({err})")))
+        };
+        match message.event.as_str() {
+            "event" => {
+                let event: Reply<EventView> = decode(&url, raw()?)?;
+                if self.last_seq.or(self.after_seq).is_some_and(|seen| event.value.seq <= seen) {
+                    return Ok(None);
+                }
+                self.last_seq = Some(event.value.seq);
+                Ok(Some(Followed::Event(event)))
+            }
+            "end" => {
+                let end = decode(&url, raw()?)?;
+                self.finish();
+                Ok(Some(Followed::End(end)))
+            }
+            "error" => {
+                let raw = raw()?;
+                self.finish();
+                Err(match envelope(&raw) {
+                    Some((code, message, details)) => {
+                        ClientError::Api { status: StatusCode::OK.as_u16(), code, message, details, retry_after: None }
+                    }
+                    None => protocol(format!("an error message without the error envelope: {raw}")),
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.body = None;
+    }
+}
+
+/// A Server-Sent Events parser (the WHATWG `text/event-stream` format):
+/// bytes in, in whatever chunks they arrive; whole messages out.
+pub mod sse {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    /// One dispatched message.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Message {
+        /// `event:`, `message` when the block named none.
+        pub event: String,
+        /// The last `id:` seen on the stream so far (it carries over).
+        pub id: Option<String>,
+        /// The `data:` lines joined with `\n`.
+        pub data: String,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Parser {
+        /// Bytes of a line not ended yet.
+        line: Vec<u8>,
+        /// The last byte fed was a CR: an LF right after it ends no new line.
+        after_cr: bool,
+        /// The start of the stream, where a byte order mark is dropped.
+        started: bool,
+        event: String,
+        data: String,
+        has_data: bool,
+        last_id: Option<String>,
+        retry: Option<Duration>,
+        ready: VecDeque<Message>,
+    }
+
+    impl Parser {
+        pub fn feed(&mut self, bytes: &[u8]) {
+            for &byte in bytes {
+                match byte {
+                    b'\n' if self.after_cr => self.after_cr = false,
+                    b'\n' | b'\r' => {
+                        self.after_cr = byte == b'\r';
+                        let line = std::mem::take(&mut self.line);
+                        self.line(&line);
+                    }
+                    _ => {
+                        self.after_cr = false;
+                        self.line.push(byte);
+                    }
+                }
+            }
+        }
+
+        /// The next whole message, in order.
+        pub fn next_message(&mut self) -> Option<Message> {
+            self.ready.pop_front()
+        }
+
+        /// The reconnection time the stream asked for (`retry:`).
+        pub fn retry(&self) -> Option<Duration> {
+            self.retry
+        }
+
+        /// Forgets a message cut off by a dropped connection (the last id
+        /// and the retry time are kept, as a browser does).
+        pub fn reset(&mut self) {
+            self.line.clear();
+            self.after_cr = false;
+            self.started = false;
+            self.event.clear();
+            self.data.clear();
+            self.has_data = false;
+        }
+
+        fn line(&mut self, raw: &[u8]) {
+            let mut raw = raw;
+            if !self.started {
+                self.started = true;
+                raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
+            }
+            let line = String::from_utf8_lossy(raw);
+            if line.is_empty() {
+                self.dispatch();
+                return;
+            }
+            if line.starts_with(':') {
+                return; // a comment: the daemon's heartbeat
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line.as_ref(), ""),
+            };
+            match field {
+                "event" => self.event = value.to_owned(),
+                "data" => {
+                    if self.has_data {
+                        self.data.push('\n');
+                    }
+                    self.data.push_str(value);
+                    self.has_data = true;
+                }
+                "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    self.retry = value.parse().ok().map(Duration::from_millis);
+                }
+                _ => {}
+            }
+        }
+
+        fn dispatch(&mut self) {
+            let event = std::mem::take(&mut self.event);
+            if !std::mem::take(&mut self.has_data) {
+                return;
+            }
+            let data = std::mem::take(&mut self.data);
+            let event = if event.is_empty() { "message".to_owned() } else { event };
+            self.ready.push_back(Message { event, id: self.last_id.clone(), data });
+        }
     }
 }
 
@@ -539,5 +913,136 @@ mod tests {
         for shown in [format!("{credentials:?}"), format!("{client:?}")] {
             assert!(!shown.contains("vmsys_secret"), "{shown}");
         }
+    }
+
+    // ------------------------------------------------------------ live events
+
+    fn parsed(chunks: &[&[u8]]) -> Vec<sse::Message> {
+        let mut parser = sse::Parser::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            parser.feed(chunk);
+            while let Some(message) = parser.next_message() {
+                out.push(message);
+            }
+        }
+        out
+    }
+
+    fn message(event: &str, id: Option<&str>, data: &str) -> sse::Message {
+        sse::Message { event: event.into(), id: id.map(Into::into), data: data.into() }
+    }
+
+    #[test]
+    fn sse_messages_are_whole_whatever_the_chunks_and_line_endings() {
+        let stream = b"event: event\nid: 1\ndata: {\"seq\":1}\n\n: heartbeat\n\nevent: end\r\ndata: {}\r\n\r\n";
+        let expected = vec![message("event", Some("1"), "{\"seq\":1}"), message("end", Some("1"), "{}")];
+        assert_eq!(parsed(&[stream]), expected, "one chunk");
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(parsed(&bytes), expected, "a byte at a time, CRLF split across chunks");
+        assert_eq!(parsed(&[b"data: a\rdata: b\r\r"]), vec![message("message", None, "a\nb")], "CR alone ends lines");
+    }
+
+    #[test]
+    fn sse_fields_follow_the_spec_for_spaces_comments_bom_retry_and_empty_blocks() {
+        let mut parser = sse::Parser::default();
+        parser.feed("\u{feff}:comment\ndata:no space\ndata:  two spaces\nunknown: x\nretry: 250\n\n".as_bytes());
+        assert_eq!(parser.next_message(), Some(message("message", None, "no space\n two spaces")));
+        assert_eq!(parser.retry(), Some(Duration::from_millis(250)));
+        parser.feed(b"event: lonely\n\ndata\n\n");
+        assert_eq!(parser.next_message(), Some(message("message", None, "")), "a block without data is dropped");
+        assert_eq!(parser.next_message(), None);
+    }
+
+    #[test]
+    fn sse_reset_drops_a_message_cut_off_by_a_dropped_connection() {
+        let mut parser = sse::Parser::default();
+        parser.feed(b"id: 2\nevent: event\ndata: {\"seq\":3");
+        parser.reset();
+        parser.feed(b"event: end\ndata: {}\n\n");
+        assert_eq!(parser.next_message(), Some(message("end", Some("2"), "{}")), "the last id survives a reset");
+    }
+
+    fn event_json(seq: i64) -> String {
+        serde_json::json!({
+            "execution_id": "e", "seq": seq, "ts": "2024-01-01T00:00:00Z", "type": "console",
+            "payload": {"level": "log", "text": format!("line {seq}")}
+        })
+        .to_string()
+    }
+
+    fn end_json() -> String {
+        serde_json::json!({
+            "id": "e", "session_id": "s", "kind": "repl", "input": "x", "path": null, "args": {}, "env": {},
+            "status": "ok", "started_at": "2024-01-01T00:00:00Z", "ended_at": "2024-01-01T00:00:01Z",
+            "result": null, "error": null, "metrics": {"duration_ms": 1, "event_count": 3, "output_bytes": 6}
+        })
+        .to_string()
+    }
+
+    /// Accepts one HTTP request on `listener`, answers `body` as an event
+    /// stream and closes the connection; returns the request's head.
+    async fn answer_once(listener: &tokio::net::TcpListener, body: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            socket.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{body}");
+        socket.write_all(answer.as_bytes()).await.unwrap();
+        socket.shutdown().await.unwrap();
+        String::from_utf8(head).unwrap().to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn a_dropped_event_stream_resumes_after_the_last_event_with_no_gap_and_no_repeat() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let frame = |seq: i64| format!("event: event\nid: {seq}\ndata: {}\n\n", event_json(seq));
+        let server = tokio::spawn(async move {
+            // The first connection drops halfway through event 3.
+            let cut = format!("{}{}event: event\nid: 3\ndata: {{\"exec", frame(1), frame(2));
+            let first = answer_once(&listener, cut).await;
+            // The resumed one repeats event 2 (a daemon may), then goes on.
+            let rest = format!("{}{}: keep-alive\n\nevent: end\ndata: {}\n\n", frame(2), frame(3), end_json());
+            let second = answer_once(&listener, rest).await;
+            (first, second)
+        });
+        let client = Client::new(&url, Credentials::none()).unwrap();
+        let mut stream = client.follow("e", None);
+        let mut seen = Vec::new();
+        while let Some(item) = stream.next().await.unwrap() {
+            match item {
+                Followed::Event(event) => seen.push(event.value.seq.to_string()),
+                Followed::End(end) => seen.push(format!("end {}", end.value.metrics.event_count)),
+            }
+        }
+        assert_eq!(seen, ["1", "2", "3", "end 3"]);
+        let (first, second) = server.await.unwrap();
+        assert!(first.contains("accept: text/event-stream") && !first.contains("last-event-id"), "{first}");
+        assert!(second.contains("last-event-id: 2\r\n"), "{second}");
+    }
+
+    #[tokio::test]
+    async fn an_error_message_on_the_stream_is_an_api_error_and_ends_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let envelope = r#"{"error":{"code":"STORE_UNAVAILABLE","message":"down","details":{}}}"#;
+            answer_once(&listener, format!("event: error\ndata: {envelope}\n\n")).await
+        });
+        let client = Client::new(&url, Credentials::none()).unwrap();
+        let mut stream = client.follow("e", Some(4));
+        match stream.next().await {
+            Err(ClientError::Api { code, message, .. }) => {
+                assert_eq!((code.as_str(), message.as_str()), ("STORE_UNAVAILABLE", "down"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(stream.next().await.unwrap().is_none());
+        assert!(server.await.unwrap().contains("after_seq=4"));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use vm_domain::paths::WorktreePolicy;
-use vm_domain::ports::SystemClock;
+use vm_http::clock::SystemClock;
 use vm_http::{Access, AuthMode, Services, StorePorts};
 use vm_runtime_boa::sandbox::SandboxMode;
 use vm_runtime_boa::{BoaRuntime, FsLibraryCache};

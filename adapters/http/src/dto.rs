@@ -46,6 +46,9 @@ pub struct RuntimeSwitchesView {
     pub esm: bool,
     pub strict: bool,
     pub console: bool,
+    /// Whether a cancel, a hard limit or a crash rolls the session back to
+    /// its state before the execution (a forked copy is kept before each).
+    pub checkpoints: bool,
 }
 
 /// A template's settings.
@@ -71,7 +74,12 @@ impl From<Settings> for SettingsView {
                 extensions: s.resolver.extensions,
                 allow_absolute_repo_imports: s.resolver.allow_absolute_repo_imports,
             },
-            runtime: RuntimeSwitchesView { esm: s.runtime.esm, strict: s.runtime.strict, console: s.runtime.console },
+            runtime: RuntimeSwitchesView {
+                esm: s.runtime.esm,
+                strict: s.runtime.strict,
+                console: s.runtime.console,
+                checkpoints: s.runtime.checkpoints,
+            },
         }
     }
 }
@@ -115,6 +123,9 @@ pub struct RuntimeSwitchesBody {
     pub strict: Option<bool>,
     /// Default true.
     pub console: Option<bool>,
+    /// Default true: keep a checkpoint before each execution, so that a
+    /// cancel, a hard limit or a crash rolls the session back.
+    pub checkpoints: Option<bool>,
 }
 
 /// Settings to store. Replaces all settings: every field left out takes its
@@ -153,6 +164,7 @@ impl From<SettingsBody> for Settings {
                 esm: runtime.esm.unwrap_or(s.esm),
                 strict: runtime.strict.unwrap_or(s.strict),
                 console: runtime.console.unwrap_or(s.console),
+                checkpoints: runtime.checkpoints.unwrap_or(s.checkpoints),
             },
         }
     }
@@ -433,6 +445,8 @@ pub struct SessionView {
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// The session this one was forked from (its heap started as a copy).
+    pub forked_from: Option<String>,
 }
 
 impl From<Session> for SessionView {
@@ -447,6 +461,7 @@ impl From<Session> for SessionView {
             created_at: s.created_at,
             closed_at: s.closed_at,
             last_error: s.last_error,
+            forked_from: s.forked_from.map(|id| id.to_string()),
         }
     }
 }
@@ -460,6 +475,9 @@ pub struct ReplBody {
     pub session_id: String,
     /// JavaScript evaluated in the session's global scope.
     pub input: String,
+    /// Default true: answer when the execution has ended. False: answer at
+    /// once with the `running` execution (202); follow its events.
+    pub wait: Option<bool>,
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
@@ -473,6 +491,9 @@ pub struct RunFileBody {
     pub args: Option<BTreeMap<String, Value>>,
     /// Reaches the script as the global `__ENV__`.
     pub env: Option<BTreeMap<String, String>>,
+    /// Default true: answer when the execution has ended. False: answer at
+    /// once with the `running` execution (202); follow its events.
+    pub wait: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]

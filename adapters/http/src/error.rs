@@ -46,7 +46,7 @@ pub enum ApiError {
     /// `REQUEST_TIMEOUT`: the body did not arrive in time.
     #[oai(status = 408)]
     RequestTimeout(Json<ErrorEnvelope>),
-    /// `SESSION_NOT_READY`, `SESSION_BUSY`.
+    /// `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`.
     #[oai(status = 409)]
     Conflict(Json<ErrorEnvelope>),
     /// `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves.
@@ -91,7 +91,7 @@ fn variant_of(err: &DomainError) -> fn(Json<ErrorEnvelope>) -> ApiError {
         | E::FileNotFound { .. }
         | E::RouteNotFound { .. } => ApiError::NotFound,
         E::MethodNotAllowed { .. } => ApiError::MethodNotAllowed,
-        E::SessionNotReady { .. } | E::SessionBusy { .. } => ApiError::Conflict,
+        E::SessionNotReady { .. } | E::SessionBusy { .. } | E::ExecutionNotRunning { .. } => ApiError::Conflict,
         E::InvalidPath { .. }
         | E::OutputLimitExceeded { .. }
         | E::ExecutionTimeout { .. }
@@ -121,7 +121,7 @@ impl From<DomainError> for ApiError {
 }
 
 /// `{"error": {"code", "message", "details"}}` of a domain error.
-fn envelope(err: &DomainError) -> Json<ErrorEnvelope> {
+pub(crate) fn envelope(err: &DomainError) -> Json<ErrorEnvelope> {
     Json(ErrorEnvelope {
         error: ErrorBody { code: err.code().to_owned(), message: err.to_string(), details: err.details() },
     })

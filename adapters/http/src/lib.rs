@@ -13,6 +13,7 @@
 //! - [`docs`]: Swagger UI from vendored assets.
 
 pub mod api;
+pub mod clock;
 pub mod docs;
 pub mod dto;
 pub mod error;

@@ -1,9 +1,9 @@
-//! `vm-system exec …`: run REPL snippets and files in a session, and read
-//! executions and their events (`--follow` polls until the execution ends).
+//! `vm-system exec …`: run REPL snippets and files in a session (waiting for
+//! the end, or not), cancel them, and read executions and their events
+//! (`--follow` streams them live until the execution ends).
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use vm_http::dto::{EventView, ExecutionStatusView, ExecutionView, ExecutionWithE
 use super::output::{
     block, clip, one_line, or_dash, stderr, stdout, time, time_or_dash, to_yaml, Ctx, Failure, Format, Outcome, Table,
 };
-use crate::client::{ClientError, Reply};
+use crate::client::{ClientError, Followed, Reply};
 
 #[derive(Debug, Subcommand)]
 pub enum ExecCommand {
@@ -23,6 +23,10 @@ pub enum ExecCommand {
         session: String,
         /// JavaScript source, or '-' for stdin.
         input: String,
+        /// Print the running execution at once instead of waiting for its end; follow it with
+        /// `exec events EXECUTION --follow`, stop it with `exec cancel EXECUTION`.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Run a file of the session's worktree.
     RunFile {
@@ -37,6 +41,10 @@ pub enum ExecCommand {
         /// A variable the script sees in the global __ENV__; repeat for more.
         #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
         env: Vec<(String, String)>,
+        /// Print the running execution at once instead of waiting for its end; follow it with
+        /// `exec events EXECUTION --follow`, stop it with `exec cancel EXECUTION`.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// List executions, newest first.
     List {
@@ -61,12 +69,22 @@ pub enum ExecCommand {
         /// Only events after this sequence number.
         #[arg(long, value_name = "N")]
         after_seq: Option<i64>,
-        /// Keep printing new events until the execution ends; exit 1 if it did not end ok.
+        /// Stream events as they happen until the execution ends (resuming after a dropped
+        /// connection without a gap); exit 1 if it did not end ok.
         #[arg(long)]
         follow: bool,
-        /// How often --follow asks the daemon.
-        #[arg(long, value_name = "MS", default_value_t = 250)]
-        interval_ms: u64,
+        /// Ignored: --follow used to poll at this interval and now streams.
+        #[arg(long, value_name = "MS", hide = true)]
+        interval_ms: Option<u64>,
+    },
+    /// Cancel a running execution; prints it as it ended (`cancelled`).
+    ///
+    /// With checkpoints on (the template default), the session is rolled back to its state
+    /// before the execution and stays ready; files written and programs run are not undone.
+    Cancel {
+        /// The execution's id.
+        #[arg(value_name = "EXECUTION", value_parser = super::id)]
+        execution: String,
     },
 }
 
@@ -80,14 +98,20 @@ fn key_value(raw: &str) -> Result<(String, String), String> {
 pub async fn run(ctx: &Ctx, command: ExecCommand) -> Outcome {
     let client = &ctx.client;
     match command {
-        ExecCommand::Repl { session, input } => {
+        ExecCommand::Repl { session, input, no_wait } => {
             let input = if input == "-" { read_stdin()? } else { input };
-            let body = ReplBody { session_id: session, input };
+            let body = ReplBody { session_id: session, input, wait: None };
+            if no_wait {
+                return started_run(ctx, client.submit_repl(&body).await?);
+            }
             finished_run(ctx, client.repl(&body).await).await
         }
-        ExecCommand::RunFile { session, path, args, env } => {
+        ExecCommand::RunFile { session, path, args, env, no_wait } => {
             let env = (!env.is_empty()).then(|| env.into_iter().collect());
-            let body = RunFileBody { session_id: session, path, args, env };
+            let body = RunFileBody { session_id: session, path, args, env, wait: None };
+            if no_wait {
+                return started_run(ctx, client.submit_run_file(&body).await?);
+            }
             finished_run(ctx, client.run_file(&body).await).await
         }
         ExecCommand::List { session_id, limit } => {
@@ -114,10 +138,23 @@ pub async fn run(ctx: &Ctx, command: ExecCommand) -> Outcome {
                 || reply.value.iter().map(|e| e.seq.to_string()).collect(),
             )
         }
-        ExecCommand::Events { execution, after_seq, follow: true, interval_ms } => {
-            follow(ctx, &execution, after_seq.unwrap_or(0), Duration::from_millis(interval_ms.max(10))).await
+        ExecCommand::Events { execution, after_seq, follow: true, .. } => follow(ctx, &execution, after_seq).await,
+        ExecCommand::Cancel { execution } => {
+            let reply = client.cancel_execution(&execution).await?;
+            ctx.show(&reply.raw, || execution_text(&reply.value), || vec![reply.value.id.clone()])
         }
     }
+}
+
+/// Prints an execution submitted with `--no-wait`, still `running`: its
+/// block (text), its id (`-q`) or the API object; in text, how to follow it.
+fn started_run(ctx: &Ctx, reply: Reply<ExecutionView>) -> Outcome {
+    let id = reply.value.id.clone();
+    ctx.show(&reply.raw, || execution_text(&reply.value), || vec![id.clone()])?;
+    if ctx.format == Format::Text && !ctx.quiet {
+        stderr(&format!("follow it: vm-system exec events {id} --follow\nstop it:   vm-system exec cancel {id}\n"));
+    }
+    Ok(())
 }
 
 fn read_stdin() -> Result<String, Failure> {
@@ -177,7 +214,7 @@ async fn finished_run(ctx: &Ctx, result: Result<Reply<ExecutionWithEventsView>, 
 
 /// One event of a run, printed the way a REPL would. Returns whether it was
 /// an exception.
-fn print_run_event(event: &EventView) -> bool {
+pub(super) fn print_run_event(event: &EventView) -> bool {
     let text = |key: &str| event.payload.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     let line = |s: String| if s.ends_with('\n') { s } else { format!("{s}\n") };
     match event.kind.as_str() {
@@ -220,7 +257,7 @@ fn kind_name(execution: &ExecutionView) -> &'static str {
 }
 
 /// `CODE: message` of an execution that did not end ok.
-fn failure_line(execution: &ExecutionView) -> String {
+pub(super) fn failure_line(execution: &ExecutionView) -> String {
     let field = |key: &str| execution.error.as_ref().and_then(|e| e.get(key)).and_then(Value::as_str);
     match (field("code"), field("message")) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
@@ -228,38 +265,39 @@ fn failure_line(execution: &ExecutionView) -> String {
     }
 }
 
-/// `exec events --follow`: prints events as they are recorded until the
-/// execution has ended and every event is shown. JSON prints one event per
-/// line (JSON Lines), YAML one document per event.
-async fn follow(ctx: &Ctx, execution: &str, mut after_seq: i64, interval: Duration) -> Outcome {
+/// `exec events --follow`: prints events as the daemon streams them until
+/// the execution has ended (at once when it already has). JSON prints one
+/// event per line (JSON Lines), YAML one document per event; the exit code
+/// is that of `exec repl`: 0 when it ended ok, 1 when not.
+async fn follow(ctx: &Ctx, execution: &str, after_seq: Option<i64>) -> Outcome {
     if !ctx.quiet && ctx.format == Format::Text {
         stdout(&events_header());
     }
-    loop {
-        let state = ctx.client.execution(execution).await?.value;
-        let events = ctx.client.events(execution, Some(after_seq)).await?;
-        let raws = events.raw.as_array().cloned().unwrap_or_default();
-        for (event, raw) in events.value.iter().zip(raws) {
-            after_seq = after_seq.max(event.seq);
-            match (ctx.quiet, ctx.format) {
-                (true, _) => stdout(&format!("{}\n", event.seq)),
-                (false, Format::Text) => stdout(&event_line(event)),
-                (false, Format::Json) => stdout(&format!("{}\n", serde_json::to_string(&raw).expect("JSON"))),
-                (false, Format::Yaml) => stdout(&format!("---\n{}", to_yaml(&raw))),
-            }
+    let mut stream = ctx.client.follow(execution, after_seq);
+    while let Some(item) = stream.next().await? {
+        match item {
+            Followed::Event(event) => match (ctx.quiet, ctx.format) {
+                (true, _) => stdout(&format!("{}\n", event.value.seq)),
+                (false, Format::Text) => stdout(&event_line(&event.value)),
+                (false, Format::Json) => stdout(&format!("{}\n", serde_json::to_string(&event.raw).expect("JSON"))),
+                (false, Format::Yaml) => stdout(&format!("---\n{}", to_yaml(&event.raw))),
+            },
+            Followed::End(end) => return ended(ctx, &end.value),
         }
-        if state.status != ExecutionStatusView::Running {
-            return if state.status == ExecutionStatusView::Ok {
-                Ok(())
-            } else {
-                if ctx.format == Format::Text && !ctx.quiet {
-                    stderr(&format!("{}\n", failure_line(&state)));
-                }
-                Err(Failure::NotOk)
-            };
-        }
-        tokio::time::sleep(interval).await;
     }
+    Err(Failure::Other(anyhow::anyhow!("the event stream of execution {execution} ended without its end")))
+}
+
+/// The exit of a command that saw `execution` end: `Ok` when it ended ok;
+/// otherwise (in text) its `CODE: message` on stderr, and exit code 1.
+fn ended(ctx: &Ctx, execution: &ExecutionView) -> Outcome {
+    if execution.status == ExecutionStatusView::Ok {
+        return Ok(());
+    }
+    if ctx.format == Format::Text && !ctx.quiet {
+        stderr(&format!("{}\n", failure_line(execution)));
+    }
+    Err(Failure::NotOk)
 }
 
 // ---------------------------------------------------------------- text
@@ -307,7 +345,7 @@ fn executions_table(executions: &[ExecutionView]) -> String {
 fn execution_text(e: &ExecutionView) -> String {
     let preview = e.result.as_ref().and_then(|r| r.get("preview")).and_then(Value::as_str).map(str::to_owned);
     let error = e.error.as_ref().map(|_| failure_line(e));
-    block(&[
+    let mut pairs = vec![
         ("id", e.id.clone()),
         ("session", e.session_id.clone()),
         ("kind", kind_name(e).into()),
@@ -323,7 +361,25 @@ fn execution_text(e: &ExecutionView) -> String {
         ("output", format!("{} bytes", e.metrics.output_bytes)),
         ("result", or_dash(&preview)),
         ("error", or_dash(&error)),
-    ])
+    ];
+    if let Some(state) = state_after(e) {
+        pairs.push(("rolled back", state.into()));
+    }
+    block(&pairs)
+}
+
+/// Whether a stopped execution rolled its session back, in words, from its
+/// error's details (`rolled_back`, `runtime_lost`); `None` when they say
+/// nothing (an exception, an execution still running).
+pub(super) fn state_after(execution: &ExecutionView) -> Option<&'static str> {
+    let details = execution.error.as_ref()?.get("details")?;
+    let flag = |key: &str| details.get(key).and_then(Value::as_bool);
+    match (flag("rolled_back"), flag("runtime_lost")) {
+        (Some(true), _) => Some("yes, the session is back to its state before this execution"),
+        (_, Some(true)) => Some("no, the runtime was stopped and the session is crashed"),
+        (Some(false), _) => Some("no, the session keeps what the execution did"),
+        _ => None,
+    }
 }
 
 /// Compact JSON of the maps shown in `exec get`.

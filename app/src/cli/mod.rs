@@ -15,6 +15,7 @@ mod help;
 mod libs;
 mod ops;
 mod output;
+mod repl;
 mod session;
 mod template;
 mod token;
@@ -84,9 +85,17 @@ pub enum Command {
     /// Sessions: live runtimes made from a template, bound to a worktree.
     #[command(subcommand)]
     Session(session::SessionCommand),
-    /// Executions: run snippets and files in a session; read their events.
+    /// Executions: run snippets and files in a session, cancel them, follow their events live.
     #[command(subcommand)]
     Exec(exec::ExecCommand),
+    /// An interactive prompt on a session: history, multi-line entries, Ctrl+C cancels.
+    ///
+    /// Each entry runs in the session's global scope; console lines print as they happen, then
+    /// the value or the exception. An open bracket, template literal or block comment continues
+    /// the entry on the next line. Ctrl+C while an entry runs cancels it (and says whether the
+    /// session was rolled back); at the prompt it clears the line. Ctrl+D or `.exit` leaves;
+    /// `.help` lists the commands. Exits 1 when the session is missing, closed or crashed.
+    Repl(repl::ReplArgs),
     /// Operations: daemon health, readiness (its store answers) and the runtimes alive in it.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
@@ -127,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Template(command) => output::finish(async { template::run(&context()?, *command).await }.await),
         Command::Session(command) => output::finish(async { session::run(&context()?, command).await }.await),
         Command::Exec(command) => output::finish(async { exec::run(&context()?, command).await }.await),
+        Command::Repl(args) => output::finish(async { repl::run(&context()?, args).await }.await),
         Command::Ops(command) => output::finish(async { ops::run(&context()?, command).await }.await),
         Command::Completions { shell } => {
             completions::run(shell);

@@ -108,7 +108,7 @@ pub fn finish(outcome: Outcome) -> anyhow::Result<()> {
     let code = match outcome {
         Ok(()) => return Ok(()),
         Err(Failure::Client(ClientError::Api { code, message, details, retry_after, .. })) => {
-            let hint = outage_hint(&code, &details, retry_after).map(|h| format!("hint: {h}\n")).unwrap_or_default();
+            let hint = hint_for(&code, &details, retry_after).map(|h| format!("hint: {h}\n")).unwrap_or_default();
             stderr(&format!("{code}: {message}\n{}{hint}", details_lines(&details, &message)));
             exit::FAILED
         }
@@ -133,12 +133,17 @@ pub fn finish(outcome: Outcome) -> anyhow::Result<()> {
     std::process::exit(code);
 }
 
-/// What to do about a store outage (`STORE_UNAVAILABLE`, `STORAGE_FULL`): wait
-/// `Retry-After` seconds or free disk space; and, when the error names an
-/// execution, that it ran and must not be run again. `None` for other codes.
-fn outage_hint(code: &str, details: &Value, retry_after: Option<u64>) -> Option<String> {
+/// What to do about an error. A store outage (`STORE_UNAVAILABLE`,
+/// `STORAGE_FULL`): wait `Retry-After` seconds or free disk space; and, when
+/// the error names an execution, that it ran and must not be run again. A
+/// cancel that came too late (`EXECUTION_NOT_RUNNING`): how to see how the
+/// execution ended. `None` for other codes.
+fn hint_for(code: &str, details: &Value, retry_after: Option<u64>) -> Option<String> {
     let execution = details.get("execution_id").and_then(Value::as_str);
     let hint = match (code, execution) {
+        ("EXECUTION_NOT_RUNNING", Some(id)) => {
+            format!("execution {id} has already ended; `vm-system exec get {id}` shows how")
+        }
         ("STORE_UNAVAILABLE" | "STORAGE_FULL", Some(id)) => format!(
             "execution {id} ran and the daemon stores it as soon as it can; do not run it again \
              (`vm-system exec get {id}` shows it once stored)"
@@ -293,16 +298,23 @@ mod tests {
     #[test]
     fn store_outages_say_when_to_retry_and_that_a_named_execution_is_not_lost() {
         let none = serde_json::json!({ "reason": "pool timed out" });
-        let unavailable = outage_hint("STORE_UNAVAILABLE", &none, Some(2)).unwrap();
+        let unavailable = hint_for("STORE_UNAVAILABLE", &none, Some(2)).unwrap();
         assert!(unavailable.contains("retry after 2 s"), "{unavailable}");
-        assert!(outage_hint("STORE_UNAVAILABLE", &none, None).unwrap().contains("retry in a moment"));
-        assert!(outage_hint("STORAGE_FULL", &none, None).unwrap().contains("free space"));
+        assert!(hint_for("STORE_UNAVAILABLE", &none, None).unwrap().contains("retry in a moment"));
+        assert!(hint_for("STORAGE_FULL", &none, None).unwrap().contains("free space"));
         let ran = serde_json::json!({ "reason": "disk full", "execution_id": "e-1" });
         for code in ["STORE_UNAVAILABLE", "STORAGE_FULL"] {
-            let hint = outage_hint(code, &ran, Some(2)).unwrap();
+            let hint = hint_for(code, &ran, Some(2)).unwrap();
             assert!(hint.contains("execution e-1 ran") && hint.contains("do not run it again"), "{hint}");
         }
-        assert_eq!(outage_hint("SESSION_BUSY", &ran, Some(2)), None);
+        assert_eq!(hint_for("SESSION_BUSY", &ran, Some(2)), None);
+    }
+
+    #[test]
+    fn a_cancel_that_came_too_late_says_how_to_see_the_end() {
+        let details = serde_json::json!({ "execution_id": "e-1", "status": "ok" });
+        let late = hint_for("EXECUTION_NOT_RUNNING", &details, None).unwrap();
+        assert!(late.contains("already ended") && late.contains("vm-system exec get e-1"), "{late}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `vm-system session …`: start sessions from templates, list, inspect and
-//! close them.
+//! `vm-system session …`: start sessions from templates, list, inspect,
+//! fork and close them.
 
 use std::path::PathBuf;
 
@@ -21,6 +21,15 @@ pub enum SessionCommand {
     /// Show one session.
     Get {
         /// The session's id.
+        #[arg(value_name = "SESSION", value_parser = super::id)]
+        session: String,
+    },
+    /// Start a new session as a copy of a ready, idle session's live heap.
+    ///
+    /// Every variable, function and loaded module is copied; the new session has the same
+    /// template and worktree, records `forked_from`, and from then on each goes its own way.
+    Fork {
+        /// The session to copy.
         #[arg(value_name = "SESSION", value_parser = super::id)]
         session: String,
     },
@@ -73,6 +82,10 @@ pub async fn run(ctx: &Ctx, command: SessionCommand) -> Outcome {
             let reply = client.session(&session).await?;
             ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.clone()])
         }
+        SessionCommand::Fork { session } => {
+            let reply = client.fork_session(&session).await?;
+            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.clone()])
+        }
         SessionCommand::Close { session } => {
             let reply = client.close_session(&session).await?;
             ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.clone()])
@@ -103,7 +116,7 @@ pub fn status_name(status: SessionStatusView) -> &'static str {
     }
 }
 
-fn session_text(s: &SessionView) -> String {
+pub(super) fn session_text(s: &SessionView) -> String {
     block(&[
         ("id", s.id.clone()),
         ("template", s.template_id.clone()),
@@ -114,11 +127,12 @@ fn session_text(s: &SessionView) -> String {
         ("created", time(&s.created_at)),
         ("closed", time_or_dash(&s.closed_at)),
         ("last error", or_dash(&s.last_error)),
+        ("forked from", or_dash(&s.forked_from)),
     ])
 }
 
 fn sessions_table(sessions: &[SessionView]) -> String {
-    let mut table = Table::new(&["ID", "TEMPLATE", "STATUS", "WORKSPACE", "CREATED", "WORKTREE"]);
+    let mut table = Table::new(&["ID", "TEMPLATE", "STATUS", "WORKSPACE", "CREATED", "FORKED-FROM", "WORKTREE"]);
     for s in sessions {
         table.row(vec![
             s.id.clone(),
@@ -126,6 +140,7 @@ fn sessions_table(sessions: &[SessionView]) -> String {
             status_name(s.status).into(),
             s.workspace_id.clone(),
             time(&s.created_at),
+            or_dash(&s.forked_from),
             s.worktree_path.clone(),
         ]);
     }

@@ -192,12 +192,16 @@ pub struct SettingsArgs {
     /// Capture console output.
     #[arg(long, value_name = "BOOL")]
     console: Option<bool>,
+    /// Keep a checkpoint before each execution, so that a cancel, a hard limit or a crash
+    /// rolls the session back instead of losing it (default true).
+    #[arg(long, value_name = "BOOL")]
+    checkpoints: Option<bool>,
 }
 
 impl SettingsArgs {
     fn any_flag(&self) -> bool {
         let limits = [self.cpu_ms, self.wall_ms, self.mem_mb, self.max_events, self.max_output_kb];
-        let switches = [self.allow_absolute_repo_imports, self.esm, self.strict, self.console];
+        let switches = [self.allow_absolute_repo_imports, self.esm, self.strict, self.console, self.checkpoints];
         limits.iter().any(Option::is_some)
             || switches.iter().any(Option::is_some)
             || self.roots.is_some()
@@ -244,6 +248,9 @@ impl SettingsArgs {
         if let Some(value) = self.console {
             runtime(&mut body).console = Some(value);
         }
+        if let Some(value) = self.checkpoints {
+            runtime(&mut body).checkpoints = Some(value);
+        }
         body
     }
 }
@@ -268,7 +275,12 @@ fn body_of(view: &SettingsView) -> SettingsBody {
             extensions: Some(r.extensions.clone()),
             allow_absolute_repo_imports: Some(r.allow_absolute_repo_imports),
         }),
-        runtime: Some(RuntimeSwitchesBody { esm: Some(s.esm), strict: Some(s.strict), console: Some(s.console) }),
+        runtime: Some(RuntimeSwitchesBody {
+            esm: Some(s.esm),
+            strict: Some(s.strict),
+            console: Some(s.console),
+            checkpoints: Some(s.checkpoints),
+        }),
     }
 }
 
@@ -447,7 +459,10 @@ fn settings_pairs(s: &SettingsView) -> Vec<(&'static str, String)> {
                 r.allow_absolute_repo_imports
             ),
         ),
-        ("runtime", format!("esm={} strict={} console={}", rt.esm, rt.strict, rt.console)),
+        (
+            "runtime",
+            format!("esm={} strict={} console={} checkpoints={}", rt.esm, rt.strict, rt.console, rt.checkpoints),
+        ),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! `/sessions`: create, list, get, close.
+//! `/sessions`: create, list, get, fork, close.
 
 use std::sync::Arc;
 
@@ -21,6 +21,19 @@ pub enum SessionCreated {
     /// Ready: the runtime is up, libraries loaded and startup files run.
     #[oai(status = 201)]
     Created(Json<SessionView>),
+}
+
+#[derive(ApiResponse)]
+pub enum SessionForked {
+    /// Ready: a new session whose heap is a copy of the source's (`forked_from`), on the same
+    /// template and worktree.
+    #[oai(status = 201)]
+    Created(
+        Json<SessionView>,
+        /// `/api/v1/sessions/{id}` of the new session.
+        #[oai(header = "Location")]
+        String,
+    ),
 }
 
 #[OpenApi(tag = "Tag::Sessions")]
@@ -47,6 +60,16 @@ impl SessionsApi {
     #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
     async fn get(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<SessionView>> {
         Ok(Json(self.0.sessions.get(session_id(&id)?).await?.into()))
+    }
+
+    /// Fork a ready session: a new session starts as a copy of its live heap (every variable,
+    /// function and loaded module), on the same template and worktree; from then on each goes
+    /// its own way. The source must be `ready` and idle, and is unchanged.
+    #[oai(path = "/sessions/:id/fork", method = "post", operation_id = "forkSession")]
+    async fn fork(&self, _caller: Executor, id: Path<String>) -> ApiResult<SessionForked> {
+        let session = self.0.sessions.fork(session_id(&id)?).await?;
+        let location = format!("/api/v1/sessions/{}", session.id);
+        Ok(SessionForked::Created(Json(session.into()), location))
     }
 
     /// Close the session (same as `POST /sessions/{id}/close`).

@@ -1,6 +1,7 @@
 //! Limit errors over HTTP, with real worker processes: each limit's status,
 //! code and `details`, the stored execution and its closing `system` event,
-//! and what happens to the session.
+//! and what happens to the session: a limit that kills the worker rolls the
+//! session back to its checkpoint (or, with checkpoints off, loses it).
 
 use poem::http::Method;
 use serde_json::{json, Value};
@@ -35,37 +36,37 @@ fn cases() -> Vec<Case> {
             settings: json!({ "limits": { "wall_ms": 400 } }),
             input: "while (true) {}",
             code: "EXECUTION_TIMEOUT",
-            details: json!({ "limit": "wall_ms", "limit_ms": 400, "runtime_lost": true }),
+            details: json!({ "limit": "wall_ms", "limit_ms": 400, "runtime_lost": false, "rolled_back": true }),
             status: "timeout",
             system: ["wall_ms", "400 ms"],
-            session: "crashed",
+            session: "ready",
         },
         Case {
             label: "cpu time",
             settings: json!({ "limits": { "cpu_ms": 250, "wall_ms": 20000 } }),
             input: "for (;;) {}",
             code: "EXECUTION_TIMEOUT",
-            details: json!({ "limit": "cpu_ms", "limit_ms": 250, "runtime_lost": true }),
+            details: json!({ "limit": "cpu_ms", "limit_ms": 250, "runtime_lost": false, "rolled_back": true }),
             status: "timeout",
             system: ["cpu_ms", "250 ms"],
-            session: "crashed",
+            session: "ready",
         },
         Case {
             label: "memory",
             settings: json!({ "limits": { "mem_mb": 48 } }),
             input: "const keep = []; for (;;) keep.push('x'.repeat(65536) + keep.length)",
             code: "MEMORY_LIMIT_EXCEEDED",
-            details: json!({ "limit": "mem_mb", "limit_mb": 48, "runtime_lost": true }),
+            details: json!({ "limit": "mem_mb", "limit_mb": 48, "runtime_lost": false, "rolled_back": true }),
             status: "error",
             system: ["memory limit", "48 MB"],
-            session: "crashed",
+            session: "ready",
         },
         Case {
             label: "events",
             settings: json!({ "limits": { "max_events": 3 } }),
             input: "for (;;) console.log('again')",
             code: "OUTPUT_LIMIT_EXCEEDED",
-            details: json!({ "limit": "max_events", "value": 3, "runtime_lost": false }),
+            details: json!({ "limit": "max_events", "value": 3, "runtime_lost": false, "rolled_back": false }),
             status: "error",
             system: ["max_events", "3"],
             session: "ready",
@@ -75,7 +76,7 @@ fn cases() -> Vec<Case> {
             settings: json!({ "limits": { "max_output_kb": 2 } }),
             input: "console.log('x'.repeat(5000))",
             code: "OUTPUT_LIMIT_EXCEEDED",
-            details: json!({ "limit": "max_output_kb", "value": 2, "runtime_lost": false }),
+            details: json!({ "limit": "max_output_kb", "value": 2, "runtime_lost": false, "rolled_back": false }),
             status: "error",
             system: ["max_output_kb", "2"],
             session: "ready",
@@ -89,7 +90,8 @@ async fn each_limit_answers_422_with_its_code_and_details_and_stores_the_executi
     for case in cases() {
         let label = case.label;
         let session = session_with(&app, case.settings).await;
-        let answer = app.repl(&session, case.input).await;
+        app.repl(&session, "globalThis.before = 'kept'").await.assert_status(201);
+        let answer = app.repl(&session, &format!("globalThis.during = 1; {}", case.input)).await;
         let details = answer.assert_error(422, case.code).clone();
         for (key, expected) in case.details.as_object().unwrap() {
             assert_eq!(&details[key], expected, "{label}: details.{key} of {details}");
@@ -111,15 +113,31 @@ async fn each_limit_answers_422_with_its_code_and_details_and_stores_the_executi
         let session_now = app.get(&format!("/api/v1/sessions/{session}")).await;
         let session_now = session_now.assert_status(200);
         assert_eq!(session_now["status"], case.session, "{label}: {session_now}");
-        if case.session == "crashed" {
-            assert!(session_now["last_error"].as_str().unwrap().contains(case.system[0]), "{label}: {session_now}");
-            app.repl(&session, "1").await.assert_error(409, "SESSION_NOT_READY");
-        } else {
-            app.repl(&session, "1").await.assert_status(201);
-        }
+        let state = app.repl(&session, "[before, typeof during]").await;
+        let during = if details["rolled_back"] == true { "undefined" } else { "number" };
+        assert_eq!(
+            crate::harness::value_of(state.assert_status(201))["json"],
+            json!(["kept", during]),
+            "{label}: state after the limit"
+        );
     }
     let summary = app.get("/api/v1/runtime/summary").await;
-    assert_eq!(summary.assert_status(200)["active_sessions"], 2, "only the sessions that kept their runtime");
+    assert_eq!(summary.assert_status(200)["active_sessions"], 5, "every session kept a runtime");
+}
+
+#[tokio::test]
+async fn without_checkpoints_a_limit_that_kills_the_worker_crashes_the_session() {
+    let app = spawn_app().await;
+    let settings = json!({ "limits": { "wall_ms": 300 }, "runtime": { "checkpoints": false } });
+    let session = session_with(&app, settings).await;
+    let answer = app.repl(&session, "while (true) {}").await;
+    let details = answer.assert_error(422, "EXECUTION_TIMEOUT");
+    assert_eq!((&details["runtime_lost"], &details["rolled_back"]), (&json!(true), &json!(false)));
+    let session_now = app.get(&format!("/api/v1/sessions/{session}")).await;
+    let session_now = session_now.assert_status(200);
+    assert_eq!(session_now["status"], "crashed");
+    assert!(session_now["last_error"].as_str().unwrap().contains("wall_ms"), "{session_now}");
+    app.repl(&session, "1").await.assert_error(409, "SESSION_NOT_READY");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod errors;
 mod executions;
 mod harness;
 mod limits;
+mod live;
 mod openapi;
 mod ops;
 mod paths;

@@ -29,6 +29,7 @@ async fn a_restart_closes_live_sessions_and_finalises_running_executions() {
             created_at: now,
             closed_at: None,
             last_error: None,
+            forked_from: None,
         };
         store.sessions.insert(&session).await.unwrap();
         let execution = Execution {

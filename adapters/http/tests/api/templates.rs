@@ -18,7 +18,7 @@ async fn a_template_is_created_with_default_settings_and_listed() {
         json!({
             "limits": { "cpu_ms": 5000, "wall_ms": 30000, "mem_mb": 128, "max_events": 1000, "max_output_kb": 512 },
             "resolver": { "roots": [], "extensions": [".js", ".mjs"], "allow_absolute_repo_imports": false },
-            "runtime": { "esm": false, "strict": false, "console": true }
+            "runtime": { "esm": false, "strict": false, "console": true, "checkpoints": true }
         })
     );
     let id = body["id"].as_str().unwrap();
