@@ -1,7 +1,7 @@
 //! The command line as a user runs it: the real binary against a real daemon
 //! (temporary database, worktree and library cache), in text, JSON and YAML.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -133,7 +133,7 @@ fn the_full_loop_works_from_template_to_closed_session_in_text_and_json() {
     assert_eq!((shown["workspace_id"].as_str(), shown["base_commit_oid"].as_str()), (Some("worktree"), Some("HEAD")));
     assert_eq!(shown["status"], "ready");
     let listed = f.ok(&["session", "list", "--status", "ready"]);
-    assert_eq!(words(&listed)[0], ["ID", "TEMPLATE", "STATUS", "WORKSPACE", "CREATED", "WORKTREE"]);
+    assert_eq!(words(&listed)[0], ["ID", "TEMPLATE", "STATUS", "WORKSPACE", "CREATED", "FORKED-FROM", "WORKTREE"]);
     assert_eq!(words(&listed)[1][..4], [session.as_str(), template.as_str(), "ready", "worktree"]);
 
     // The REPL keeps state; values print like a REPL; stdin works.
@@ -417,7 +417,18 @@ fn help_lists_the_topics_prints_each_and_still_gives_command_help() {
         assert!(!text.contains("(draft)"), "{topic}");
     }
     let reference = f.ok(&["help", "cli-command-reference"]);
-    for command in ["template create", "session create", "exec repl", "exec events", "ops health", "completions"] {
+    for command in [
+        "template create",
+        "session create",
+        "session fork",
+        "exec repl",
+        "exec events",
+        "exec cancel",
+        "--no-wait",
+        "repl SESSION",
+        "ops health",
+        "completions",
+    ] {
         assert!(reference.contains(command), "the reference covers {command}");
     }
     for code in ["0 ", "1 ", "2 ", "3 "] {
@@ -426,8 +437,13 @@ fn help_lists_the_topics_prints_each_and_still_gives_command_help() {
     let repl_help = f.ok(&["help", "exec", "repl"]);
     assert!(repl_help.contains("Usage: vm-system exec repl"), "{repl_help}");
     assert_eq!(repl_help, f.ok(&["exec", "repl", "--help"]));
+    for command in [&["repl"][..], &["exec", "cancel"], &["session", "fork"]] {
+        let help = f.ok(&[&["help"][..], command].concat());
+        assert!(help.contains(&format!("Usage: vm-system {}", command.join(" "))), "{help}");
+    }
+    assert!(f.ok(&["exec", "repl", "--help"]).contains("--no-wait"));
     let top = f.ok(&["--help"]);
-    for group in ["template", "session", "exec", "ops", "completions", "help", "--output", "--server-url"] {
+    for group in ["template", "session", "exec", "repl", "ops", "completions", "help", "--output", "--server-url"] {
         assert!(top.contains(group), "{group} in --help");
     }
 }
@@ -451,4 +467,150 @@ fn completion_scripts_load_in_their_shell() {
         assert!(script.contains(marker), "{shell}");
         assert!(script.contains("runtime-summary"), "{shell} completes subcommands");
     }
+}
+
+/// Lines a running command prints, each with the time it arrived, read as
+/// they come.
+struct Lines {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<(String, Instant)>,
+}
+
+impl Lines {
+    fn spawn(f: &Fixture, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = crate::harness::cli_command(&f.daemon.url, &f.home.worktree(), args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("vm-system starts");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send((line, Instant::now()));
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line, within 30 s.
+    fn next(&self) -> Option<(String, Instant)> {
+        self.lines.recv_timeout(Duration::from_secs(30)).ok()
+    }
+
+    fn exit_code(mut self) -> i32 {
+        crate::harness::wait_for_exit(&mut self.child, Duration::from_secs(30)).code().unwrap_or(-1)
+    }
+}
+
+#[test]
+fn exec_events_follow_streams_an_early_console_line_before_the_execution_ends() {
+    let f = Fixture::start();
+    let template = f.id(&["template", "create", "stream"]);
+    let session = f.id(&["session", "create", "--template-id", &template]);
+    let snippet = "console.log('early'); const t = Date.now(); while (Date.now() - t < 3000) {} \
+                   console.log('late'); 'done'";
+    let submitted = f.vm(&["exec", "repl", &session, snippet, "--no-wait", "-q"]);
+    assert_eq!(submitted.code, 0, "{submitted:?}");
+    let execution = submitted.stdout.trim().to_owned();
+    assert_eq!(execution.len(), 36, "--no-wait -q prints the id at once: {submitted:?}");
+
+    let follow = Lines::spawn(&f, &["exec", "events", &execution, "--follow"]);
+    assert_eq!(follow.next().map(|(line, _)| line).as_deref(), Some("SEQ   TYPE        DETAIL"));
+    let mut seen = Vec::new();
+    while let Some((line, at)) = follow.next() {
+        if line.contains("log: early") {
+            let (_, now) = f.daemon.get(&format!("/executions/{execution}"));
+            assert_eq!(now["status"], "running", "the early line came while the execution ran");
+        }
+        seen.push((line, at));
+    }
+    let lines: Vec<&str> = seen.iter().map(|(line, _)| line.as_str()).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].starts_with("1     input_echo  console.log('early')"), "{lines:?}");
+    assert_eq!(lines[1..], ["2     console     log: early", "3     console     log: late", "4     value       'done'"]);
+    let early_to_end = seen[3].1 - seen[1].1;
+    assert!(early_to_end > Duration::from_millis(1000), "early arrived {early_to_end:?} before the end, not at it");
+    assert_eq!(follow.exit_code(), 0, "ended ok");
+
+    // Followed again once ended: the stored events, then the end, at once; JSON Lines.
+    let json_lines = f.ok(&["exec", "events", &execution, "--follow", "--after-seq", "2", "-o", "json"]);
+    let seqs: Vec<i64> =
+        json_lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [3, 4]);
+
+    // run-file --no-wait prints the running execution's block.
+    f.home.write("slow.js", "const t1 = Date.now(); while (Date.now() - t1 < 300) {} 7\n");
+    let started = f.ok(&["exec", "run-file", &session, "slow.js", "--no-wait"]);
+    assert!(words(&started).contains(&vec!["status:", "running"]), "{started}");
+    let id = words(&started).into_iter().find(|w| w.first() == Some(&"id:")).unwrap()[1].to_owned();
+    assert_eq!(f.ok(&["exec", "events", &id, "--follow", "-q"]), "1\n2\n");
+    let missing = f.vm(&["exec", "events", "00000000-0000-4000-8000-000000000000", "--follow"]);
+    assert!(missing.code == 1 && missing.stderr.starts_with("EXECUTION_NOT_FOUND: "), "{missing:?}");
+}
+
+#[test]
+fn exec_cancel_stops_an_endless_loop_and_the_session_keeps_its_state() {
+    let f = Fixture::start();
+    let template = f.id(&["template", "create", "cancel"]);
+    let session = f.id(&["session", "create", "--template-id", &template]);
+    assert_eq!(f.ok(&["exec", "repl", &session, "let kept = 'before'"]), "undefined\n");
+    let execution = f.id(&["exec", "repl", &session, "kept = 'after'; while (true) {}", "--no-wait"]);
+    let follow = Lines::spawn(&f, &["exec", "events", &execution, "--follow", "-o", "json"]);
+
+    let cancelled = f.ok(&["exec", "cancel", &execution]);
+    for expected in [vec!["status:", "cancelled"], vec!["rolled", "back:", "yes,"]] {
+        assert!(words(&cancelled).iter().any(|w| w.starts_with(&expected)), "{expected:?} in\n{cancelled}");
+    }
+    let shown = f.json(&["exec", "get", &execution]);
+    assert_eq!((shown["status"].as_str(), shown["error"]["code"].as_str()), (Some("cancelled"), Some("CANCELLED")));
+    assert_eq!(shown["error"]["details"]["rolled_back"], true);
+
+    let mut types = Vec::new();
+    while let Some((line, _)) = follow.next() {
+        types.push(serde_json::from_str::<Value>(&line).unwrap()["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(types.last().map(String::as_str), Some("system"), "the follower saw the cancel: {types:?}");
+    assert_eq!(follow.exit_code(), 1, "a cancelled execution did not end ok");
+
+    let again = f.vm(&["exec", "cancel", &execution]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.starts_with("EXECUTION_NOT_RUNNING: "), "{again:?}");
+    assert!(again.stderr.contains(&format!("hint: execution {execution} has already ended")), "{again:?}");
+    assert_eq!(f.ok(&["exec", "repl", &session, "kept"]), "'before'\n", "rolled back and still ready");
+}
+
+#[test]
+fn session_fork_copies_the_heap_then_the_two_sessions_diverge() {
+    let f = Fixture::start();
+    let template = f.id(&["template", "create", "fork", "--checkpoints", "true"]);
+    assert!(f.ok(&["template", "get-settings", &template]).contains("checkpoints=true"));
+    let settings = f.ok(&["template", "set-settings", &template, "--checkpoints", "false"]);
+    assert!(settings.contains("runtime:   esm=false strict=false console=true checkpoints=false"), "{settings}");
+    assert_eq!(f.json(&["template", "get", &template])["settings"]["runtime"]["checkpoints"], false);
+    f.ok(&["template", "set-settings", &template, "--checkpoints", "true"]);
+
+    let source = f.id(&["session", "create", "--template-id", &template]);
+    f.ok(&["exec", "repl", &source, "globalThis.who = 'source'; function hello() { return 'hi ' + who }"]);
+    let forked = f.ok(&["session", "fork", &source]);
+    assert!(words(&forked).contains(&vec!["forked", "from:", source.as_str()]), "{forked}");
+    assert!(words(&forked).contains(&vec!["status:", "ready"]), "{forked}");
+    let fork = words(&forked)[0][1].to_owned();
+    assert_eq!(f.json(&["session", "get", &fork])["forked_from"], source.as_str());
+    assert_eq!(f.json(&["session", "get", &source])["forked_from"], Value::Null);
+    let listed = f.ok(&["session", "list"]);
+    let row = words(&listed).into_iter().find(|w| w.first() == Some(&fork.as_str())).unwrap().join(" ");
+    assert!(row.contains(&source), "the list shows FORKED-FROM: {listed}");
+
+    assert_eq!(f.ok(&["exec", "repl", &fork, "hello()"]), "'hi source'\n", "the heap was copied");
+    f.ok(&["exec", "repl", &fork, "who = 'fork'"]);
+    assert_eq!(f.ok(&["exec", "repl", &fork, "hello()"]), "'hi fork'\n");
+    assert_eq!(f.ok(&["exec", "repl", &source, "hello()"]), "'hi source'\n", "the source is unchanged");
+    assert_eq!(f.id(&["session", "fork", &fork]).len(), 36, "a fork can be forked");
+
+    f.ok(&["session", "close", &source]);
+    let refused = f.vm(&["session", "fork", &source]);
+    assert!(refused.code == 1 && refused.stderr.starts_with("SESSION_NOT_READY: "), "{refused:?}");
 }
