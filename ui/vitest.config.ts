@@ -1,6 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-// Unit tests of the UI's pure logic (payload decoding, history, formatting).
+// Unit tests of the UI's pure logic (payload decoding, the SSE parser and follower, the console's
+// transcript, history, formatting).
 export default defineConfig({
   test: {
     include: ["src/**/*.test.ts"],

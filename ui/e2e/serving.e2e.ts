@@ -109,10 +109,13 @@ describe("the daemon serving the UI", () => {
     await page.keyboard.insertText('console.log("before the loop");\nwhile (true) {}');
     await page.keyboard.press("Control+Enter");
     const entry = page.getByTestId("transcript-entry").last();
-    await expect.poll(() => entry.getAttribute("data-state"), { timeout: 20_000 }).toBe("failed");
-    await entry.getByTestId("error-code").getByText("EXECUTION_TIMEOUT").waitFor();
+    // The line streams in before the limit stops the loop.
     await entry.locator('[data-event-type="console"]').getByText("before the loop").waitFor();
-    await entry.getByRole("link", { name: /open the stored execution/ }).waitFor();
+    await expect.poll(() => entry.getAttribute("data-state"), { timeout: 20_000 }).toBe("done");
+    await entry.getByTestId("status-badge").getByText("timeout").waitFor();
+    await entry.getByTestId("execution-error").getByText("EXECUTION_TIMEOUT").waitFor();
+    await expect.poll(() => entry.getByTestId("execution-error").textContent()).toContain("rolled back");
+    await entry.getByRole("link", { name: /event log/ }).waitFor();
     await screenshot(page, "session-limit-error");
     expectNoPageErrors(errors);
   });

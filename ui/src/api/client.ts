@@ -44,7 +44,12 @@ export const API_BASE = "/api/v1";
 /** This tab's API token (memory and `sessionStorage`). */
 export const tokens = new TokenStore(browserStorage());
 
-export const api = createClient<paths>({ baseUrl: API_BASE });
+/**
+ * Answers are read as JSON: an operation that can also answer another media
+ * type (the live event stream) is typed by its JSON answer, and the one call
+ * that wants the stream asks for it with `parseAs: "stream"`.
+ */
+export const api = createClient<paths, `application/json${string}`>({ baseUrl: API_BASE });
 api.use(authMiddleware(tokens));
 
 /**

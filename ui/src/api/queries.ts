@@ -100,24 +100,38 @@ export function useSession(id: string) {
   });
 }
 
+/** How often a list or an execution is read again while something runs, and otherwise. */
+const POLL_RUNNING_MS = 2_000;
+const POLL_IDLE_MS = 10_000;
+
+/**
+ * A session's executions, newest first. This tab's runs refresh it when they
+ * start and end; polling catches runs started elsewhere (the CLI, another tab).
+ */
 export function useExecutions(sessionId: string, limit = 50) {
   return useQuery({
     queryKey: [...keys.executions(sessionId), limit],
     queryFn: () => unwrap(api.GET("/executions", { params: { query: { session_id: sessionId, limit } } })),
+    refetchInterval: (query) =>
+      query.state.data?.some((execution) => execution.status === "running") ? POLL_RUNNING_MS : POLL_IDLE_MS,
   });
 }
 
+/** One execution; read again every few seconds while it runs. */
 export function useExecution(id: string) {
   return useQuery({
     queryKey: keys.execution(id),
     queryFn: () => unwrap(api.GET("/executions/{id}", { params: { path: { id } } })),
+    refetchInterval: (query) => (query.state.data?.status === "running" ? POLL_RUNNING_MS : false),
   });
 }
 
-export function useEvents(executionId: string, enabled = true) {
+/** An execution's stored events; with `running`, read again every few seconds. */
+export function useEvents(executionId: string, enabled = true, running = false) {
   return useQuery({
     queryKey: keys.events(executionId),
     queryFn: () => unwrap(api.GET("/executions/{id}/events", { params: { path: { id: executionId } } })),
     enabled,
+    refetchInterval: running ? POLL_RUNNING_MS : false,
   });
 }

@@ -199,6 +199,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{id}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fork a ready session: a new session starts as a copy of its live heap (every variable,
+         *     function and loaded module), on the same template and worktree; from then on each goes
+         *     its own way. The source must be `ready` and idle, and is unchanged.
+         */
+        post: operations["forkSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{id}/close": {
         parameters: {
             query?: never;
@@ -290,10 +311,38 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Events with `seq` greater than `after_seq` (default 0), in order. */
+        /**
+         * Events with `seq` greater than `after_seq` (default 0), in order. With `Accept:
+         *     text/event-stream`, a live stream of Server-Sent Events: those stored, then each new one
+         *     as it happens (`event: event`, `id:` its `seq`), then `event: end` with the execution;
+         *     a comment line every 15 s keeps proxies open. To resume after a disconnect, send
+         *     `Last-Event-ID` (it wins over `after_seq`): nothing is missed or repeated.
+         */
         get: operations["listExecutionEvents"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a running execution: it ends `cancelled` within about 100 ms whatever its code
+         *     does. With checkpoints on (the default) the session stays `ready` with its state from
+         *     before the execution (`error.details.rolled_back`); files written and programs run are
+         *     not undone. Answers the execution as stored.
+         */
+        post: operations["cancelExecution"];
         delete?: never;
         options?: never;
         head?: never;
@@ -733,6 +782,11 @@ export interface components {
             session_id: string;
             /** @description JavaScript evaluated in the session's global scope. */
             input: string;
+            /**
+             * @description Default true: answer when the execution has ended. False: answer at
+             *     once with the `running` execution (202); follow its events.
+             */
+            wait?: boolean;
         };
         /** ResolverBody */
         ResolverBody: {
@@ -762,6 +816,11 @@ export interface components {
             env?: {
                 [key: string]: string;
             };
+            /**
+             * @description Default true: answer when the execution has ended. False: answer at
+             *     once with the `running` execution (202); follow its events.
+             */
+            wait?: boolean;
         };
         /** RuntimeSummaryView */
         RuntimeSummaryView: {
@@ -777,12 +836,22 @@ export interface components {
             strict?: boolean;
             /** @description Default true. */
             console?: boolean;
+            /**
+             * @description Default true: keep a checkpoint before each execution, so that a
+             *     cancel, a hard limit or a crash rolls the session back.
+             */
+            checkpoints?: boolean;
         };
         /** RuntimeSwitchesView */
         RuntimeSwitchesView: {
             esm: boolean;
             strict: boolean;
             console: boolean;
+            /**
+             * @description Whether a cancel, a hard limit or a crash rolls the session back to
+             *     its state before the execution (a forked copy is kept before each).
+             */
+            checkpoints: boolean;
         };
         /**
          * @description A token scope; each includes the ones before it.
@@ -804,6 +873,8 @@ export interface components {
             /** Format: date-time */
             closed_at?: string;
             last_error?: string;
+            /** @description The session this one was forked from (its heap started as a copy). */
+            forked_from?: string;
         };
         /**
          * SettingsBody
@@ -835,6 +906,12 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        /**
+         * @description One message of an execution's live event stream: an event (SSE `event: event`, `id:` its
+         *     `seq`), then the execution once it has ended (`event: end`), or an error that ended the stream
+         *     (`event: error`, the error envelope).
+         */
+        StreamMessage: components["schemas"]["EventView"] | components["schemas"]["ExecutionView"] | components["schemas"]["ErrorEnvelope"];
         /**
          * TemplateDetailView
          * @description A template with its settings, capabilities and startup files.
@@ -984,7 +1061,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1126,7 +1203,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1266,7 +1343,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1405,7 +1482,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1545,7 +1622,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1689,7 +1766,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1829,7 +1906,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1973,7 +2050,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2113,7 +2190,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2257,7 +2334,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2397,7 +2474,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2542,7 +2619,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2683,7 +2760,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2823,7 +2900,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2968,7 +3045,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3109,7 +3186,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3250,7 +3327,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3393,7 +3470,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3533,7 +3610,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3673,7 +3750,153 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    forkSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Ready: a new session whose heap is a copy of the source's (`forked_from`), on the same
+             *     template and worktree.
+             */
+            201: {
+                headers: {
+                    /** @description `/api/v1/sessions/{id}` of the new session. */
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3813,7 +4036,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3893,13 +4116,30 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The execution ran (it may have thrown: see `status`) and is stored with its events. */
+            /**
+             * @description The execution ran (it may have thrown or been cancelled: see `status`) and is stored with
+             *     its events.
+             */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["ExecutionWithEventsView"];
+                };
+            };
+            /**
+             * @description `"wait": false`: the execution is stored as `running` and runs on; follow it at
+             *     `/executions/{id}/events` (with `Accept: text/event-stream` to get events as they happen).
+             */
+            202: {
+                headers: {
+                    /** @description `/api/v1/executions/{id}`. */
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ExecutionView"];
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -3956,7 +4196,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4036,13 +4276,30 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The execution ran (it may have thrown: see `status`) and is stored with its events. */
+            /**
+             * @description The execution ran (it may have thrown or been cancelled: see `status`) and is stored with
+             *     its events.
+             */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["ExecutionWithEventsView"];
+                };
+            };
+            /**
+             * @description `"wait": false`: the execution is stored as `running` and runs on; follow it at
+             *     `/executions/{id}/events` (with `Accept: text/event-stream` to get events as they happen).
+             */
+            202: {
+                headers: {
+                    /** @description `/api/v1/executions/{id}`. */
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ExecutionView"];
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -4099,7 +4356,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4242,7 +4499,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4382,7 +4639,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4454,7 +4711,12 @@ export interface operations {
             query?: {
                 after_seq?: number;
             };
-            header?: never;
+            header?: {
+                /** @description `text/event-stream` for a live stream; JSON otherwise. */
+                Accept?: string;
+                /** @description The `seq` of the last event received, to resume a live stream. */
+                "Last-Event-ID"?: string;
+            };
             path: {
                 id: string;
             };
@@ -4462,12 +4724,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The events with `seq` greater than the cursor, in order. As `text/event-stream`: those stored, then each new one as it happens, then `end`. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["EventView"][];
+                    "text/event-stream": components["schemas"]["StreamMessage"][];
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -4524,7 +4788,147 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    cancelExecution: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ExecutionView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4662,7 +5066,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4800,7 +5204,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4938,7 +5342,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5081,7 +5485,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5221,7 +5625,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5361,7 +5765,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5499,7 +5903,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5686,7 +6090,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`. */
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -1,11 +1,19 @@
-/** The full, ordered event log of one execution. */
+/** The full, ordered event log of one execution; read again now and then while it runs. */
+import { useEffect, useRef } from "react";
 import { useEvents } from "../api/queries";
 import { absoluteTime, clockTime } from "../lib/format";
 import { EventItem } from "./EventItem";
 import { EmptyState, QueryState } from "./feedback";
 
-export function EventLog({ executionId }: { executionId: string }) {
-  const events = useEvents(executionId);
+export function EventLog({ executionId, running = false }: { executionId: string; running?: boolean }) {
+  const events = useEvents(executionId, true, running);
+  const { refetch } = events;
+  const wasRunning = useRef(running);
+  useEffect(() => {
+    // The last poll may have come before the last events: read once more when it ends.
+    if (wasRunning.current && !running) void refetch();
+    wasRunning.current = running;
+  }, [running, refetch]);
   return (
     <QueryState query={events} label="Loading events…">
       {(list) =>

@@ -1,17 +1,33 @@
-/** One execution: what ran, how it ended, and its whole event log. */
+/** One execution: what ran, how it ended (or Cancel while it runs), and its whole event log. */
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router";
+import { api, toApiError, unwrap } from "../api/client";
 import { decodeExecutionError, decodeResult } from "../api/events";
-import { useExecution } from "../api/queries";
+import { keys, useExecution } from "../api/queries";
 import { Card, CopyId, PageHeader, StatusBadge, Tag, Time, useTitle } from "../components/bits";
 import { ValueView } from "../components/EventItem";
 import { EventLog } from "../components/EventLog";
-import { QueryState } from "../components/feedback";
+import { ErrorPanel, QueryState } from "../components/feedback";
 import { absoluteTime, formatBytes, formatDuration } from "../lib/format";
 
 export function ExecutionPage() {
   const { id = "" } = useParams();
   const execution = useExecution(id);
   useTitle(`Execution ${id.slice(0, 8)}`);
+  const queryClient = useQueryClient();
+  const cancel = useMutation({
+    mutationFn: () => unwrap(api.POST("/executions/{id}/cancel", { params: { path: { id } } })),
+    // Ended either way: cancelled now, or on its own meanwhile (`EXECUTION_NOT_RUNNING`).
+    onSettled: (ended) => {
+      if (ended) {
+        queryClient.setQueryData(keys.execution(id), ended);
+        void queryClient.invalidateQueries({ queryKey: keys.executions(ended.session_id) });
+      } else {
+        void queryClient.invalidateQueries({ queryKey: keys.execution(id) });
+      }
+      void queryClient.invalidateQueries({ queryKey: keys.events(id) });
+    },
+  });
   return (
     <div className="page" data-testid="execution-page">
       <QueryState query={execution} label="Loading the execution…">
@@ -43,7 +59,23 @@ export function ExecutionPage() {
                     <CopyId id={detail.id} />
                   </span>
                 }
+                actions={
+                  detail.status === "running" ? (
+                    <button
+                      type="button"
+                      className="button danger-quiet"
+                      title="Stop this execution. With checkpoints on, the session goes back to its state from before it."
+                      disabled={cancel.isPending}
+                      onClick={() => cancel.mutate()}
+                    >
+                      {cancel.isPending ? "Cancelling…" : "Cancel"}
+                    </button>
+                  ) : undefined
+                }
               />
+              {cancel.error && toApiError(cancel.error).code !== "EXECUTION_NOT_RUNNING" ? (
+                <ErrorPanel error={cancel.error} compact title="Cancel failed" />
+              ) : null}
               <div className="detail-grid">
                 <div className="detail-col">
                   <Card title={detail.kind === "repl" ? "Input" : "File"}>
@@ -77,7 +109,11 @@ export function ExecutionPage() {
                       </div>
                     ) : null}
                     {result ? <ValueView {...result} /> : null}
-                    {!error && !result ? <p className="muted">No value.</p> : null}
+                    {!error && !result ? (
+                      <p className="muted">
+                        {detail.status === "running" ? "No value yet: it still runs." : "No value."}
+                      </p>
+                    ) : null}
                     <p className="small muted">
                       {detail.ended_at ? <>ended {absoluteTime(detail.ended_at)}</> : "still running"} ·{" "}
                       <Link to={`/sessions/${detail.session_id}`}>back to the session</Link>
@@ -90,7 +126,7 @@ export function ExecutionPage() {
                     description="Every event in order, as the daemon stored it."
                     testId="event-log-card"
                   >
-                    <EventLog executionId={detail.id} />
+                    <EventLog executionId={detail.id} running={detail.status === "running"} />
                   </Card>
                 </div>
               </div>

@@ -1,11 +1,12 @@
-/** One session: what it is, its console, and its execution history. */
+/** One session: what it is (and what it was forked from), its console, and its execution history. */
 import { Link, useParams } from "react-router";
 import { useSession, useTemplates } from "../api/queries";
 import { CopyId, PageHeader, StatusBadge, Time, useTitle } from "../components/bits";
 import { ErrorPanel, QueryState } from "../components/feedback";
 import { SessionConsole } from "./session/Console";
 import { ExecutionHistory } from "./session/History";
-import { useCloseSession } from "./SessionsPage";
+import { useConsoleBusy } from "./session/useTranscript";
+import { ForkedFrom, useCloseSession, useForkSession } from "./SessionsPage";
 
 export function SessionDetailPage() {
   const { id = "" } = useParams();
@@ -13,6 +14,8 @@ export function SessionDetailPage() {
   useTitle(`Session ${id.slice(0, 8)}`);
   const templates = useTemplates();
   const close = useCloseSession();
+  const fork = useForkSession();
+  const running = useConsoleBusy(id);
   return (
     <div className="page wide" data-testid="session-detail-page">
       <QueryState query={session} label="Loading the session…">
@@ -51,23 +54,40 @@ export function SessionDetailPage() {
                         closed <Time iso={detail.closed_at} />
                       </span>
                     ) : null}
+                    <ForkedFrom session={detail} />
                     <CopyId id={detail.id} />
                   </span>
                 }
                 actions={
                   live ? (
-                    <button
-                      type="button"
-                      className="button"
-                      disabled={close.isPending}
-                      onClick={() => close.mutate(detail.id)}
-                    >
-                      {close.isPending ? "Closing…" : "Close session"}
-                    </button>
+                    <>
+                      <button
+                        type="button"
+                        className="button"
+                        title={
+                          running
+                            ? "An execution is running: fork once it has ended"
+                            : "Start a new session whose heap is a copy of this one's: every variable, function and loaded module"
+                        }
+                        disabled={fork.isPending || running || detail.status !== "ready"}
+                        onClick={() => fork.mutate(detail.id)}
+                      >
+                        {fork.isPending ? "Forking…" : "Fork session"}
+                      </button>
+                      <button
+                        type="button"
+                        className="button"
+                        disabled={close.isPending}
+                        onClick={() => close.mutate(detail.id)}
+                      >
+                        {close.isPending ? "Closing…" : "Close session"}
+                      </button>
+                    </>
                   ) : undefined
                 }
               />
               {close.error ? <ErrorPanel error={close.error} compact title="Closing failed" /> : null}
+              {fork.error ? <ErrorPanel error={fork.error} compact title="Forking failed" /> : null}
               {detail.last_error ? (
                 <div className="banner banner-bad" role="alert" data-testid="last-error">
                   <strong>Last error:</strong> {detail.last_error}

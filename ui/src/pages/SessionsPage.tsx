@@ -1,4 +1,4 @@
-/** Sessions: the list with a status filter, starting one, closing one. */
+/** Sessions: the list with a status filter, starting one, forking one, closing one. */
 import { useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate, useSearchParams } from "react-router";
@@ -186,6 +186,38 @@ export function useCloseSession() {
   });
 }
 
+/**
+ * Forks a session (a new one whose heap starts as a copy of its) and opens
+ * the new one.
+ */
+export function useForkSession() {
+  const queryClient = useQueryClient();
+  const navigate = useNavigate();
+  return useMutation({
+    mutationFn: (id: string) => unwrap(api.POST("/sessions/{id}/fork", { params: { path: { id } } })),
+    onSuccess: (session) => {
+      queryClient.setQueryData(keys.session(session.id), session);
+      void queryClient.invalidateQueries({ queryKey: keys.sessions });
+      void queryClient.invalidateQueries({ queryKey: keys.summary });
+      void navigate(`/sessions/${session.id}`);
+    },
+  });
+}
+
+/** "forked from 1a2b3c4d", linking to the source session; nothing for a session that was not forked. */
+export function ForkedFrom({ session }: { session: Session }) {
+  const source = session.forked_from;
+  if (!source) return null;
+  return (
+    <span className="forked-from" data-testid="forked-from">
+      forked from{" "}
+      <Link to={`/sessions/${source}`} className="mono">
+        {source.slice(0, 8)}
+      </Link>
+    </span>
+  );
+}
+
 export function SessionsPage() {
   useTitle("Sessions");
   const [params, setParams] = useSearchParams();
@@ -195,6 +227,7 @@ export function SessionsPage() {
   const templates = useTemplates();
   const [creating, setCreating] = useState(false);
   const close = useCloseSession();
+  const fork = useForkSession();
   const templateName = (id: string) => templates.data?.find((t) => t.id === id)?.name;
   const newButton = (
     <button type="button" className="button primary" onClick={() => setCreating(true)}>
@@ -225,6 +258,7 @@ export function SessionsPage() {
         {sessions.isFetching && !sessions.isPending ? <span className="muted small">refreshing…</span> : null}
       </div>
       {close.error ? <ErrorPanel error={close.error} compact title="Closing failed" /> : null}
+      {fork.error ? <ErrorPanel error={fork.error} compact title="Forking failed" /> : null}
       <QueryState query={sessions} label="Loading sessions…">
         {(list) =>
           list.length === 0 ? (
@@ -257,6 +291,11 @@ export function SessionsPage() {
                         <Link to={`/sessions/${session.id}`} className="mono strong">
                           {session.id.slice(0, 8)}
                         </Link>
+                        {session.forked_from ? (
+                          <div>
+                            <ForkedFrom session={session} />
+                          </div>
+                        ) : null}
                       </td>
                       <td>
                         <StatusBadge status={session.status} />
@@ -279,6 +318,18 @@ export function SessionsPage() {
                         <Time iso={session.created_at} />
                       </td>
                       <td className="row-actions">
+                        {session.status === "ready" ? (
+                          <button
+                            type="button"
+                            className="button small"
+                            title="Start a new session whose heap is a copy of this one's"
+                            aria-label={`Fork session ${session.id.slice(0, 8)}`}
+                            disabled={fork.isPending && fork.variables === session.id}
+                            onClick={() => fork.mutate(session.id)}
+                          >
+                            {fork.isPending && fork.variables === session.id ? "Forking…" : "Fork"}
+                          </button>
+                        ) : null}
                         {session.status === "ready" || session.status === "starting" ? (
                           <button
                             type="button"

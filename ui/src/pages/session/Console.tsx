@@ -1,35 +1,38 @@
-/** The session console: a transcript of runs, the REPL editor and the run-file form. */
+/**
+ * The session console: a live transcript of the session's executions (its
+ * recent ones when it opens, then each run as its events stream in), the
+ * REPL editor and the run-file form, and Cancel while something runs.
+ */
 import { lazy, Suspense, useEffect, useRef, useState } from "react";
-import { useQueryClient } from "@tanstack/react-query";
 import { Link } from "react-router";
-import {
-  api,
-  executionIdOf,
-  isStoreOutage,
-  toApiError,
-  unwrap,
-  type ExecutionWithEvents,
-  type RunFileBody,
-} from "../../api/client";
+import { api, executionIdOf, isStoreOutage, unwrap, type Execution, type RunFileBody } from "../../api/client";
 import { decodeExecutionError } from "../../api/events";
-import { keys } from "../../api/queries";
 import { Kbd, MOD_KEY, StatusBadge } from "../../components/bits";
 import type { CodeEditorHandle } from "../../components/CodeEditor";
 import { EventItem } from "../../components/EventItem";
-import { ErrorPanel } from "../../components/feedback";
+import { ErrorPanel, Loading } from "../../components/feedback";
 import { formatBytes, formatDuration } from "../../lib/format";
 import { back, emptyHistory, forward, loadHistory, record, saveHistory, type History } from "../../lib/history";
-import { loadTranscript, newEntryKey, storeTranscript, type TranscriptEntry } from "./transcript";
+import { stateAfterStop, type TranscriptEntry } from "./transcript";
+import { useTranscript } from "./useTranscript";
 
 // CodeMirror is most of the bundle: load it with the first console, not the first page.
 const CodeEditor = lazy(() => import("../../components/CodeEditor").then((module) => ({ default: module.CodeEditor })));
 
-function ExecutionFooter({ execution }: { execution: ExecutionWithEvents }) {
+/** How close to the bottom the transcript counts as "at the bottom", where new output keeps it. */
+const STICK_PX = 48;
+
+function ExecutionFooter({ execution }: { execution: Execution }) {
   const error = decodeExecutionError(execution.error);
+  const after = stateAfterStop(execution);
   return (
     <div className="entry-foot">
       <StatusBadge status={execution.status} />
-      {error ? (
+      {execution.status === "cancelled" ? (
+        <span className="entry-outcome" data-testid="execution-outcome">
+          cancelled{after ? ` — ${after}` : ""}
+        </span>
+      ) : error ? (
         <span className="entry-error" data-testid="execution-error">
           <span className="mono strong">{error.code}</span> {error.message}
         </span>
@@ -45,31 +48,73 @@ function ExecutionFooter({ execution }: { execution: ExecutionWithEvents }) {
   );
 }
 
-function Entry({ entry }: { entry: TranscriptEntry }) {
-  const events = entry.execution?.events ?? [];
-  const echoed = events.some((event) => event.type === "input_echo");
+const PROMPT: Record<TranscriptEntry["kind"], string> = { repl: "›", run_file: "▶", startup: "▶" };
+const LABEL: Record<TranscriptEntry["kind"], string> = { repl: "", run_file: "run ", startup: "startup " };
+
+function Entry({
+  entry,
+  onCancel,
+  onRetry,
+}: {
+  entry: TranscriptEntry;
+  onCancel: (executionId: string) => void;
+  onRetry: (executionId: string) => void;
+}) {
+  const echoed = entry.events.some((event) => event.type === "input_echo");
+  const executionId = entry.executionId;
+  const live = entry.state === "pending" || entry.state === "running";
   return (
-    <div className={`entry entry-${entry.state}`} data-testid="transcript-entry" data-state={entry.state}>
+    <div
+      className={`entry entry-${entry.state}`}
+      data-testid="transcript-entry"
+      data-state={entry.state}
+      data-kind={entry.kind}
+      data-execution-id={executionId ?? undefined}
+    >
       {!echoed ? (
         <div className="event event-input">
           <span className="prompt" aria-hidden="true">
-            {entry.kind === "run_file" ? "▶" : "›"}
+            {PROMPT[entry.kind]}
           </span>
-          <pre>{entry.kind === "run_file" ? `run ${entry.input}` : entry.input}</pre>
+          <pre>{`${LABEL[entry.kind]}${entry.input}`}</pre>
         </div>
       ) : null}
-      {events.map((event) => (
+      {entry.events.map((event) => (
         <EventItem key={event.seq} event={event} />
       ))}
-      {entry.state === "pending" ? (
-        <div className="entry-foot">
-          <span className="spinner small" aria-hidden="true" /> <span className="muted small">running…</span>
+      {live ? (
+        <div className="entry-foot" data-testid="entry-running">
+          <span className="spinner small" aria-hidden="true" />
+          <span className="muted small">{entry.state === "pending" ? "starting…" : "running…"}</span>
+          {entry.state === "running" && executionId !== null ? (
+            <button
+              type="button"
+              className="button small danger-quiet"
+              title="Stop this execution. With checkpoints on, the session goes back to its state from before it."
+              disabled={entry.cancelling}
+              onClick={() => onCancel(executionId)}
+            >
+              {entry.cancelling ? "Cancelling…" : "Cancel"}
+            </button>
+          ) : null}
         </div>
       ) : null}
+      {entry.state === "loading" ? (
+        <div className="entry-foot">
+          <span className="spinner small" aria-hidden="true" />
+          <span className="muted small">reading its events…</span>
+        </div>
+      ) : null}
+      {entry.cancelError ? <ErrorPanel error={entry.cancelError} compact title="Cancel failed" /> : null}
       {entry.error ? (
         <>
-          <ErrorPanel error={entry.error} compact />
-          {executionIdOf(entry.error) ? (
+          <ErrorPanel
+            error={entry.error}
+            compact
+            title={entry.state === "running" ? "Lost the live output" : undefined}
+            onRetry={executionId !== null && entry.state !== "failed" ? () => onRetry(executionId) : undefined}
+          />
+          {entry.state === "failed" && executionIdOf(entry.error) ? (
             <Link className="small" to={`/executions/${executionIdOf(entry.error)}`}>
               {isStoreOutage(entry.error)
                 ? "open the execution (stored once the database is back) →"
@@ -78,7 +123,7 @@ function Entry({ entry }: { entry: TranscriptEntry }) {
           ) : null}
         </>
       ) : null}
-      {entry.execution && !entry.error ? <ExecutionFooter execution={entry.execution} /> : null}
+      {entry.state === "done" && entry.execution ? <ExecutionFooter execution={entry.execution} /> : null}
     </div>
   );
 }
@@ -108,9 +153,9 @@ function parseEnv(text: string): Record<string, string> | undefined {
 }
 
 export function SessionConsole({ sessionId, ready }: { sessionId: string; ready: boolean }) {
-  const [entries, setEntries] = useState<TranscriptEntry[]>(() => loadTranscript(sessionId));
+  const transcript = useTranscript(sessionId);
+  const { entries, busy } = transcript;
   const [mode, setMode] = useState<"repl" | "run_file">("repl");
-  const [busy, setBusy] = useState(false);
   const [source, setSource] = useState("");
   const [path, setPath] = useState("");
   const [args, setArgs] = useState("");
@@ -119,56 +164,22 @@ export function SessionConsole({ sessionId, ready }: { sessionId: string; ready:
   const history = useRef<History>(emptyHistory(loadHistory()));
   const editor = useRef<CodeEditorHandle | null>(null);
   const scroller = useRef<HTMLDivElement>(null);
-  const queryClient = useQueryClient();
+  const atBottom = useRef(true);
 
-  useEffect(() => storeTranscript(sessionId, entries), [sessionId, entries]);
+  // New output keeps the transcript at its end, unless the reader scrolled up.
   useEffect(() => {
     const element = scroller.current;
-    if (element) element.scrollTop = element.scrollHeight;
+    if (element && atBottom.current) element.scrollTop = element.scrollHeight;
   }, [entries]);
-
-  const update = (key: number, patch: Partial<TranscriptEntry>) =>
-    setEntries((current) => current.map((entry) => (entry.key === key ? { ...entry, ...patch } : entry)));
-
-  const run = async (kind: "repl" | "run_file", input: string, call: () => Promise<ExecutionWithEvents>) => {
-    const key = newEntryKey();
-    setBusy(true);
-    setEntries((current) => [...current, { key, kind, input, state: "pending" }]);
-    try {
-      const execution = await call();
-      update(key, { state: "done", execution });
-    } catch (caught) {
-      const error = toApiError(caught);
-      update(key, { state: "failed", error });
-      const executionId = executionIdOf(error);
-      // After a store outage the execution is not stored yet: nothing to read back.
-      if (executionId && !isStoreOutage(error)) {
-        // A limit stopped it: the execution is stored with its events up to the limit.
-        try {
-          const [execution, events] = await Promise.all([
-            unwrap(api.GET("/executions/{id}", { params: { path: { id: executionId } } })),
-            unwrap(api.GET("/executions/{id}/events", { params: { path: { id: executionId } } })),
-          ]);
-          update(key, { execution: { ...execution, events } });
-        } catch {
-          // The error panel already says what happened.
-        }
-      }
-    } finally {
-      setBusy(false);
-      void queryClient.invalidateQueries({ queryKey: keys.executions(sessionId) });
-      void queryClient.invalidateQueries({ queryKey: keys.session(sessionId) });
-      void queryClient.invalidateQueries({ queryKey: keys.sessions });
-    }
-  };
 
   const submitRepl = (text: string) => {
     if (busy || text.trim() === "") return;
     history.current = record(history.current, text);
     saveHistory(history.current.entries);
     editor.current?.setText("");
-    void run("repl", text, () =>
-      unwrap(api.POST("/executions/repl", { body: { session_id: sessionId, input: text } })),
+    atBottom.current = true;
+    void transcript.run("repl", text, () =>
+      unwrap(api.POST("/executions/repl", { body: { session_id: sessionId, input: text, wait: false } })),
     );
   };
 
@@ -176,13 +187,14 @@ export function SessionConsole({ sessionId, ready }: { sessionId: string; ready:
     if (busy || path.trim() === "") return;
     let body: RunFileBody;
     try {
-      body = { session_id: sessionId, path: path.trim(), args: parseArgs(args), env: parseEnv(env) };
+      body = { session_id: sessionId, path: path.trim(), args: parseArgs(args), env: parseEnv(env), wait: false };
     } catch (error) {
       setFormError((error as Error).message);
       return;
     }
     setFormError(null);
-    void run("run_file", path.trim(), () => unwrap(api.POST("/executions/run-file", { body })));
+    atBottom.current = true;
+    void transcript.run("run_file", path.trim(), () => unwrap(api.POST("/executions/run-file", { body })));
   };
 
   return (
@@ -208,21 +220,44 @@ export function SessionConsole({ sessionId, ready }: { sessionId: string; ready:
             Run file
           </button>
         </div>
-        {entries.length > 0 ? (
-          <button type="button" className="link-button small" onClick={() => setEntries([])}>
+        {entries.some((entry) => entry !== busy) ? (
+          <button type="button" className="link-button small" onClick={transcript.clear}>
             Clear console
           </button>
         ) : null}
       </div>
-      <div className="transcript" ref={scroller} data-testid="transcript" aria-live="polite">
-        {entries.length === 0 ? (
+      <div
+        className="transcript"
+        ref={scroller}
+        data-testid="transcript"
+        role="log"
+        aria-label="Console output"
+        aria-live="polite"
+        aria-busy={transcript.opening}
+        onScroll={(event) => {
+          const element = event.currentTarget;
+          atBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < STICK_PX;
+        }}
+      >
+        {entries.length > 0 ? (
+          entries.map((entry) => (
+            <Entry
+              key={entry.key}
+              entry={entry}
+              onCancel={(id) => void transcript.cancel(id)}
+              onRetry={transcript.retry}
+            />
+          ))
+        ) : transcript.opening ? (
+          <Loading label="Loading the session's earlier executions…" />
+        ) : transcript.openError ? (
+          <ErrorPanel error={transcript.openError} compact title="Its earlier executions could not be listed" />
+        ) : (
           <div className="transcript-empty muted">
             {ready
-              ? "Results appear here. Variables persist between runs: try `let x = 20`, then `x * 2 + 2`."
+              ? "Results appear here as they happen. Variables persist between runs: try `let x = 20`, then `x * 2 + 2`."
               : "This session is not ready, so it cannot run code. Its execution history stays readable."}
           </div>
-        ) : (
-          entries.map((entry) => <Entry key={entry.key} entry={entry} />)
         )}
       </div>
       {mode === "repl" ? (
@@ -256,7 +291,7 @@ export function SessionConsole({ sessionId, ready }: { sessionId: string; ready:
             <button
               type="button"
               className="button primary"
-              disabled={busy || !ready || source.trim() === ""}
+              disabled={busy !== undefined || !ready || source.trim() === ""}
               onClick={() => submitRepl(source)}
             >
               {busy ? "Running…" : "Run"}
@@ -315,7 +350,11 @@ export function SessionConsole({ sessionId, ready }: { sessionId: string; ready:
             </div>
           ) : null}
           <div className="form-actions">
-            <button type="submit" className="button primary" disabled={busy || !ready || path.trim() === ""}>
+            <button
+              type="submit"
+              className="button primary"
+              disabled={busy !== undefined || !ready || path.trim() === ""}
+            >
               {busy ? "Running…" : "Run file"}
             </button>
           </div>

@@ -1,4 +1,8 @@
-/** A session's executions, newest first; each opens to its event log. */
+/**
+ * A session's executions, newest first; each opens to its event log. It
+ * follows on its own: runs from the console refresh it as they start and
+ * end, and polling brings in runs from elsewhere.
+ */
 import { useState } from "react";
 import { Link } from "react-router";
 import type { Execution } from "../../api/client";
@@ -23,11 +27,10 @@ export function ExecutionHistory({ sessionId }: { sessionId: string }) {
       <div className="card-head">
         <div>
           <h2>Execution history</h2>
-          <p className="card-description">Newest first, including startup files. Open one to see its event log.</p>
+          <p className="card-description">
+            Newest first, including startup files; updates as runs start and end. Open one to see its event log.
+          </p>
         </div>
-        <button type="button" className="link-button small" onClick={() => void executions.refetch()}>
-          Refresh
-        </button>
       </div>
       <QueryState query={executions} label="Loading executions…">
         {(list) =>
@@ -68,7 +71,7 @@ export function ExecutionHistory({ sessionId }: { sessionId: string }) {
                             Open execution →
                           </Link>
                         </div>
-                        <EventLog executionId={execution.id} />
+                        <EventLog executionId={execution.id} running={execution.status === "running"} />
                       </div>
                     ) : null}
                   </li>

@@ -1,5 +1,5 @@
 /** Limits, resolver and runtime switches of a template, replaced as a whole. */
-import { useState } from "react";
+import { useId, useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, unwrap, type Settings, type SettingsBody } from "../../api/client";
 import { keys } from "../../api/queries";
@@ -20,7 +20,7 @@ const LIMITS: { name: LimitName; label: string; unit: string; help: string }[] =
 const DEFAULTS: Settings = {
   limits: { cpu_ms: 5000, wall_ms: 30000, mem_mb: 128, max_events: 1000, max_output_kb: 512 },
   resolver: { roots: [], extensions: [".js", ".mjs"], allow_absolute_repo_imports: false },
-  runtime: { esm: false, strict: false, console: true },
+  runtime: { esm: false, strict: false, console: true, checkpoints: true },
 };
 
 interface Form {
@@ -31,6 +31,7 @@ interface Form {
   esm: boolean;
   strict: boolean;
   console: boolean;
+  checkpoints: boolean;
 }
 
 function toForm(settings: Settings): Form {
@@ -45,6 +46,7 @@ function toForm(settings: Settings): Form {
     esm: settings.runtime.esm,
     strict: settings.runtime.strict,
     console: settings.runtime.console,
+    checkpoints: settings.runtime.checkpoints,
   };
 }
 
@@ -68,13 +70,14 @@ function toBody(form: Form): SettingsBody {
       extensions: splitList(form.extensions),
       allow_absolute_repo_imports: form.allowAbsolute,
     },
-    runtime: { esm: form.esm, strict: form.strict, console: form.console },
+    runtime: { esm: form.esm, strict: form.strict, console: form.console, checkpoints: form.checkpoints },
   };
 }
 
 export function SettingsEditor({ templateId, settings }: { templateId: string; settings: Settings }) {
   const [form, setForm] = useState<Form>(() => toForm(settings));
   const [savedAt, setSavedAt] = useState<number | null>(null);
+  const checkpointsHint = useId();
   const queryClient = useQueryClient();
   const original = JSON.stringify(toForm(settings));
   const dirty = JSON.stringify(form) !== original;
@@ -190,6 +193,20 @@ export function SettingsEditor({ templateId, settings }: { templateId: string; s
               Console capture
             </label>
           </div>
+          <label className="check">
+            <input
+              type="checkbox"
+              name="checkpoints"
+              aria-describedby={checkpointsHint}
+              checked={form.checkpoints}
+              onChange={(event) => set({ checkpoints: event.target.checked })}
+            />
+            Checkpoints
+          </label>
+          <small className="check-hint" id={checkpointsHint}>
+            Keep a copy of the session before each execution, so that Cancel, a limit or a crash rolls it back instead
+            of losing it.
+          </small>
         </fieldset>
         {save.error ? <ErrorPanel error={save.error} compact /> : null}
         <div className="form-actions">
