@@ -92,10 +92,11 @@ async fn live_executions(api: &Api, template: &str, runs: usize) -> anyhow::Resu
     let mut first_event = Vec::with_capacity(runs);
     let mut cancels = Vec::with_capacity(runs);
     let mut forks = Vec::with_capacity(runs);
-    let input = "console.log(String(Date.now())); const t = Date.now(); while (Date.now() - t < 50) {}";
+    let input = "console.log(String(Date.now())); { const t = Date.now(); while (Date.now() - t < 50) {} }";
     for _ in 0..runs {
         let running = api.submit(&session, input).await?;
         let mut stream = api.client.follow(&running, None);
+        let seen = first_event.len();
         while let Some(followed) = stream.next().await? {
             if let Followed::Event(event) = followed {
                 if event.value.kind == "console" {
@@ -104,6 +105,9 @@ async fn live_executions(api: &Api, template: &str, runs: usize) -> anyhow::Resu
                     first_event.push(Duration::from_micros(now.saturating_sub(logged * 1000) as u64));
                 }
             }
+        }
+        if first_event.len() != seen + 1 {
+            bail!("the streamed execution did not log its line once");
         }
     }
     for _ in 0..runs {
@@ -232,26 +236,44 @@ async fn session_creation(api: &Api, template: &str, args: &BenchArgs) -> anyhow
     Ok(())
 }
 
-/// Resident memory of idle session workers, read from `/proc` (so only
-/// when the daemon runs on this machine): RSS counts the pages shared with
-/// the zygote, private is what each extra session really costs.
+/// Resident memory of idle sessions, read from `/proc` (so only when the
+/// daemon runs on this machine): each session is a keeper (PID 1 of its
+/// namespaces), a live worker and a checkpoint. RSS counts the pages shared
+/// with the zygote and each other, private is what each process really
+/// costs; the last row adds a session's three processes up.
 async fn idle_memory(api: &Api, template: &str, idle: usize) -> anyhow::Result<()> {
-    println!("\nworker memory ({idle} sessions after `1 + 1`; workers trim after 1 s idle)");
-    let before = worker_pids();
+    println!("\nsession memory ({idle} sessions after `1 + 1`; workers trim after 1 s idle)");
+    let before = session_processes();
     let mut sessions = Vec::new();
     for _ in 0..idle.max(1) {
         let session = api.session(template).await?;
         api.repl(&session, "1 + 1").await?;
         sessions.push(session);
     }
-    let workers: Vec<i32> = worker_pids().difference(&before).copied().collect();
-    if workers.is_empty() {
+    let new: Vec<(i32, bool)> = session_processes().into_iter().filter(|p| !before.contains(p)).collect();
+    let keepers: Vec<i32> = new.iter().filter(|(_, keeper)| *keeper).map(|p| p.0).collect();
+    let workers: Vec<i32> = new.iter().filter(|(_, keeper)| !*keeper).map(|p| p.0).collect();
+    if keepers.is_empty() {
         println!("  skipped: no worker processes of this daemon are visible in /proc (is it on another machine?)");
     } else {
-        println!("{:>22} {:>8} {:>10} {:>12} {:>8}", "when", "workers", "rss_mb", "private_mb", "pss_mb");
-        memory_row("right after the job", &workers);
+        println!("{:>34} {:>9} {:>10} {:>12} {:>8}", "when", "processes", "rss_mb", "private_mb", "pss_mb");
+        memory_row("right after the job: keepers", &keepers);
+        memory_row("live workers and checkpoints", &workers);
         tokio::time::sleep(Duration::from_millis(2000)).await;
-        memory_row("idle for 2 s", &workers);
+        memory_row("idle for 2 s: keepers", &keepers);
+        memory_row("live workers and checkpoints", &workers);
+        let all: Vec<i32> = keepers.iter().chain(&workers).copied().collect();
+        let private: u64 = all.iter().filter_map(|pid| private_kib(*pid)).sum();
+        let pss: u64 = all.iter().filter_map(|pid| kib(*pid, "/smaps_rollup", "Pss:")).sum();
+        let per = keepers.len().max(1) as f64 * 1024.0;
+        println!(
+            "{:>34} {:>9} {:>10} {:>12.2} {:>8.2}",
+            "per session (sum)",
+            "",
+            "",
+            private as f64 / per,
+            pss as f64 / per
+        );
     }
     for session in sessions {
         api.close(&session).await?;
@@ -269,7 +291,7 @@ fn memory_row(when: &str, workers: &[i32]) {
         v.get(v.len() / 2).map_or(0.0, |k| *k as f64 / 1024.0)
     };
     println!(
-        "{when:>22} {:>8} {:>10.2} {:>12.2} {:>8.2}",
+        "{when:>34} {:>9} {:>10.2} {:>12.2} {:>8.2}",
         workers.len(),
         median(&mut rss),
         median(&mut private),
@@ -358,9 +380,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Session worker processes on this machine: children of zygotes
-/// (processes started as `__vm-worker zygote`).
-fn worker_pids() -> HashSet<i32> {
+/// Session processes on this machine, each with whether it is a keeper
+/// (a zygote's child) rather than a live worker or checkpoint (a keeper's
+/// child). Zygotes are the processes started as `__vm-worker zygote`.
+fn session_processes() -> HashSet<(i32, bool)> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return HashSet::new() };
     let processes: Vec<(i32, i32, bool)> = entries
         .flatten()
@@ -374,10 +397,12 @@ fn worker_pids() -> HashSet<i32> {
         })
         .collect();
     let workerish: HashSet<i32> = processes.iter().filter(|p| p.2).map(|p| p.0).collect();
-    // A forked worker keeps its zygote's command line: a zygote is the one
+    // A forked process keeps its zygote's command line: a zygote is the one
     // whose parent is not such a process.
     let zygotes: HashSet<i32> = processes.iter().filter(|p| p.2 && !workerish.contains(&p.1)).map(|p| p.0).collect();
-    processes.iter().filter(|(_, ppid, _)| zygotes.contains(ppid)).map(|p| p.0).collect()
+    let keepers: HashSet<i32> = processes.iter().filter(|(_, ppid, _)| zygotes.contains(ppid)).map(|p| p.0).collect();
+    let workers = processes.iter().filter(|(_, ppid, _)| keepers.contains(ppid)).map(|p| (p.0, false));
+    keepers.iter().map(|pid| (*pid, true)).chain(workers).collect()
 }
 
 /// A `kB` figure from a `/proc/<pid>` file.
