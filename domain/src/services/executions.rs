@@ -202,22 +202,21 @@ impl Recorder {
             ending
         };
         let (ending, ()) = futures::join!(run, flusher);
-        let verdict = judge(&ending, &self.live.events(id), id);
+        let mut events = self.live.events(id);
+        let verdict = judge(&ending, &events, id);
         if let Some(system) = verdict.system_event {
-            self.live.record(id, system, self.clock.now());
+            events.extend(self.live.record(id, system, self.clock.now()));
         }
         let ended_at = self.clock.now();
-        let (event_count, output_bytes) = self.live.totals(id);
         execution.status = verdict.status;
         execution.ended_at = Some(ended_at);
         execution.result = verdict.result;
         execution.error = verdict.error_json;
         execution.metrics = Metrics {
             duration_ms: (ended_at - execution.started_at).num_milliseconds().max(0) as u64,
-            event_count,
-            output_bytes,
+            event_count: events.len() as u64,
+            output_bytes: events.iter().map(|e| e.payload.output_bytes() as u64).sum(),
         };
-        let events = self.live.events(id);
         let tail = self.live.unstored(id);
         if let Err(err) = self.executions.finish(&execution, &tail).await {
             self.live.close(&execution);
@@ -254,7 +253,9 @@ impl Recorder {
         let live: LiveEvents = {
             let journal = self.live.clone();
             let clock = self.clock.clone();
-            Arc::new(move |payload| journal.record(id, payload, clock.now()))
+            Arc::new(move |payload| {
+                journal.record(id, payload, clock.now());
+            })
         };
         let outcome = self.runtime.run(session, job, live).await;
         match outcome {

@@ -63,18 +63,20 @@ impl LiveExecutions {
         rx
     }
 
-    /// Numbers an event, stamps it with `at` and hands it to every reader.
-    pub fn record(&self, id: ExecutionId, payload: EventPayload, at: Timestamp) {
+    /// Numbers an event, stamps it with `at` and hands it to every reader;
+    /// returns it as recorded (`None` when the execution does not run here).
+    pub fn record(&self, id: ExecutionId, payload: EventPayload, at: Timestamp) -> Option<Event> {
         let mut journals = self.journals();
-        let Some(journal) = journals.get_mut(&id) else { return };
+        let journal = journals.get_mut(&id)?;
         let event = Event { execution_id: id, seq: journal.events.len() as i64 + 1, ts: at, payload };
         journal.readers.retain(|reader| reader.unbounded_send(Followed::Event(event.clone())).is_ok());
-        journal.events.push(event);
+        journal.events.push(event.clone());
         if journal.events.len() - journal.stored >= FLUSH_AT_EVENTS {
             if let Some(flush) = &journal.flush_now {
                 let _ = flush.unbounded_send(());
             }
         }
+        Some(event)
     }
 
     /// The events not stored yet, in order (copies: they stay in the
@@ -88,13 +90,6 @@ impl LiveExecutions {
         if let Some(journal) = self.journals().get_mut(&id) {
             journal.stored = (journal.stored + count).min(journal.events.len());
         }
-    }
-
-    /// Every event so far, and how many bytes of output they carry.
-    pub fn totals(&self, id: ExecutionId) -> (u64, u64) {
-        self.journals()
-            .get(&id)
-            .map_or((0, 0), |j| (j.events.len() as u64, j.events.iter().map(|e| e.payload.output_bytes() as u64).sum()))
     }
 
     /// Every event so far.
@@ -191,7 +186,7 @@ mod tests {
         assert_eq!(batch.len(), FLUSH_AT_EVENTS);
         live.mark_stored(id, 10);
         assert_eq!(live.unstored(id)[0].seq, 11);
-        assert_eq!(live.totals(id).0, FLUSH_AT_EVENTS as u64);
+        assert_eq!(live.events(id).len(), FLUSH_AT_EVENTS);
     }
 
     #[test]
