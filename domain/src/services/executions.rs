@@ -177,10 +177,7 @@ impl Recorder {
         let recorder = self.clone();
         let session = session.clone();
         let running = execution.clone();
-        let completion = async move {
-            let _guard = guard;
-            recorder.complete(&session, running, work.job, flush_now).await
-        };
+        let completion = async move { recorder.complete(&session, running, work.job, flush_now, guard).await };
         Ok(Started { execution, completion: completion.boxed() })
     }
 
@@ -192,6 +189,7 @@ impl Recorder {
         mut execution: Execution,
         job: Job,
         flush_now: UnboundedReceiver<()>,
+        busy: BusyGuard,
     ) -> Result<Executed, DomainError> {
         let id = execution.id;
         let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
@@ -218,26 +216,26 @@ impl Recorder {
             output_bytes: events.iter().map(|e| e.payload.output_bytes() as u64).sum(),
         };
         let tail = self.live.unstored(id);
-        if let Err(err) = self.executions.finish(&execution, &tail).await {
-            self.live.close(&execution);
+        let finished = self.executions.finish(&execution, &tail).await;
+        // The session's fate is settled before anyone hears the end: a reader
+        // of the end (a cancel, a stream) finds the session crashed or free.
+        // When the store is out, a session still marked live is found crashed
+        // by its next execution, or closed by the next start's reconciliation.
+        let lost = match verdict.session_lost {
+            Some(reason) => self.mark_lost(session, reason).await,
+            None => Ok(()),
+        };
+        drop(busy);
+        self.live.close(&execution);
+        if let Err(err) = finished {
             if !err.is_store_outage() {
                 return Err(err);
             }
             // The execution ran: keep it until the store takes it, and say so.
             self.executions.finish_later(execution, tail);
-            if let Some(reason) = verdict.session_lost {
-                // Best effort: the runtime is closed whatever the store does;
-                // a session still marked live is found crashed by its next
-                // execution, or closed by the next start's reconciliation.
-                let _ = self.mark_lost(session, reason).await;
-            }
             return Err(err.with_pending_execution(id));
         }
-        self.live.close(&execution);
-
-        if let Some(reason) = verdict.session_lost {
-            self.mark_lost(session, reason).await?;
-        }
+        lost?;
         match verdict.failure {
             Some(err) => Err(err),
             None => Ok(Executed { execution, events }),
@@ -613,6 +611,8 @@ fn cursor(after_seq: Option<i64>) -> Result<i64, DomainError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::OnceLock;
+
     use futures::executor::block_on;
 
     use super::*;
@@ -729,6 +729,37 @@ mod tests {
         assert_eq!(err.details()["runtime_lost"], true);
         assert!(err.to_string().contains("session is crashed"), "{err}");
         assert_eq!(finished.lock().unwrap()[0].0.status, ExecutionStatus::Timeout);
+    }
+
+    #[test]
+    fn a_lost_session_is_marked_crashed_before_its_end_is_published() {
+        let (mut executions, _) = recording_executions();
+        let running = Arc::new(OnceLock::new());
+        let seen = running.clone();
+        executions.checkpoint();
+        executions.expect_insert().returning(move |e| {
+            let _ = seen.set(e.id);
+            Ok(())
+        });
+        executions.expect_finish().returning(|_, _| Ok(()));
+        let mut runtime =
+            runtime_returning(Outcome { events: vec![], ending: Ending::Cancelled { state: StateAfter::Lost } });
+        runtime.expect_close().returning(|_| ());
+        let recorder_cell: Arc<OnceLock<Arc<Recorder>>> = Arc::new(OnceLock::new());
+        let (cell, id) = (recorder_cell.clone(), running.clone());
+        let mut sessions = sessions_with(SessionStatus::Ready);
+        sessions.expect_update_state().times(1).returning(move |s| {
+            assert_eq!(s.status, SessionStatus::Crashed);
+            let open = cell.get().unwrap().live.follow(*id.get().unwrap(), 0).is_some();
+            assert!(open, "the end was published before the session was marked crashed");
+            Ok(())
+        });
+        let recorder =
+            Arc::new(Recorder::new(Arc::new(sessions), Arc::new(executions), Arc::new(runtime), fixed_clock()));
+        let _ = recorder_cell.set(recorder.clone());
+        let svc = ExecutionService::new(recorder);
+        let done = block_on(svc.repl(SessionId::new(), "while(true){}")).unwrap();
+        assert_eq!(done.execution.status, ExecutionStatus::Cancelled);
     }
 
     #[test]
