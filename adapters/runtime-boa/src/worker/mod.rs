@@ -18,12 +18,17 @@ pub mod alloc;
 pub mod checkpoint;
 pub mod console;
 pub mod engine;
+pub mod event_loop;
+pub mod fetch;
 pub mod keeper;
 pub mod limits;
 pub mod loader;
 pub mod modules;
+pub mod positions;
 pub mod preview;
+pub mod repl_await;
 pub mod session;
+pub mod web;
 pub mod zygote;
 
 use std::ffi::{c_char, c_int, CStr};

@@ -5,7 +5,10 @@
 mod checkpoints;
 mod confinement;
 mod engine;
+mod esm;
+mod event_loop;
 mod exec_policy;
+mod fetch;
 mod harness;
 mod imports;
 mod limits;
