@@ -61,6 +61,27 @@ pub enum EventPayload {
     Stderr {
         text: String,
     },
+    /// A `fetch` the daemon performed for the script, or refused (SPEC §11),
+    /// recorded by the daemon itself. `url` is what the script asked for;
+    /// `final_url` where the response came from when redirects were
+    /// followed. `status` is `None` when no response came (refused, failed,
+    /// too large, timed out), and then `code` (`ERR_HOST_NOT_ALLOWED` …)
+    /// and `error` say why. `bytes` counts the response body received;
+    /// `ms` the time from the request to its answer.
+    Fetch {
+        method: String,
+        url: String,
+        #[serde(default)]
+        final_url: Option<String>,
+        #[serde(default)]
+        status: Option<u16>,
+        bytes: u64,
+        ms: u64,
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+    },
 }
 
 impl EventPayload {
@@ -74,6 +95,7 @@ impl EventPayload {
             Self::System { .. } => "system",
             Self::Stdout { .. } => "stdout",
             Self::Stderr { .. } => "stderr",
+            Self::Fetch { .. } => "fetch",
         }
     }
 
@@ -89,12 +111,14 @@ impl EventPayload {
     }
 
     /// Bytes of user-visible output this event carries, for output limits.
+    /// A `fetch` event is a record of the daemon's, not output: it counts
+    /// as an event (`max_events`) but carries no output bytes.
     pub fn output_bytes(&self) -> usize {
         match self {
             Self::Console { text, .. } | Self::Stdout { text } | Self::Stderr { text } => text.len(),
             Self::Value { preview, .. } => preview.len(),
             Self::Exception { message, stack } => message.len() + stack.len(),
-            Self::InputEcho { .. } | Self::System { .. } => 0,
+            Self::InputEcho { .. } | Self::System { .. } | Self::Fetch { .. } => 0,
         }
     }
 }
@@ -123,11 +147,51 @@ mod tests {
             EventPayload::System { message: "stopped".into(), level: SystemLevel::Error },
             EventPayload::Stdout { text: "out".into() },
             EventPayload::Stderr { text: "err".into() },
+            EventPayload::Fetch {
+                method: "GET".into(),
+                url: "http://api.example.com/a".into(),
+                final_url: Some("http://api.example.com/b".into()),
+                status: Some(200),
+                bytes: 12,
+                ms: 3,
+                code: None,
+                error: None,
+            },
+            EventPayload::Fetch {
+                method: "POST".into(),
+                url: "http://example.invalid/".into(),
+                final_url: None,
+                status: None,
+                bytes: 0,
+                ms: 0,
+                code: Some("ERR_HOST_NOT_ALLOWED".into()),
+                error: Some("example.invalid is not in the allow list".into()),
+            },
         ];
         for payload in cases {
             let back = EventPayload::from_parts(payload.type_name(), payload.payload_json()).unwrap();
             assert_eq!(back, payload);
         }
+    }
+
+    #[test]
+    fn fetch_payloads_spell_out_absent_fields_as_null() {
+        let refused = EventPayload::Fetch {
+            method: "GET".into(),
+            url: "ftp://x/".into(),
+            final_url: None,
+            status: None,
+            bytes: 0,
+            ms: 1,
+            code: Some("ERR_SCHEME_NOT_ALLOWED".into()),
+            error: Some("only http and https".into()),
+        };
+        assert_eq!(
+            refused.payload_json(),
+            serde_json::json!({"method": "GET", "url": "ftp://x/", "final_url": null, "status": null, "bytes": 0,
+                "ms": 1, "code": "ERR_SCHEME_NOT_ALLOWED", "error": "only http and https"})
+        );
+        assert_eq!(refused.output_bytes(), 0);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`family`]: a session and the sessions forked from it, seen from the
 //!   daemon: their keeper process and the ends it reports.
 //! - [`protocol`]: the only thing both halves share: framed messages.
+//! - [`net`]: `fetch` as the daemon performs it for sessions: the policy
+//!   (allow-list, address classes, sizes) and the HTTP client.
 //! - [`worker`]: the worker half: the engine, console capture, previews,
 //!   native modules, OS limits and the counting allocator (the process's
 //!   `#[global_allocator]`).
@@ -21,6 +23,7 @@
 pub mod error;
 pub mod family;
 pub mod library_cache;
+pub mod net;
 pub mod protocol;
 pub mod runtime;
 pub mod sandbox;

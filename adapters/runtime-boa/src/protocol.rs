@@ -38,6 +38,12 @@ pub const EXIT_PROTOCOL: i32 = 2;
 /// [`Request::Fork`] on a session's channel, carrying the new session's.
 pub const CONTROL_FORK: u8 = b'F';
 
+/// The byte that follows a [`Request::FetchDone`] with a response on a
+/// session's channel, carrying with `SCM_RIGHTS` a memory file (`memfd`)
+/// that holds the response body: bodies never travel inside frames, so a
+/// frame stays small enough to be read whole.
+pub const CONTROL_FETCH_BODY: u8 = b'B';
+
 /// A library file for a zygote to evaluate, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LibraryFile {
@@ -114,6 +120,10 @@ pub struct BootSpec {
     /// `settings.runtime.checkpoints`: keep a forked copy of the session
     /// before each job (see [`crate::worker::checkpoint`]).
     pub checkpoints: bool,
+    /// An enabled `net` capability named `fetch` exists: `fetch` asks the
+    /// daemon, which holds the allow-list (see [`crate::net`]). Without it
+    /// `fetch` rejects at once with `ERR_FETCH_DISABLED`.
+    pub fetch: bool,
 }
 
 /// A program the `exec` module may run.
@@ -161,6 +171,71 @@ pub enum Request {
     /// To a checkpoint whose live worker died: become the live worker.
     /// Requests the dead worker never read come before it and are skipped.
     Resume,
+    /// The answer to the running job's [`Reply::Fetch`] `id`, sent while
+    /// the job runs (several may be in flight, answered in any order). A
+    /// response is followed by one [`CONTROL_FETCH_BODY`] byte carrying
+    /// its body. One that arrives after its job ended is dropped.
+    FetchDone {
+        id: u64,
+        result: Result<FetchResponse, FetchRefusal>,
+        event: EventPayload,
+    },
+}
+
+/// A request a script made with `fetch`, for the daemon to check and
+/// perform. Its `Debug` shows no header value, body or URL credentials:
+/// they may be secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    pub method: String,
+    pub url: String,
+    /// In order; a name may repeat.
+    pub headers: Vec<(String, String)>,
+    /// Bytes as text: boa's `fetch` takes string bodies only.
+    pub body: String,
+}
+
+/// The response to a [`FetchRequest`], after any redirects; its body
+/// follows the frame (see [`CONTROL_FETCH_BODY`]). Its `Debug` shows no
+/// header value (`Set-Cookie` …) or URL credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub status: u16,
+    /// Where the response came from (the last URL of the redirects).
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// Bytes in the body file.
+    pub body_len: u64,
+}
+
+impl std::fmt::Debug for FetchRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchRequest")
+            .field("method", &self.method)
+            .field("url", &crate::net::policy::shown_text(&self.url))
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FetchResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchResponse")
+            .field("status", &self.status)
+            .field("url", &crate::net::policy::shown_text(&self.url))
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("body_len", &self.body_len)
+            .finish()
+    }
+}
+
+/// Why the daemon did not answer a [`FetchRequest`] with a response: a
+/// `code` such as `ERR_HOST_NOT_ALLOWED` and a message for the script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRefusal {
+    pub code: String,
+    pub message: String,
 }
 
 /// [`Job`] on the wire.
@@ -269,6 +344,19 @@ pub enum Reply {
         pid: i32,
         generation: u64,
         cpu_ns: u64,
+    },
+    /// The running job calls `fetch`: the daemon checks `request` against
+    /// the session's policy, performs it and answers [`Request::FetchDone`]
+    /// with the same `id` (unique within the job).
+    Fetch {
+        id: u64,
+        request: FetchRequest,
+    },
+    /// The script no longer waits for request `id` (its `AbortSignal`
+    /// fired, or the job is ending): the daemon stops it, if it still runs,
+    /// and records it. Its [`Request::FetchDone`] may come all the same.
+    FetchAbort {
+        id: u64,
     },
 }
 
@@ -447,6 +535,59 @@ mod tests {
         let back: EventPayload = WireEvent::from(null.clone()).into();
         assert_eq!(back, null, "JSON null survives the wire");
         assert_eq!(read_frame::<Reply>(&mut input).unwrap(), None);
+    }
+
+    #[test]
+    fn fetch_requests_and_their_answers_round_trip() {
+        let request = Reply::Fetch {
+            id: 7,
+            request: FetchRequest {
+                method: "POST".into(),
+                url: "http://api.example.com/a".into(),
+                headers: vec![("x-a".into(), "1".into()), ("x-a".into(), "2".into())],
+                body: "{\"a\":1}".into(),
+            },
+        };
+        let event = EventPayload::Fetch {
+            method: "POST".into(),
+            url: "http://api.example.com/a".into(),
+            final_url: None,
+            status: None,
+            bytes: 0,
+            ms: 4,
+            code: Some("ERR_HOST_NOT_ALLOWED".into()),
+            error: Some("not listed".into()),
+        };
+        let refused = Request::FetchDone {
+            id: 7,
+            result: Err(FetchRefusal { code: "ERR_HOST_NOT_ALLOWED".into(), message: "not listed".into() }),
+            event: event.clone(),
+        };
+        let answered = Request::FetchDone {
+            id: 8,
+            result: Ok(FetchResponse {
+                status: 200,
+                url: "http://api.example.com/b".into(),
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body_len: 5,
+            }),
+            event,
+        };
+        let secret = Reply::Fetch {
+            id: 9,
+            request: FetchRequest {
+                method: "GET".into(),
+                url: "http://user:s3cret@api.example.com/".into(),
+                headers: vec![("authorization".into(), "Bearer s3cret".into())],
+                body: "s3cret".into(),
+            },
+        };
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains("s3cret") && shown.contains("authorization"), "{shown}");
+        assert_eq!(read_frame::<Reply>(&encode(&request)[..]).unwrap(), Some(request));
+        for message in [refused, answered] {
+            assert_eq!(read_frame::<Request>(&encode(&message)[..]).unwrap(), Some(message));
+        }
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use vm_domain::template::CapabilityKind;
 use vm_domain::template::Settings;
 
 use crate::library_cache::library_file;
+use crate::net::FetchPolicy;
 use crate::protocol::{AllowedProgram, BootSpec, LibraryFile, SandboxSpec, ZygoteSpec};
 use crate::sandbox::SandboxMode;
 use crate::supervisor::{Idle, Supervisor};
@@ -339,6 +340,10 @@ impl JsRuntime for BoaRuntime {
         if locked(&self.workers).get(&session).is_some_and(|w| w.is_alive()) {
             return Err(RuntimeError::Internal(format!("session {session} already has a live runtime")));
         }
+        // A capability that cannot be a policy stops the start: fail closed.
+        let fetch = FetchPolicy::from_capabilities(&spec.capabilities)
+            .map_err(|err| RuntimeError::StartFailed(err.to_string()))?
+            .map(Arc::new);
         let mut zygote = self.zygote(spec.libraries.clone()).await?;
         let forked = match zygote.fork(&session.to_string()).await {
             Ok(forked) => forked,
@@ -361,8 +366,9 @@ impl JsRuntime for BoaRuntime {
             resolver: spec.settings.resolver.clone(),
             sandbox: self.sandbox_spec(&spec),
             checkpoints: spec.settings.runtime.checkpoints,
+            fetch: fetch.is_some(),
         };
-        let supervisor = Arc::new(Supervisor::boot(forked, boot, zygote).await?);
+        let supervisor = Arc::new(Supervisor::boot(forked, boot, zygote, fetch).await?);
         locked(&self.workers).insert(session, supervisor.clone());
         self.watch(session, &supervisor);
         Ok(())

@@ -3,9 +3,13 @@
 //! repeat), and the checkpoint that takes over from a killed or crashed
 //! live worker (SPEC §10). A worker that dies is an outcome that says why
 //! and what became of the session's state, never an error of the daemon.
+//! While a job runs it also performs the job's `fetch` requests (see
+//! [`crate::net`]) on tasks of their own, and writes their answers back
+//! without ever making the worker's replies wait.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -24,8 +28,11 @@ use vm_domain::template::Limits;
 
 use crate::error::WorkerError;
 use crate::family::Family;
+use crate::net::job::{Answer, Duplicate, FetchLedger, JobFetches};
+use crate::net::FetchPolicy;
 use crate::protocol::{
-    encode, BootSpec, ExitStatus, FrameReader, Reply, Request, WireJob, CONTROL_FORK, EXIT_MEMORY_LIMIT,
+    encode, BootSpec, ExitStatus, FrameReader, Reply, Request, WireJob, CONTROL_FETCH_BODY, CONTROL_FORK,
+    EXIT_MEMORY_LIMIT,
 };
 use crate::zygotes::{log_stderr, send_fds, tokio_stream, Exit, ExitWatch, Forked, Zygote};
 
@@ -39,13 +46,21 @@ const FORK_TIMEOUT: Duration = Duration::from_secs(5);
 const EXIT_REPORT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a checkpoint may take to take over.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the rest of a message cut short by a job's end may take to
+/// write: a worker between jobs, or a checkpoint taking over, reads it.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Receives a running job's events, as the port's `LiveEvents` does.
-pub type Live = dyn Fn(EventPayload) + Send + Sync;
+pub type Live<'a> = dyn Fn(EventPayload) + Send + Sync + 'a;
 
 /// What woke a running job's loop.
 enum Step {
     Frame(std::io::Result<Option<Reply>>),
+    /// A `fetch` was performed (or its task failed); `None` when it was
+    /// aborted.
+    Fetched(Option<Answer>),
+    /// Queued messages went (partly) out to the worker.
+    Wrote(std::io::Result<()>),
     Ended,
     Cancel,
     Wall,
@@ -75,6 +90,81 @@ struct Io {
     generation: u64,
     /// The channel ended: no process holds the worker's end any more.
     at_end: bool,
+    /// Messages for the live worker written while a job runs.
+    outgoing: Outgoing,
+}
+
+/// Messages for the live worker during a job (the answers to its `fetch`
+/// requests), written as the worker reads them: the job's loop never waits
+/// on a write while the worker may be waiting on its own writes.
+#[derive(Default)]
+struct Outgoing {
+    queue: VecDeque<Message>,
+}
+
+/// A frame, and the body file that follows it ([`CONTROL_FETCH_BODY`]).
+struct Message {
+    frame: Vec<u8>,
+    written: usize,
+    body: Option<OwnedFd>,
+}
+
+impl Message {
+    fn started(&self) -> bool {
+        self.written > 0
+    }
+}
+
+impl Outgoing {
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn push(&mut self, answer: Answer) {
+        self.queue.push_back(Message { frame: answer.frame, written: 0, body: answer.body });
+    }
+
+    /// Writes some of the first message: cancel-safe, as what was written
+    /// is accounted for before the next `.await`.
+    async fn write_some(&mut self, writer: &OwnedWriteHalf) -> std::io::Result<()> {
+        let Some(message) = self.queue.front_mut() else { return Ok(()) };
+        if message.written < message.frame.len() {
+            writer.writable().await?;
+            match writer.try_write(&message.frame[message.written..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => message.written += n,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) => return Err(err),
+            }
+        } else if let Some(body) = &message.body {
+            send_fds(writer.as_ref(), CONTROL_FETCH_BODY, &[body.as_raw_fd()]).await?;
+            message.body = None;
+        }
+        if message.written == message.frame.len() && message.body.is_none() {
+            self.queue.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Finishes a message the worker began to receive, so that whoever
+    /// reads the channel next finds whole messages, and drops the others:
+    /// they answer a job that is over.
+    async fn finish_started(&mut self, writer: &OwnedWriteHalf) -> std::io::Result<()> {
+        self.queue.truncate(1);
+        if self.queue.front().is_some_and(|m| !m.started()) {
+            self.queue.clear();
+        }
+        let flush = async {
+            while !self.queue.is_empty() {
+                self.write_some(writer).await?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(FLUSH_TIMEOUT, flush).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
 }
 
 /// A process of the session: its pid as the daemon sees it, and its end.
@@ -114,6 +204,8 @@ pub struct Supervisor {
     limits: Limits,
     /// `settings.runtime.checkpoints`.
     checkpoints: bool,
+    /// What the session's `fetch` may reach; `None` without the capability.
+    fetch: Option<Arc<FetchPolicy>>,
     /// A std `Mutex`: only held to read or replace, never across an
     /// `.await`, so that the pids are there while a job holds `io`.
     processes: Mutex<Processes>,
@@ -136,8 +228,14 @@ impl Drop for Running<'_> {
 
 impl Supervisor {
     /// Sends the session's boot spec to a forked keeper and waits until its
-    /// live worker is ready. A keeper that fails to boot is killed.
-    pub async fn boot(forked: Forked, spec: BootSpec, zygote: Arc<Zygote>) -> Result<Self, WorkerError> {
+    /// live worker is ready. A keeper that fails to boot is killed. The
+    /// session's `fetch` requests are performed under `fetch`.
+    pub async fn boot(
+        forked: Forked,
+        spec: BootSpec,
+        zygote: Arc<Zygote>,
+        fetch: Option<Arc<FetchPolicy>>,
+    ) -> Result<Self, WorkerError> {
         let Forked { pid: keeper, exit, channel, keeper: keeper_channel } = forked;
         let family = Arc::new(Family::start(keeper, exit, keeper_channel, zygote));
         let (read, mut writer) = channel.into_split();
@@ -155,12 +253,20 @@ impl Supervisor {
             }
             Err(_) => return Err(WorkerError::TimedOut { what: "start", within: BOOT_TIMEOUT }),
         };
-        let io = Io { reader, writer, cpu_base_ns: cpu_ns, generation: 0, at_end: false };
-        Self::joined(family, io, limits, checkpoints, pid)
+        let io =
+            Io { reader, writer, cpu_base_ns: cpu_ns, generation: 0, at_end: false, outgoing: Outgoing::default() };
+        Self::joined(family, io, limits, checkpoints, fetch, pid)
     }
 
     /// A session of `family` whose live worker `pid` is ready on `io`.
-    fn joined(family: Arc<Family>, io: Io, limits: Limits, checkpoints: bool, pid: i32) -> Result<Self, WorkerError> {
+    fn joined(
+        family: Arc<Family>,
+        io: Io,
+        limits: Limits,
+        checkpoints: bool,
+        fetch: Option<Arc<FetchPolicy>>,
+        pid: i32,
+    ) -> Result<Self, WorkerError> {
         let exit = family.watch(pid);
         let host_pid = family.host_pid(pid).ok_or(WorkerError::Protocol("its live worker cannot be found"))?;
         family.join();
@@ -169,6 +275,7 @@ impl Supervisor {
             io: tokio::sync::Mutex::new(io),
             limits,
             checkpoints,
+            fetch,
             processes: Mutex::new(Processes { live: Worker { host_pid, exit }, checkpoint: None }),
             job: Mutex::new(None),
             over: AtomicBool::new(false),
@@ -260,7 +367,7 @@ impl Supervisor {
     /// says so — or the wall-clock or CPU limit, or a cancel, on which the
     /// live worker is killed, or its death, which says what happened. A
     /// killed or dead worker's checkpoint takes over when there is one.
-    pub async fn run(&self, job: WireJob, live: &Live) -> Outcome {
+    pub async fn run(&self, job: WireJob, live: &Live<'_>) -> Outcome {
         let mut io = self.io.lock().await;
         let cancel = Arc::new(Notify::new());
         *locked(&self.job) = Some(cancel.clone());
@@ -281,33 +388,104 @@ impl Supervisor {
                 return lost(describe(Some(exit), "while idle"));
             }
         }
+        io.outgoing = Outgoing::default();
         if io.writer.write_all(&encode(&Request::Run(job))).await.is_err() {
             return self.stop(&mut io, Stop::Died, live).await;
         }
-        let mut ended = self.live().exit;
         let started = Instant::now();
+        let ledger = FetchLedger::default();
+        let wall = started + Duration::from_millis(self.limits.wall_ms);
+        let mut fetches = JobFetches::new(self.fetch.clone(), wall);
+        let outcome = self.follow(&mut io, started, &cancel, &mut fetches, &ledger, live).await;
+        // Every request the daemon made is on record, echoed or not.
+        for event in ledger.take().into_iter().chain(fetches.abandon()) {
+            live(event);
+        }
+        outcome
+    }
+
+    /// Follows a job the live worker started at `started` until it ends,
+    /// performing its `fetch` requests; events go to `live`, the worker's
+    /// through `ledger` (see [`FetchLedger`]).
+    async fn follow(
+        &self,
+        io: &mut Io,
+        started: Instant,
+        cancel: &Notify,
+        fetches: &mut JobFetches,
+        ledger: &FetchLedger,
+        live: &Live<'_>,
+    ) -> Outcome {
+        let mut ended = self.live().exit;
         let wall = sleep_until(started + Duration::from_millis(self.limits.wall_ms));
         tokio::pin!(wall);
         let mut sample = interval_at(started + CPU_SAMPLE, CPU_SAMPLE);
         let cpu_budget_ns = self.limits.cpu_ms.saturating_mul(1_000_000);
         let (cpu_base_ns, host_pid) = (io.cpu_base_ns, self.live().host_pid);
+        let forward = |event: EventPayload| ledger.forward(event, live);
         loop {
-            let step = tokio::select! {
-                biased;
-                frame = io.reader.next::<Reply>() => Step::Frame(frame),
-                _ = ended.wait_for(Option::is_some) => Step::Ended,
-                () = cancel.notified() => Step::Cancel,
-                () = &mut wall => Step::Wall,
-                _ = sample.tick() => Step::Sample,
+            let step = {
+                let Io { reader, writer, outgoing, .. } = &mut *io;
+                tokio::select! {
+                    biased;
+                    frame = reader.next::<Reply>() => Step::Frame(frame),
+                    Some(done) = fetches.tasks.join_next_with_id(), if !fetches.tasks.is_empty() => {
+                        Step::Fetched(fetches.finished(done))
+                    }
+                    wrote = outgoing.write_some(writer), if !outgoing.is_empty() => Step::Wrote(wrote),
+                    _ = ended.wait_for(Option::is_some) => Step::Ended,
+                    () = cancel.notified() => Step::Cancel,
+                    () = &mut wall => Step::Wall,
+                    _ = sample.tick() => Step::Sample,
+                }
             };
             let stop = match step {
                 Step::Frame(Ok(Some(Reply::Event(event)))) => {
-                    live(event.into());
+                    forward(event.into());
+                    continue;
+                }
+                Step::Frame(Ok(Some(Reply::Fetch { id, request }))) => match fetches.request(id, request) {
+                    Ok(Some(answer)) => {
+                        ledger.expect(answer.event.clone());
+                        io.outgoing.push(answer);
+                        continue;
+                    }
+                    Ok(None) => continue,
+                    Err(Duplicate) => Stop::Protocol,
+                },
+                Step::Frame(Ok(Some(Reply::FetchAbort { id }))) => {
+                    if let Some(event) = fetches.abort(id) {
+                        live(event);
+                    }
+                    continue;
+                }
+                Step::Fetched(Some(answer)) => {
+                    ledger.expect(answer.event.clone());
+                    io.outgoing.push(answer);
+                    continue;
+                }
+                Step::Fetched(None) => continue,
+                Step::Wrote(Ok(())) => continue,
+                Step::Wrote(Err(err)) => {
+                    // Its end of the channel is gone: its death is on its way
+                    // (the channel's end, or its exit).
+                    tracing::debug!("cannot write a fetch answer to the worker: {err}");
+                    io.outgoing = Outgoing::default();
                     continue;
                 }
                 Step::Frame(Ok(Some(Reply::Finished { ending, cpu_ns }))) => {
                     io.cpu_base_ns = cpu_ns;
                     io.generation += 1;
+                    let Io { writer, outgoing, .. } = &mut *io;
+                    if let Err(err) = outgoing.finish_started(writer).await {
+                        tracing::warn!("cannot finish a fetch answer to the worker after its job: {err}");
+                        self.end();
+                        let reason = "the worker process stopped reading its channel and was stopped".to_owned();
+                        return Outcome {
+                            events: Vec::new(),
+                            ending: Ending::Crashed { reason, state: StateAfter::Lost },
+                        };
+                    }
                     return Outcome { events: Vec::new(), ending: ending.into() };
                 }
                 Step::Frame(Ok(Some(Reply::Checkpoint { pid, .. }))) => {
@@ -332,14 +510,14 @@ impl Supervisor {
                     _ => continue,
                 },
             };
-            return self.stop(&mut io, stop, live).await;
+            return self.stop(io, stop, &forward).await;
         }
     }
 
     /// Ends a job for `stop`: kills the live worker unless it died on its
     /// own, hands on the events it sent before, and has the checkpoint take
     /// over.
-    async fn stop(&self, io: &mut Io, stop: Stop, live: &Live) -> Outcome {
+    async fn stop(&self, io: &mut Io, stop: Stop, live: &Live<'_>) -> Outcome {
         let mut worker = self.live();
         if !matches!(stop, Stop::Died) {
             stop_process(&worker);
@@ -375,9 +553,14 @@ impl Supervisor {
     /// job was running: a checkpoint taken after it finished keeps its
     /// result. A checkpoint older than the last job the daemon saw finish
     /// cannot stand in for the session: its state is lost then.
-    async fn recover(&self, io: &mut Io, running: bool, live: Option<&Live>) -> StateAfter {
+    async fn recover(&self, io: &mut Io, running: bool, live: Option<&Live<'_>>) -> StateAfter {
         self.drain(io, live);
         if !self.checkpoints || io.at_end || self.over.load(Ordering::Acquire) {
+            return StateAfter::Lost;
+        }
+        // The checkpoint reads what the dead worker did not: whole messages.
+        let Io { writer, outgoing, .. } = &mut *io;
+        if outgoing.finish_started(writer).await.is_err() {
             return StateAfter::Lost;
         }
         if io.writer.write_all(&encode(&Request::Resume)).await.is_err() {
@@ -424,7 +607,7 @@ impl Supervisor {
     /// Reads, without waiting, what the dead live worker left in the
     /// channel: its whole frames are taken, a frame it died writing is
     /// dropped. Nobody else writes to the channel until `Resume`.
-    fn drain(&self, io: &mut Io, live: Option<&Live>) {
+    fn drain(&self, io: &mut Io, live: Option<&Live<'_>>) {
         let fd = io.reader.get_ref().as_ref().as_raw_fd();
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
@@ -521,8 +704,9 @@ impl Supervisor {
         })
         .await;
         let cpu_ns = ready.map_err(|_| WorkerError::TimedOut { what: "start", within: BOOT_TIMEOUT })??;
-        let io = Io { reader, writer, cpu_base_ns: cpu_ns, generation: 0, at_end: false };
-        Self::joined(self.family.clone(), io, self.limits, self.checkpoints, pid)
+        let io =
+            Io { reader, writer, cpu_base_ns: cpu_ns, generation: 0, at_end: false, outgoing: Outgoing::default() };
+        Self::joined(self.family.clone(), io, self.limits, self.checkpoints, self.fetch.clone(), pid)
     }
 }
 

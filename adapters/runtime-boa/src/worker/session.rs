@@ -7,6 +7,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::rc::Rc;
 
 use nix::unistd::Pid;
 use vm_domain::event::EventPayload;
@@ -14,6 +15,7 @@ use vm_domain::event::EventPayload;
 use super::checkpoint::{self, Checkpoint, Sibling, Taken};
 use super::console::EventSink;
 use super::engine::SessionEngine;
+use super::fetch::{self, FetchLink};
 use super::{alloc, keeper, limits};
 use crate::error::StartError;
 use crate::protocol::{read_frame, write_frame, BootSpec, Reply, Request, WireJob, CONTROL_FORK, EXIT_PROTOCOL};
@@ -69,6 +71,7 @@ fn start(
     }
     let sink = channel.try_clone().map_err(StartError::Channel)?;
     engine.configure(boot, Box::new(Channel(sink)))?;
+    install_fetch(engine, boot.fetch);
     limits::apply(&boot.limits)?;
     let in_use = alloc::in_use();
     let allowed = boot.limits.mem_mb.saturating_mul(1024 * 1024) as usize;
@@ -76,6 +79,18 @@ fn start(
         return Err(StartError::MemoryTooSmall { mem_mb: boot.limits.mem_mb, used_mb: in_use.div_ceil(1024 * 1024) });
     }
     Ok(allowed)
+}
+
+/// Installs `fetch` and its classes, asking the daemon when `enabled` (see
+/// [`fetch`]); the live worker gives it the channel. A session where they
+/// cannot be installed (a library took their names for good) has no
+/// network either way: it starts without them, and says so on stderr.
+fn install_fetch(engine: &mut SessionEngine, enabled: bool) {
+    let link = FetchLink::new(enabled);
+    match fetch::install(link.clone(), engine.context_mut()) {
+        Ok(()) => engine.set_host_ops(link),
+        Err(err) => eprintln!("vm-system worker: fetch is not available in this session: {err}"),
+    }
 }
 
 /// Boots a session in the keeper the zygote just forked, then keeps it
@@ -118,20 +133,29 @@ pub enum Incoming {
 }
 
 /// Reads the next request; `None` when the daemon closed the channel.
+/// Answers to `fetch` requests of a job that is over are dropped.
 pub fn next_request(channel: &UnixStream) -> io::Result<Option<Incoming>> {
-    let request = match read_frame::<Request>(channel)? {
-        None => return Ok(None),
-        Some(request) => request,
-    };
-    Ok(Some(match request {
-        Request::Boot(boot) => Incoming::Boot(boot),
-        Request::Run(job) => Incoming::Run(job),
-        Request::Resume => Incoming::Resume,
-        Request::Fork => match fds::receive(channel.as_raw_fd())? {
-            Some((CONTROL_FORK, fds)) => Incoming::Fork(fds),
-            _ => return Err(io::ErrorKind::InvalidData.into()),
-        },
-    }))
+    loop {
+        let request = match read_frame::<Request>(channel)? {
+            None => return Ok(None),
+            Some(request) => request,
+        };
+        return Ok(Some(match request {
+            Request::Boot(boot) => Incoming::Boot(boot),
+            Request::Run(job) => Incoming::Run(job),
+            Request::Resume => Incoming::Resume,
+            Request::Fork => match fds::receive(channel.as_raw_fd())? {
+                Some((CONTROL_FORK, fds)) => Incoming::Fork(fds),
+                _ => return Err(io::ErrorKind::InvalidData.into()),
+            },
+            Request::FetchDone { result, .. } => {
+                if result.is_ok() {
+                    drop(fetch::body_file(channel)?);
+                }
+                continue;
+            }
+        }));
+    }
 }
 
 /// Serves the session as its live worker, a child of the keeper `keeper`
@@ -140,7 +164,12 @@ pub fn live(engine: &mut SessionEngine, channel: UnixStream, boot: Box<BootSpec>
     checkpoint::die_with_keeper(keeper);
     limits::reset_signals();
     limits::arm_cpu(boot.limits.cpu_ms);
-    let worker = Live { channel, boot, keeper, generation: 0, checkpoint: None };
+    let fetch = fetch::link_of(engine.context_mut());
+    if let Some(link) = &fetch {
+        let Ok(own) = channel.try_clone() else { std::process::exit(EXIT_PROTOCOL) };
+        link.set_channel(own);
+    }
+    let worker = Live { channel, boot, keeper, generation: 0, checkpoint: None, fetch };
     worker.ready();
     worker.serve(engine)
 }
@@ -154,6 +183,8 @@ struct Live {
     /// Jobs finished in this session so far (see [`Reply::Checkpoint`]).
     generation: u64,
     checkpoint: Option<Checkpoint>,
+    /// `fetch`'s end of the channel, when it is installed.
+    fetch: Option<Rc<FetchLink>>,
 }
 
 impl Live {
@@ -170,6 +201,9 @@ impl Live {
                 Ok(Some(Incoming::Run(job))) => {
                     limits::arm_cpu(self.boot.limits.cpu_ms);
                     let ending = engine.run(job);
+                    if let Some(link) = &self.fetch {
+                        link.end_job();
+                    }
                     self.generation += 1;
                     send(&self.channel, &Reply::Finished { ending, cpu_ns: limits::cpu_time_ns() });
                     // Off the request's way: the daemon already has its answer.
@@ -238,6 +272,10 @@ impl Live {
                 let channel = UnixStream::from(channel);
                 let Ok(sink) = channel.try_clone() else { std::process::exit(EXIT_PROTOCOL) };
                 engine.set_sink(Box::new(Channel(sink)));
+                if let Some(link) = &self.fetch {
+                    let Ok(own) = channel.try_clone() else { std::process::exit(EXIT_PROTOCOL) };
+                    link.set_channel(own);
+                }
                 self.channel = channel;
                 self.generation = 0;
                 self.ready();
