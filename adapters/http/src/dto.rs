@@ -578,7 +578,9 @@ impl From<Execution> for ExecutionView {
 
 /// One event. `payload` depends on `type`:
 /// `input_echo` `{text}`, `console` `{level, text}`, `value` `{type, preview, json?}`,
-/// `exception` `{message, stack}`, `system` `{message, level}`, `stdout`/`stderr` `{text}`.
+/// `exception` `{message, stack}`, `system` `{message, level}`, `stdout`/`stderr` `{text}`,
+/// `fetch` `{method, url, final_url, status, bytes, ms, code, error}` (a request the daemon made
+/// for the script, or refused: `status` null and `code` such as `ERR_HOST_NOT_ALLOWED`).
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct EventView {
     pub execution_id: String,

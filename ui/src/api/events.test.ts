@@ -30,6 +30,50 @@ describe("decodeEvent", () => {
       message: "wall limit",
     });
     expect(decodeEvent({ type: "stderr", payload: { text: "oops" } })).toEqual({ kind: "stderr", text: "oops" });
+    expect(
+      decodeEvent({
+        type: "fetch",
+        payload: {
+          method: "GET",
+          url: "http://api.example.com/a",
+          final_url: "http://api.example.com/b",
+          status: 200,
+          bytes: 12,
+          ms: 3,
+          code: null,
+          error: null,
+        },
+      }),
+    ).toEqual({
+      kind: "fetch",
+      method: "GET",
+      url: "http://api.example.com/a",
+      finalUrl: "http://api.example.com/b",
+      status: 200,
+      bytes: 12,
+      ms: 3,
+      code: null,
+      error: null,
+    });
+  });
+
+  it("reads a refused fetch with its code and no status", () => {
+    const payload = {
+      method: "GET",
+      url: "http://example.invalid/",
+      final_url: null,
+      status: null,
+      bytes: 0,
+      ms: 1,
+      code: "ERR_HOST_NOT_ALLOWED",
+      error: "example.invalid:80 is not in the allow list",
+    };
+    expect(decodeEvent({ type: "fetch", payload })).toMatchObject({
+      kind: "fetch",
+      status: null,
+      code: "ERR_HOST_NOT_ALLOWED",
+    });
+    expect(decodeEvent({ type: "fetch", payload: { url: "http://x/" } })).toMatchObject({ kind: "unknown" });
   });
 
   it("keeps a value without json apart from one whose json is null", () => {

@@ -15,6 +15,17 @@ export type DecodedEvent =
   | { kind: "exception"; message: string; stack: string }
   | { kind: "system"; level: SystemLevel; message: string }
   | { kind: "stdout" | "stderr"; text: string }
+  | {
+      kind: "fetch";
+      method: string;
+      url: string;
+      finalUrl: string | null;
+      status: number | null;
+      bytes: number;
+      ms: number;
+      code: string | null;
+      error: string | null;
+    }
   | { kind: "unknown"; type: string; payload: unknown };
 
 const CONSOLE_LEVELS: readonly string[] = ["log", "info", "warn", "error", "debug"];
@@ -28,6 +39,11 @@ function field(payload: unknown, name: string): unknown {
 function text(payload: unknown, name: string): string | undefined {
   const value = field(payload, name);
   return typeof value === "string" ? value : undefined;
+}
+
+function number(payload: unknown, name: string): number | undefined {
+  const value = field(payload, name);
+  return typeof value === "number" ? value : undefined;
 }
 
 export function decodeEvent(event: Pick<ExecutionEvent, "type" | "payload">): DecodedEvent {
@@ -72,6 +88,22 @@ export function decodeEvent(event: Pick<ExecutionEvent, "type" | "payload">): De
     case "stderr": {
       const value = text(payload, "text") ?? (typeof payload === "string" ? payload : undefined);
       return value === undefined ? unknown : { kind: type, text: value };
+    }
+    case "fetch": {
+      const method = text(payload, "method");
+      const url = text(payload, "url");
+      if (method === undefined || url === undefined) return unknown;
+      return {
+        kind: "fetch",
+        method,
+        url,
+        finalUrl: text(payload, "final_url") ?? null,
+        status: number(payload, "status") ?? null,
+        bytes: number(payload, "bytes") ?? 0,
+        ms: number(payload, "ms") ?? 0,
+        code: text(payload, "code") ?? null,
+        error: text(payload, "error") ?? null,
+      };
     }
     default:
       return unknown;

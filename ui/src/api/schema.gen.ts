@@ -612,7 +612,9 @@ export interface components {
          * EventView
          * @description One event. `payload` depends on `type`:
          *     `input_echo` `{text}`, `console` `{level, text}`, `value` `{type, preview, json?}`,
-         *     `exception` `{message, stack}`, `system` `{message, level}`, `stdout`/`stderr` `{text}`.
+         *     `exception` `{message, stack}`, `system` `{message, level}`, `stdout`/`stderr` `{text}`,
+         *     `fetch` `{method, url, final_url, status, bytes, ms, code, error}` (a request the daemon made
+         *     for the script, or refused: `status` null and `code` such as `ERR_HOST_NOT_ALLOWED`).
          */
         EventView: {
             execution_id: string;

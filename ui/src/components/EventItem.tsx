@@ -58,6 +58,12 @@ export function ExceptionView({ message, stack }: { message: string; stack: stri
   );
 }
 
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
 export function EventItem({ event, showSeq = false }: { event: ExecutionEvent; showSeq?: boolean }) {
   const decoded = decodeEvent(event);
   const seq = showSeq ? <span className="event-seq">#{event.seq}</span> : null;
@@ -115,6 +121,26 @@ export function EventItem({ event, showSeq = false }: { event: ExecutionEvent; s
           <pre>{decoded.text}</pre>
         </div>
       );
+    case "fetch": {
+      const refused = decoded.status === null;
+      return (
+        <div
+          className={`event event-fetch${refused ? " refused" : ""}`}
+          data-event-type="fetch"
+          data-code={decoded.code ?? undefined}
+        >
+          {seq}
+          <span className="level-tag">fetch</span>
+          <pre>
+            {decoded.method} {decoded.url}
+            {decoded.finalUrl ? ` → ${decoded.finalUrl}` : ""}
+            {refused
+              ? ` refused: ${decoded.code ?? "ERROR"}${decoded.error ? ` ${decoded.error}` : ""}`
+              : ` ${decoded.status} · ${formatBytes(decoded.bytes)} · ${decoded.ms} ms`}
+          </pre>
+        </div>
+      );
+    }
     case "unknown":
       return (
         <div className="event event-unknown" data-event-type={decoded.type}>
