@@ -406,6 +406,7 @@ fn help_lists_the_topics_prints_each_and_still_gives_command_help() {
         "api-reference",
         "cli-command-reference",
         "templates-and-sessions",
+        "javascript",
         "examples",
         "security",
         "contributing",

@@ -7,6 +7,7 @@ mod connections;
 mod daemon;
 mod getting_started;
 mod harness;
+mod javascript;
 mod libraries;
 mod live;
 mod outages;

@@ -149,6 +149,19 @@ describe("live executions in a browser", () => {
     expectNoPageErrors(errors);
   });
 
+  it("awaits at the top level, streams a timer's output, and keeps the awaited declaration", async () => {
+    const entry = await runInConsole(
+      "setTimeout(() => console.log('tick'), 50);\nconst awaited = await new Promise(r => setTimeout(() => r(6 * 7), 400));\nawaited",
+    );
+    await entry.locator('[data-event-type="console"]').getByText("tick", { exact: true }).waitFor();
+    await ranToTheEnd(entry);
+    await expect.poll(() => entry.getByTestId("value-preview").textContent(), poll).toBe("42");
+    const next = await runInConsole("awaited + crypto.randomUUID().length");
+    await ranToTheEnd(next);
+    await expect.poll(() => next.getByTestId("value-preview").textContent(), poll).toBe("78");
+    expectNoPageErrors(errors);
+  });
+
   it("cancels a running execution from its own page", async () => {
     const running = await post<{ id: string }>(
       "/executions/repl",

@@ -40,6 +40,11 @@ pub const TOPICS: &[Topic] = &[
         text: include_str!("../../help/templates-and-sessions.txt"),
     },
     Topic {
+        name: "javascript",
+        summary: "Top-level await, the event loop, web globals, ES modules, fetch; what Node has more",
+        text: include_str!("../../help/javascript.txt"),
+    },
+    Topic {
         name: "examples",
         summary: "Recipes: scripting with -q and -o json, stdin, files, limits",
         text: include_str!("../../help/examples.txt"),
