@@ -225,20 +225,30 @@ fn an_idle_worker_killed_from_outside_is_replaced_by_its_checkpoint() {
     let home = Home::new();
     let daemon = Daemon::start(&home);
     let s = session(&daemon, &home, &template(&daemon, json!({}), &[], &[]));
-    assert_eq!(repl(&daemon, &s, "var state = 7").0, 201);
     let keeper = eventually(Duration::from_secs(5), "one keeper", || match keepers(&daemon)[..] {
         [pid] => Some(pid),
         _ => None,
     });
-    let workers: Vec<i32> = std::fs::read_to_string(format!("/proc/{keeper}/task/{keeper}/children"))
-        .unwrap()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    assert_eq!(workers.len(), 2, "a live worker and its checkpoint: {workers:?}");
-    for pid in workers.iter().take(1) {
-        std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
-    }
+    let children = || -> Vec<i32> {
+        std::fs::read_to_string(format!("/proc/{keeper}/task/{keeper}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let booted = eventually(Duration::from_secs(5), "a live worker and its checkpoint", || {
+        let now = children();
+        (now.len() == 2).then_some(now)
+    });
+    assert_eq!(repl(&daemon, &s, "var state = 7").0, 201);
+    // The checkpoint taken after the job replaces the one from boot; the live
+    // worker is the process in both pairs.
+    let live = eventually(Duration::from_secs(5), "the checkpoint after the job", || {
+        let now = children();
+        let live: Vec<i32> = now.iter().copied().filter(|pid| booted.contains(pid)).collect();
+        (now.len() == 2 && live.len() == 1).then(|| live[0])
+    });
+    std::process::Command::new("kill").args(["-9", &live.to_string()]).status().unwrap();
     let (status, answer) = eventually(Duration::from_secs(5), "an answer", || {
         let answer = repl(&daemon, &s, "state");
         (answer.0 == 201).then_some(answer)
