@@ -128,8 +128,9 @@ attack!(descriptors_the_daemon_inherited_never_reach_a_session, |lab| {
                 || (!keeper && fd.contains("pipe:"));
             assert!(allowed, "the worker holds {fd}; all: {fds:?}");
         }
-        // A live worker: stdin, stdout, stderr, its channel and the console's
-        // copy of it, the worktree and its checkpoint's pipe.
-        assert!(fds.len() <= 7, "{fds:?}");
+        // A live worker: stdin, stdout, stderr, its channel and the copies
+        // the console and fetch's link hold, the worktree and its
+        // checkpoint's pipe.
+        assert!(fds.len() <= 8, "{fds:?}");
     }
 });
