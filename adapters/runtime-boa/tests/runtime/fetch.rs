@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use vm_domain::event::EventPayload;
 use vm_domain::ids::{CapabilityId, SessionId, TemplateId};
 use vm_domain::ports::{Ending, JsRuntime, LimitHit, Outcome, StateAfter};
-use vm_domain::template::{Capability, CapabilityKind};
+use vm_domain::template::{Capability, CapabilityKind, Settings};
 
 use crate::harness::{json_of, Harness};
 
@@ -119,6 +119,18 @@ async fn fetch_session(h: &Harness, server: &Server, max_fetch_kb: u64) -> Sessi
     let allow = [format!("127.0.0.1:{}", server.port), format!("localhost:{}", server.port)];
     let capability = fetch_capability(json!({ "allow": allow, "max_fetch_kb": max_fetch_kb }));
     h.session_with(|spec| spec.capabilities = vec![capability]).await
+}
+
+/// A session whose `fetch` may reach the test server by IP, with its
+/// settings changed by `configure`.
+async fn fetch_session_with(h: &Harness, server: &Server, configure: impl FnOnce(&mut Settings)) -> SessionId {
+    let allow = [format!("127.0.0.1:{}", server.port)];
+    let capability = fetch_capability(json!({ "allow": allow }));
+    h.session_with(|spec| {
+        spec.capabilities = vec![capability];
+        configure(&mut spec.settings);
+    })
+    .await
 }
 
 /// The `fetch` events of an outcome, in order.
@@ -280,14 +292,7 @@ async fn an_invalid_allow_list_stops_the_session_from_starting() {
 #[tokio::test]
 async fn a_fetch_event_counts_against_max_events_and_is_recorded_anyway() {
     let (h, server) = (Harness::new(), Server::start());
-    let allow = [format!("127.0.0.1:{}", server.port)];
-    let capability = fetch_capability(json!({ "allow": allow }));
-    let s = h
-        .session_with(|spec| {
-            spec.capabilities = vec![capability];
-            spec.settings.limits.max_events = 1;
-        })
-        .await;
+    let s = fetch_session_with(&h, &server, |settings| settings.limits.max_events = 1).await;
     let outcome = h.eval(s, &format!("console.log('a'); await fetch('{}/text'); 'after'", server.base())).await;
     assert_eq!(outcome.ending, Ending::Limit { hit: LimitHit::Events { max_events: 1 }, state: StateAfter::Kept });
     assert_eq!(fetch_events(&outcome).len(), 1, "the daemon's record of the request stays: {outcome:?}");
@@ -297,14 +302,7 @@ async fn a_fetch_event_counts_against_max_events_and_is_recorded_anyway() {
 #[tokio::test]
 async fn a_fetch_cut_by_the_wall_limit_is_recorded_and_the_rolled_back_session_fetches_again() {
     let (h, server) = (Harness::new(), Server::start());
-    let allow = [format!("127.0.0.1:{}", server.port)];
-    let capability = fetch_capability(json!({ "allow": allow }));
-    let s = h
-        .session_with(|spec| {
-            spec.capabilities = vec![capability];
-            spec.settings.limits.wall_ms = 700;
-        })
-        .await;
+    let s = fetch_session_with(&h, &server, |settings| settings.limits.wall_ms = 700).await;
     let outcome = h.eval(s, &format!("await fetch('{}/slow')", server.base())).await;
     assert!(matches!(outcome.ending, Ending::Limit { hit: LimitHit::WallTime { .. }, .. }), "{outcome:?}");
     match fetch_events(&outcome).as_slice() {
