@@ -9,6 +9,7 @@
 //! - [`template`], [`session`], [`execution`], [`event`]: the entities.
 //! - [`catalog`]: native modules and third-party libraries that can be configured.
 //! - [`paths`]: worktree and script path safety.
+//! - [`net`]: the `fetch` capability's config (its allow list) as data.
 //! - [`ports`]: store, runtime, library cache and clock traits.
 //! - [`token`]: API tokens, scopes, secrets and the caller ([`token::Principal`]).
 //! - [`sandbox`]: what a session's processes may touch, as data.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod execution;
 pub mod ids;
+pub mod net;
 pub mod paths;
 pub mod ports;
 pub mod sandbox;

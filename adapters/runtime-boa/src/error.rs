@@ -85,4 +85,11 @@ pub enum StartError {
     MemoryTooSmall { mem_mb: u64, used_mb: usize },
     #[error("cannot share the worker's channel: {0}")]
     Channel(#[source] io::Error),
+    /// `fetch` or its classes could not be defined: a library took their
+    /// names for good (a non-writable, non-configurable global).
+    #[error(
+        "fetch could not be installed in the session: {0} (a library of the template may have defined `fetch`, \
+         `Request`, `Response` or `Headers` so that they cannot be replaced)"
+    )]
+    Fetch(String),
 }

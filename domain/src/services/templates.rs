@@ -1,5 +1,6 @@
 //! Template rules: names, engines, settings defaults and validation, module
-//! and library policy, startup-file paths and modes.
+//! and library policy, capability configs (`net`/`fetch`'s allow list),
+//! startup-file paths and modes.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{LibraryInfo, LibraryRef, ModuleInfo, ModuleName, LIBRARIES, MODULES};
 use crate::ids::{CapabilityId, StartupFileId, TemplateId};
+use crate::net::{configures_fetch, FetchConfig};
 use crate::paths::ScriptPath;
 use crate::ports::{Clock, LibraryCache, TemplateStore};
 use crate::template::{
@@ -144,6 +146,12 @@ impl TemplateService {
         if name.is_empty() {
             return Err(DomainError::validation("name", "name is required and must not be blank"));
         }
+        let config = new.config.unwrap_or_default();
+        // Checked enabled or not: a disabled capability's config is refused
+        // now rather than when someone turns it on.
+        if configures_fetch(kind, name) {
+            FetchConfig::parse(&config)?;
+        }
         self.get(id).await?;
         let capability = Capability {
             id: CapabilityId::new(),
@@ -151,7 +159,7 @@ impl TemplateService {
             kind,
             name: name.to_owned(),
             enabled: new.enabled.unwrap_or(true),
-            config: new.config.unwrap_or_default(),
+            config,
             created_at: self.clock.now(),
         };
         self.store.add_capability(&capability).await?;
@@ -364,5 +372,58 @@ mod tests {
         assert_eq!(block_on(svc.add_capability(TemplateId::new(), bad_kind)).unwrap_err().code(), "VALIDATION_ERROR");
         let no_name = NewCapability { kind: "fs".into(), name: " ".into(), enabled: None, config: None };
         assert_eq!(block_on(svc.add_capability(TemplateId::new(), no_name)).unwrap_err().code(), "VALIDATION_ERROR");
+    }
+
+    fn fetch_capability(config: Value, enabled: Option<bool>) -> NewCapability {
+        NewCapability {
+            kind: "net".into(),
+            name: "fetch".into(),
+            enabled,
+            config: Some(config.as_object().expect("a config object").clone()),
+        }
+    }
+
+    #[test]
+    fn a_fetch_capability_with_a_bad_config_is_refused_naming_the_field_and_not_stored() {
+        let mut store = MockTemplateStore::new();
+        store.expect_add_capability().never();
+        let svc = service(store);
+        let cases = [
+            ("a malformed entry", serde_json::json!({"allow": ["api.example.com", "bad host!"]}), "config.allow[1]"),
+            ("no allow list", serde_json::json!({"max_fetch_kb": 1}), "config.allow"),
+            ("max_fetch_kb zero", serde_json::json!({"allow": [], "max_fetch_kb": 0}), "config.max_fetch_kb"),
+            ("an unknown key", serde_json::json!({"allow": [], "hosts": []}), "config.hosts"),
+        ];
+        for (label, config, field) in cases {
+            for enabled in [None, Some(false)] {
+                let err = block_on(svc.add_capability(TemplateId::new(), fetch_capability(config.clone(), enabled)))
+                    .unwrap_err();
+                assert_eq!(err.code(), "VALIDATION_ERROR", "{label}");
+                assert_eq!(err.details()["field"], field, "{label}");
+            }
+        }
+        let err = block_on(
+            svc.add_capability(TemplateId::new(), fetch_capability(serde_json::json!({"allow": ["bad host!"]}), None)),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid allow entry \"bad host!\""), "{err}");
+    }
+
+    #[test]
+    fn a_valid_fetch_capability_is_stored_as_sent_and_other_net_capabilities_are_not_checked() {
+        let mut store = MockTemplateStore::new();
+        store.expect_get().returning(|id| Ok(Some(a_template(id))));
+        store.expect_add_capability().times(2).returning(|_| Ok(()));
+        let svc = service(store);
+        let config = serde_json::json!({"allow": ["127.0.0.1:8080", "*.example.org"], "max_fetch_kb": 64});
+        let added = block_on(svc.add_capability(TemplateId::new(), fetch_capability(config.clone(), None))).unwrap();
+        assert_eq!(Value::Object(added.config), config);
+        let socket = NewCapability {
+            kind: "net".into(),
+            name: "socket".into(),
+            enabled: None,
+            config: Some(serde_json::json!({"allow": ["bad host!"]}).as_object().unwrap().clone()),
+        };
+        block_on(svc.add_capability(TemplateId::new(), socket)).expect("only `fetch` has a known config");
     }
 }

@@ -13,4 +13,4 @@ pub mod job;
 pub mod policy;
 
 pub use client::{perform, Performed};
-pub use policy::{FetchPolicy, PolicyError, Refusal};
+pub use policy::{FetchPolicy, Refusal};

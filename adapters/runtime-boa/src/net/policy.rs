@@ -1,15 +1,11 @@
-//! A session's `fetch` policy as data (SPEC §9, §11): which schemes, hosts
-//! and ports a script may reach, and which resolved addresses stay out of
+//! A session's `fetch` policy (SPEC §9, §11): which schemes, hosts and
+//! ports a script may reach, and which resolved addresses stay out of
 //! reach. Pure: it decides, [`super::client`] connects.
 //!
-//! Allow-list entries, from an enabled `net` capability named `fetch`
-//! (`{"allow": [...], "max_fetch_kb": N}`):
-//! - `api.example.com`: that host, on its scheme's default port (80 for
-//!   `http`, 443 for `https`); `api.example.com:8443`: on that port only.
-//! - `*.example.org`, `*.example.org:8443`: its subdomains (at any depth),
-//!   never `example.org` itself.
-//! - `203.0.113.7`, `[2001:db8::1]`, with an optional `:port`: that address,
-//!   named as such in the URL.
+//! The allow list comes from an enabled `net` capability named `fetch`,
+//! parsed by the domain ([`vm_domain::net::FetchConfig`], which also
+//! refuses a bad one when the capability is added); this module matches
+//! URLs against its entries and classifies addresses.
 //!
 //! A name must resolve only to public addresses: loopback, private,
 //! link-local, unique-local, shared (CGNAT), cloud metadata, unspecified,
@@ -21,10 +17,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value};
 use url::{Host, Url};
-use vm_domain::template::{Capability, CapabilityKind};
+use vm_domain::net::{configures_fetch, AllowEntry, FetchConfig, FetchConfigError, HostPattern};
+use vm_domain::template::Capability;
 
-/// `max_fetch_kb` when the capability does not say: 10 MiB.
-pub const DEFAULT_MAX_FETCH_KB: u64 = 10 * 1024;
 /// Redirects followed before a fetch is refused, as browsers do.
 pub const MAX_REDIRECTS: usize = 20;
 
@@ -34,37 +29,6 @@ pub struct FetchPolicy {
     allow: Vec<AllowEntry>,
     /// Response body bytes a fetch may receive.
     pub max_bytes: u64,
-}
-
-/// One allow-list entry: a host pattern and, optionally, the one port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct AllowEntry {
-    host: HostPattern,
-    /// `None`: the default port of the URL's scheme.
-    port: Option<u16>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostPattern {
-    /// Exactly this name (lowercase, punycode, no trailing dot).
-    Name(String),
-    /// Any name ending in `.` and this domain.
-    Subdomains(String),
-    /// This address, written as such in the URL.
-    Ip(IpAddr),
-}
-
-/// Why a capability's configuration cannot be a policy; the session does
-/// not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    #[error(
-        "the net capability `fetch` has an invalid allow entry {entry:?}: {why} (write `host`, `host:port`, \
-         `*.domain`, `*.domain:port`, an IPv4 address or a bracketed IPv6 address, each with an optional port)"
-    )]
-    Entry { entry: String, why: String },
-    #[error("the net capability `fetch`: {0}")]
-    Config(String),
 }
 
 /// Why a request may not go where it asks: a `code` for the script's
@@ -93,11 +57,13 @@ pub enum Target {
 impl FetchPolicy {
     /// The policy of a session with these capabilities: `None` when no
     /// enabled `net` capability is named `fetch`. Several such capabilities
-    /// add up their lists; the smallest `max_fetch_kb` among them wins.
-    pub fn from_capabilities(capabilities: &[Capability]) -> Result<Option<Self>, PolicyError> {
+    /// add up their lists; the smallest `max_fetch_kb` among them wins. A
+    /// config the domain would refuse (stored before it checked) is an
+    /// error: the session does not start.
+    pub fn from_capabilities(capabilities: &[Capability]) -> Result<Option<Self>, FetchConfigError> {
         let mut policy: Option<Self> = None;
         for capability in capabilities {
-            if capability.kind != CapabilityKind::Net || capability.name != "fetch" || !capability.enabled {
+            if !configures_fetch(capability.kind, &capability.name) || !capability.enabled {
                 continue;
             }
             let one = Self::from_config(&capability.config)?;
@@ -114,30 +80,8 @@ impl FetchPolicy {
     }
 
     /// One capability's `{"allow": [...], "max_fetch_kb": N}`.
-    pub fn from_config(config: &Map<String, Value>) -> Result<Self, PolicyError> {
-        if let Some(unknown) = config.keys().find(|k| !matches!(k.as_str(), "allow" | "max_fetch_kb")) {
-            return Err(PolicyError::Config(format!(
-                "unknown config key {unknown:?} (it takes `allow` and `max_fetch_kb`)"
-            )));
-        }
-        let entries = match config.get("allow") {
-            Some(Value::Array(entries)) => entries,
-            Some(_) => return Err(PolicyError::Config("`allow` must be an array of host strings".into())),
-            None => return Err(PolicyError::Config("`allow` is missing: list the hosts fetch may reach".into())),
-        };
-        let allow = entries
-            .iter()
-            .map(|entry| match entry {
-                Value::String(entry) => AllowEntry::parse(entry),
-                other => Err(PolicyError::Entry { entry: other.to_string(), why: "not a string".into() }),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let max_fetch_kb = match config.get("max_fetch_kb") {
-            None => DEFAULT_MAX_FETCH_KB,
-            Some(value) => value.as_u64().filter(|kb| *kb > 0).ok_or_else(|| {
-                PolicyError::Config(format!("`max_fetch_kb` must be a positive integer, not {value}"))
-            })?,
-        };
+    pub fn from_config(config: &Map<String, Value>) -> Result<Self, FetchConfigError> {
+        let FetchConfig { allow, max_fetch_kb } = FetchConfig::parse(config)?;
         Ok(Self { allow, max_bytes: max_fetch_kb.saturating_mul(1024) })
     }
 
@@ -350,74 +294,10 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     }
 }
 
-impl AllowEntry {
-    fn parse(raw: &str) -> Result<Self, PolicyError> {
-        let bad = |why: &str| PolicyError::Entry { entry: raw.to_owned(), why: why.to_owned() };
-        let entry = raw.trim();
-        if entry.is_empty() {
-            return Err(bad("it is empty"));
-        }
-        if entry.contains("://") || entry.contains('/') {
-            return Err(bad("write the host without a scheme or path"));
-        }
-        if let Ok(ip) = entry.parse::<Ipv6Addr>() {
-            return Ok(Self { host: HostPattern::Ip(IpAddr::V6(ip)), port: None });
-        }
-        let (host, port) = split_port(entry).map_err(|why| bad(&why))?;
-        if let Some(domain) = host.strip_prefix("*.") {
-            return match Host::parse(domain) {
-                Ok(Host::Domain(domain)) if !domain.contains('*') && domain.contains('.') => {
-                    Ok(Self { host: HostPattern::Subdomains(domain.trim_end_matches('.').to_owned()), port })
-                }
-                Ok(Host::Domain(_)) => Err(bad("a wildcard needs a domain of at least two labels, as `*.example.org`")),
-                Ok(_) => Err(bad("a wildcard applies to domain names, not to IP addresses")),
-                Err(err) => Err(bad(&format!("not a host name ({err})"))),
-            };
-        }
-        if host.contains('*') {
-            return Err(bad("a wildcard may only open the entry, as `*.example.org`"));
-        }
-        let host = match Host::parse(host) {
-            Ok(Host::Domain(name)) => HostPattern::Name(name.trim_end_matches('.').to_owned()),
-            Ok(Host::Ipv4(ip)) => HostPattern::Ip(IpAddr::V4(ip)),
-            Ok(Host::Ipv6(ip)) => HostPattern::Ip(IpAddr::V6(ip)),
-            Err(err) => return Err(bad(&format!("not a host name ({err})"))),
-        };
-        match &host {
-            HostPattern::Name(name) if name.is_empty() => Err(bad("it names no host")),
-            _ => Ok(Self { host, port }),
-        }
-    }
-}
-
-/// `host[:port]` or `[v6][:port]`, split.
-fn split_port(entry: &str) -> Result<(&str, Option<u16>), String> {
-    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']').ok_or("an opening `[` without its `]`")?;
-        match after {
-            "" => (&entry[..inside.len() + 2], None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (&entry[..inside.len() + 2], Some(port)),
-                None => return Err("only `:port` may follow a bracketed address".into()),
-            },
-        }
-    } else {
-        match entry.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (entry, None),
-        }
-    };
-    let port = port
-        .map(|port| match port.parse::<u16>() {
-            Ok(0) | Err(_) => Err(format!("{port:?} is not a port (1-65535)")),
-            Ok(port) => Ok(port),
-        })
-        .transpose()?;
-    Ok((host, port))
-}
-
 #[cfg(test)]
 mod tests {
+    use vm_domain::template::CapabilityKind;
+
     use super::*;
 
     fn policy(allow: &[&str]) -> FetchPolicy {
@@ -430,66 +310,14 @@ mod tests {
     }
 
     #[test]
-    fn entries_parse_into_names_wildcards_and_addresses_with_optional_ports() {
-        let cases = [
-            ("api.example.com", HostPattern::Name("api.example.com".into()), None),
-            ("API.Example.COM.", HostPattern::Name("api.example.com".into()), None),
-            ("api.example.com:8443", HostPattern::Name("api.example.com".into()), Some(8443)),
-            ("*.example.org", HostPattern::Subdomains("example.org".into()), None),
-            ("*.example.org:8443", HostPattern::Subdomains("example.org".into()), Some(8443)),
-            ("127.0.0.1", HostPattern::Ip("127.0.0.1".parse().unwrap()), None),
-            ("127.0.0.1:3000", HostPattern::Ip("127.0.0.1".parse().unwrap()), Some(3000)),
-            ("[::1]", HostPattern::Ip("::1".parse().unwrap()), None),
-            ("[::1]:8080", HostPattern::Ip("::1".parse().unwrap()), Some(8080)),
-            ("::1", HostPattern::Ip("::1".parse().unwrap()), None),
-            ("bücher.example", HostPattern::Name("xn--bcher-kva.example".into()), None),
-        ];
-        for (raw, host, port) in cases {
-            assert_eq!(AllowEntry::parse(raw), Ok(AllowEntry { host, port }), "{raw}");
-        }
-    }
-
-    #[test]
-    fn malformed_entries_are_refused_with_the_entry_named() {
-        let cases = [
-            ("", "empty"),
-            ("https://api.example.com", "without a scheme"),
-            ("api.example.com/v1", "without a scheme or path"),
-            ("api.example.com:0", "not a port"),
-            ("api.example.com:http", "not a port"),
-            ("api.example.com:70000", "not a port"),
-            ("*.com", "two labels"),
-            ("*.10.0.0.1", "not to IP addresses"),
-            ("api.*.example.com", "may only open the entry"),
-            ("*", "may only open the entry"),
-            ("[::1", "without its `]`"),
-            ("[::1]8080", "only `:port`"),
-            ("exa mple.com", "not a host name"),
-        ];
-        for (raw, why) in cases {
-            let err = AllowEntry::parse(raw).expect_err(raw);
-            assert!(err.to_string().contains(why), "{raw}: {err}");
-            assert!(err.to_string().contains(&format!("{raw:?}")), "{raw}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_config_needs_an_allow_list_of_strings_and_a_positive_max_fetch_kb() {
-        let cases = [
-            (serde_json::json!({}), "`allow` is missing"),
-            (serde_json::json!({"allow": "api.example.com"}), "must be an array"),
-            (serde_json::json!({"allow": [1]}), "not a string"),
-            (serde_json::json!({"allow": [], "max_fetch_kb": 0}), "positive integer"),
-            (serde_json::json!({"allow": [], "max_fetch_kb": "1"}), "positive integer"),
-            (serde_json::json!({"allow": [], "allowed": []}), "unknown config key \"allowed\""),
-        ];
-        for (config, why) in cases {
-            let err = FetchPolicy::from_config(config.as_object().unwrap()).expect_err(why);
-            assert!(err.to_string().contains(why), "{config}: {err}");
-        }
+    fn the_config_is_the_domains_and_max_fetch_kb_becomes_bytes() {
+        let config = serde_json::json!({"allow": ["api.example.com", "https://api.example.com"]});
+        let err = FetchPolicy::from_config(config.as_object().unwrap()).expect_err("a malformed entry");
+        assert_eq!(err.field, "config.allow[1]");
+        assert!(err.to_string().contains("invalid allow entry \"https://api.example.com\""), "{err}");
         let config = serde_json::json!({"allow": [], "max_fetch_kb": 2});
         assert_eq!(FetchPolicy::from_config(config.as_object().unwrap()).unwrap().max_bytes, 2048);
-        assert_eq!(policy(&[]).max_bytes, DEFAULT_MAX_FETCH_KB * 1024);
+        assert_eq!(policy(&[]).max_bytes, vm_domain::net::DEFAULT_MAX_FETCH_KB * 1024);
     }
 
     #[test]

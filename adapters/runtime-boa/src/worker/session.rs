@@ -71,7 +71,7 @@ fn start(
     }
     let sink = channel.try_clone().map_err(StartError::Channel)?;
     engine.configure(boot, Box::new(Channel(sink)))?;
-    install_fetch(engine, boot.fetch);
+    install_fetch(engine, boot.fetch)?;
     limits::apply(&boot.limits)?;
     let in_use = alloc::in_use();
     let allowed = boot.limits.mem_mb.saturating_mul(1024 * 1024) as usize;
@@ -82,15 +82,15 @@ fn start(
 }
 
 /// Installs `fetch` and its classes, asking the daemon when `enabled` (see
-/// [`fetch`]); the live worker gives it the channel. A session where they
-/// cannot be installed (a library took their names for good) has no
-/// network either way: it starts without them, and says so on stderr.
-fn install_fetch(engine: &mut SessionEngine, enabled: bool) {
+/// [`fetch`]); the live worker gives it the channel. When they cannot be
+/// installed (a library took their names for good) the session does not
+/// start, enabled or not: its `fetch` would be the library's, neither the
+/// daemon's nor one that says `ERR_FETCH_DISABLED`.
+fn install_fetch(engine: &mut SessionEngine, enabled: bool) -> Result<(), StartError> {
     let link = FetchLink::new(enabled);
-    match fetch::install(link.clone(), engine.context_mut()) {
-        Ok(()) => engine.set_host_ops(link),
-        Err(err) => eprintln!("vm-system worker: fetch is not available in this session: {err}"),
-    }
+    fetch::install(link.clone(), engine.context_mut()).map_err(|err| StartError::Fetch(err.to_string()))?;
+    engine.set_host_ops(link);
+    Ok(())
 }
 
 /// Boots a session in the keeper the zygote just forked, then keeps it
@@ -284,5 +284,34 @@ impl Live {
             Ok(Sibling::Parent(pid)) => send(&self.channel, &Reply::Forked { pid: pid.as_raw() }),
             Err(err) => send(&self.channel, &Reply::ForkFailed(format!("cannot fork the session: {err}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use boa_engine::Source;
+
+    use super::*;
+
+    #[test]
+    fn fetch_installs_in_a_fresh_engine_enabled_or_not() {
+        for enabled in [true, false] {
+            let mut engine = SessionEngine::prepare(&[]).expect("an engine");
+            install_fetch(&mut engine, enabled).expect("fetch installs");
+            assert!(fetch::link_of(engine.context_mut()).is_some());
+        }
+    }
+
+    #[test]
+    fn a_fetch_a_library_took_for_good_stops_the_start_and_says_why() {
+        let mut engine = SessionEngine::prepare(&[]).expect("an engine");
+        let taken = "Object.defineProperty(globalThis, 'fetch', { value: () => 'mine', writable: false, \
+                     configurable: false })";
+        engine.context_mut().eval(Source::from_bytes(taken)).expect("the library's code runs");
+        let err = install_fetch(&mut engine, true).expect_err("fetch cannot be replaced");
+        assert!(matches!(err, StartError::Fetch(_)), "{err:?}");
+        assert!(err.to_string().starts_with("fetch could not be installed in the session: "), "{err}");
+        assert!(err.to_string().contains("cannot redefine property: fetch"), "the engine's reason: {err}");
+        assert!(fetch::link_of(engine.context_mut()).is_none(), "the daemon's link is not kept");
     }
 }
