@@ -233,9 +233,59 @@ pub(super) fn print_run_event(event: &EventView) -> bool {
         "system" => stderr(&line(format!("vm-system: {}", text("message")))),
         "stdout" => stdout(&text("text")),
         "stderr" => stderr(&text("text")),
+        "fetch" => match fetch_summary(&event.payload) {
+            Some(Fetched { text, refused: false }) => stdout(&line(format!("fetch {text}"))),
+            Some(Fetched { text, refused: true }) => stderr(&line(format!("fetch {text}"))),
+            None => stderr(&line(format!("fetch: {}", event.payload))),
+        },
         other => stderr(&line(format!("{other}: {}", event.payload))),
     }
     false
+}
+
+/// A `fetch` event in words, as the web UI shows it.
+struct Fetched {
+    /// `GET url[ → final_url] 200 · 5 B · 3 ms`, or
+    /// `GET url refused: CODE message` when no response came.
+    text: String,
+    /// No response came (`status` null): refused, failed, too large …
+    refused: bool,
+}
+
+/// `None` when the payload lacks its `method` or `url`.
+fn fetch_summary(payload: &Value) -> Option<Fetched> {
+    let text = |key: &str| payload.get(key).and_then(Value::as_str);
+    let number = |key: &str| payload.get(key).and_then(Value::as_u64);
+    let (method, url) = (text("method")?, text("url")?);
+    let mut shown = format!("{method} {url}");
+    if let Some(final_url) = text("final_url") {
+        shown.push_str(&format!(" → {final_url}"));
+    }
+    let refused = match number("status") {
+        Some(status) => {
+            let (bytes, ms) = (number("bytes").unwrap_or(0), number("ms").unwrap_or(0));
+            shown.push_str(&format!(" {status} · {} · {ms} ms", size(bytes)));
+            false
+        }
+        None => {
+            shown.push_str(&format!(" refused: {}", text("code").unwrap_or("ERROR")));
+            if let Some(error) = text("error") {
+                shown.push_str(&format!(" {error}"));
+            }
+            true
+        }
+    };
+    Some(Fetched { text: shown, refused })
+}
+
+/// `5 B`, `1.5 KiB`, `2.0 MiB`.
+fn size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    match bytes {
+        b if b < KIB => format!("{b} B"),
+        b if b < KIB * KIB => format!("{:.1} KiB", b as f64 / KIB as f64),
+        b => format!("{:.1} MiB", b as f64 / (KIB * KIB) as f64),
+    }
 }
 
 fn status_name(status: ExecutionStatusView) -> &'static str {
@@ -316,6 +366,7 @@ fn event_line(event: &EventView) -> String {
         "value" => text("preview"),
         "exception" => text("message"),
         "input_echo" | "stdout" | "stderr" => text("text"),
+        "fetch" => fetch_summary(&event.payload).map(|f| f.text).unwrap_or_else(|| event.payload.to_string()),
         _ => event.payload.to_string(),
     };
     let line = format!("{:<4}  {:<10}  {}", event.seq, event.kind, one_line(&detail));
@@ -414,10 +465,55 @@ mod tests {
                 event(4, "system", serde_json::json!({"level": "warn", "message": "stopped"})),
                 "4     system      warn: stopped\n",
             ),
+            (
+                "fetch",
+                event(5, "fetch", fetch_payload(Some(200), None)),
+                "5     fetch       GET http://127.0.0.1:8080/hello 200 · 5 B · 3 ms\n",
+            ),
         ];
         for (label, event, expected) in cases {
             assert_eq!(event_line(&event), expected, "{label}");
         }
+    }
+
+    fn fetch_payload(status: Option<u16>, code: Option<&str>) -> Value {
+        serde_json::json!({
+            "method": "GET",
+            "url": "http://127.0.0.1:8080/hello",
+            "final_url": null,
+            "status": status,
+            "bytes": if status.is_some() { 5 } else { 0 },
+            "ms": 3,
+            "code": code,
+            "error": code.map(|_| "example.invalid:80 is not in the allow list"),
+        })
+    }
+
+    #[test]
+    fn fetch_events_read_as_the_ui_shows_them() {
+        let ok = fetch_summary(&fetch_payload(Some(200), None)).expect("a fetch");
+        assert_eq!((ok.text.as_str(), ok.refused), ("GET http://127.0.0.1:8080/hello 200 · 5 B · 3 ms", false));
+        let refused = fetch_summary(&fetch_payload(None, Some("ERR_HOST_NOT_ALLOWED"))).expect("a fetch");
+        assert_eq!(
+            (refused.text.as_str(), refused.refused),
+            (
+                "GET http://127.0.0.1:8080/hello refused: ERR_HOST_NOT_ALLOWED example.invalid:80 is not in the \
+                 allow list",
+                true
+            )
+        );
+        let mut redirected = fetch_payload(Some(200), None);
+        redirected["final_url"] = "http://127.0.0.1:8080/there".into();
+        redirected["bytes"] = 1536.into();
+        assert_eq!(
+            fetch_summary(&redirected).expect("a fetch").text,
+            "GET http://127.0.0.1:8080/hello → http://127.0.0.1:8080/there 200 · 1.5 KiB · 3 ms"
+        );
+        assert!(fetch_summary(&serde_json::json!({ "url": "http://x/" })).is_none(), "no method");
+        assert_eq!(
+            (size(1023), size(1024), size(3 * 1024 * 1024)),
+            ("1023 B".into(), "1.0 KiB".into(), "3.0 MiB".into())
+        );
     }
 
     #[test]
