@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod connections;
 mod daemon;
+mod fetch;
 mod getting_started;
 mod harness;
 mod javascript;

@@ -260,7 +260,11 @@ pub struct CreateCapabilityBody {
     pub name: String,
     /// Default true.
     pub enabled: Option<bool>,
-    /// Any JSON object; e.g. `{"allow": ["git"]}` for the exec module.
+    /// Any JSON object; e.g. `{"allow": ["git"]}` for the exec module. A `net` capability named
+    /// `fetch` takes `{"allow": [...], "max_fetch_kb": N}` and nothing else: each entry is `host`,
+    /// `host:port`, `*.domain`, `*.domain:port`, an IPv4 address or a bracketed IPv6 address (with
+    /// an optional port); `max_fetch_kb` is a positive integer (default 10240). A config that breaks
+    /// these rules is refused with `VALIDATION_ERROR`, `details.field` naming it (`config.allow[1]`).
     pub config: Option<BTreeMap<String, Value>>,
 }
 

@@ -535,7 +535,13 @@ export interface components {
             name: string;
             /** @description Default true. */
             enabled?: boolean;
-            /** @description Any JSON object; e.g. `{"allow": ["git"]}` for the exec module. */
+            /**
+             * @description Any JSON object; e.g. `{"allow": ["git"]}` for the exec module. A `net` capability named
+             *     `fetch` takes `{"allow": [...], "max_fetch_kb": N}` and nothing else: each entry is `host`,
+             *     `host:port`, `*.domain`, `*.domain:port`, an IPv4 address or a bracketed IPv6 address (with
+             *     an optional port); `max_fetch_kb` is a positive integer (default 10240). A config that breaks
+             *     these rules is refused with `VALIDATION_ERROR`, `details.field` naming it (`config.allow[1]`).
+             */
             config?: {
                 [key: string]: unknown;
             };

@@ -158,3 +158,30 @@ async fn the_catalogs_list_modules_and_libraries_with_cache_state() {
         assert_eq!(library["cached"], library["name"] == "dayjs-1.11.10", "{library}");
     }
 }
+
+#[tokio::test]
+async fn a_fetch_capability_with_a_bad_allow_list_is_refused_when_added_naming_the_entry() {
+    let app = spawn_app().await;
+    let id = app.template(json!({ "name": "net" })).await;
+    let path = format!("/api/v1/templates/{id}/capabilities");
+    let cases = [
+        ("a malformed entry", json!({ "allow": ["127.0.0.1:3000", "bad host!"] }), "config.allow[1]", "\"bad host!\""),
+        ("an entry with a scheme", json!({ "allow": ["https://api.example.com"] }), "config.allow[0]", "scheme"),
+        ("a zero max_fetch_kb", json!({ "allow": [], "max_fetch_kb": 0 }), "config.max_fetch_kb", "positive"),
+        ("an unknown key", json!({ "allow": [], "hosts": [] }), "config.hosts", "unknown config key \"hosts\""),
+    ];
+    for (label, config, field, message) in cases {
+        let refused = app.post(&path, json!({ "kind": "net", "name": "fetch", "config": config })).await;
+        let details = refused.assert_error(400, "VALIDATION_ERROR");
+        assert_eq!(details["field"], field, "{label}");
+        let said = refused.body["error"]["message"].as_str().unwrap();
+        assert!(said.contains(message), "{label}: {said}");
+    }
+    let disabled = app.post(&path, json!({ "kind": "net", "name": "fetch", "enabled": false, "config": {} })).await;
+    assert_eq!(disabled.assert_error(400, "VALIDATION_ERROR")["field"], "config.allow", "disabled or not");
+    assert_eq!(app.get(&path).await.body, json!([]), "nothing refused was stored");
+
+    let config = json!({ "allow": ["api.example.com", "*.example.org:8443", "[::1]:8080"], "max_fetch_kb": 64 });
+    let added = app.post(&path, json!({ "kind": "net", "name": "fetch", "config": config })).await;
+    assert_eq!(added.assert_status(201)["config"], config, "a valid config is stored as sent");
+}
