@@ -42,7 +42,7 @@ const REPL_SOURCE: &str = "<repl>";
 /// What a job ran: the name its stack frames show, and its code.
 struct Ran {
     name: String,
-    code: String,
+    code: Vec<u8>,
     /// A snippet with a top-level `await`, run inside an async function.
     awaited: bool,
 }
@@ -59,8 +59,6 @@ pub struct SessionEngine {
     loader: Rc<WorktreeLoader>,
     closing_max_bytes: usize,
     wall: Duration,
-    /// `settings.runtime.esm`: files run as ES modules.
-    esm: bool,
 }
 
 impl SessionEngine {
@@ -104,7 +102,6 @@ impl SessionEngine {
             loader,
             closing_max_bytes: CLOSING_EVENT_MAX_BYTES,
             wall: Duration::from_millis(defaults.wall_ms),
-            esm: false,
         };
         for library in libraries {
             engine.load_library(library)?;
@@ -130,7 +127,6 @@ impl SessionEngine {
         *self.host.exec_allow.borrow_mut() = boot.exec_allow.clone();
         *self.host.exec_env_allow.borrow_mut() = boot.exec_env_allow.clone();
         self.loader.configure(boot);
-        self.esm = boot.esm;
         let max_output = usize::try_from(limits.max_output_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
         self.closing_max_bytes = CLOSING_EVENT_MAX_BYTES.min(max_output);
         self.wall = Duration::from_millis(limits.wall_ms);
@@ -164,7 +160,7 @@ impl SessionEngine {
         let (result, ran) = match job {
             WireJob::Eval { source } => {
                 let (result, awaited) = self.eval_snippet(&source);
-                (result, Ran { name: REPL_SOURCE.to_owned(), code: source, awaited })
+                (result, Ran { name: REPL_SOURCE.to_owned(), code: source.into_bytes(), awaited })
             }
             WireJob::RunFile { path, args, env } => self.run_file(&path, args, env),
         };
@@ -209,17 +205,17 @@ impl SessionEngine {
             Ok(code) => code,
             Err(err) => {
                 let err = JsNativeError::error().with_message(format!("cannot read {name}: {err}"));
-                return (Err(err.into()), Ran { name, code: String::new(), awaited: false });
+                return (Err(err.into()), Ran { name, code: Vec::new(), awaited: false });
             }
         };
         let env = env.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
         let globals = self
             .set_global("__ARGS__", &Value::Object(args))
             .and_then(|()| self.set_global("__ENV__", &Value::Object(env)));
-        let module = self.esm || path.extension().is_some_and(|ext| ext == "mjs");
+        let module = self.loader.esm() || path.extension().is_some_and(|ext| ext == "mjs");
         let result = match globals {
             Err(err) => Err(err),
-            Ok(()) if module => match self.loader.evaluate_file(path, &name, &mut self.context) {
+            Ok(()) if module => match self.loader.evaluate_source(path, &name, &code, &mut self.context) {
                 Ok(promise) => self.settle_promise(&promise),
                 Err(err) => self.settle(Err(err)),
             },
@@ -228,7 +224,7 @@ impl SessionEngine {
                 self.settle(result)
             }
         };
-        let ran = Ran { name, code: String::from_utf8_lossy(&code).into_owned(), awaited: module };
+        let ran = Ran { name, code, awaited: module };
         (result, ran)
     }
 
@@ -291,7 +287,8 @@ impl SessionEngine {
             Err(err) => {
                 let event = match preview::exception_event(err, &ran.name, max, &mut self.context) {
                     EventPayload::Exception { message, stack } => {
-                        let stack = positions::fill_unknown(stack, &message, &ran.name, &ran.code, ran.awaited);
+                        let code = String::from_utf8_lossy(&ran.code);
+                        let stack = positions::fill_unknown(stack, &message, &ran.name, &code, ran.awaited);
                         EventPayload::Exception { message, stack }
                     }
                     other => other,

@@ -127,6 +127,11 @@ enum Refusal {
     Unreadable { shown: String, reason: String },
 }
 
+/// The error of an entry file that cannot be read.
+fn unreadable(shown: &str, err: &std::io::Error) -> JsError {
+    JsNativeError::error().with_message(format!("cannot read {shown}: {err}")).into()
+}
+
 impl WorktreeLoader {
     pub fn new() -> Self {
         Self::default()
@@ -178,6 +183,11 @@ impl WorktreeLoader {
         self.map.borrow_mut().libraries.clear();
     }
 
+    /// Whether the session's template turned ES modules on.
+    pub fn esm(&self) -> bool {
+        self.scope.borrow().as_ref().is_some_and(|scope| scope.esm)
+    }
+
     /// Parses the file at `path` as an ES module named `shown` (in stacks
     /// and errors; relative to the worktree), makes it the root of a new
     /// module graph, then loads, links and evaluates it. The promise
@@ -194,14 +204,18 @@ impl WorktreeLoader {
     /// An unreadable file (`Error: cannot read <shown>: …`) or a syntax
     /// error (`SyntaxError: <shown>:<line>:<col>: …`).
     pub fn evaluate_file(&self, path: &Path, shown: &str, context: &mut Context) -> JsResult<JsPromise> {
+        let code = std::fs::read(path).map_err(|err| unreadable(shown, &err))?;
+        self.evaluate_source(path, shown, &code, context)
+    }
+
+    /// [`WorktreeLoader::evaluate_file`] for a file whose `code` the caller
+    /// already read.
+    pub fn evaluate_source(&self, path: &Path, shown: &str, code: &[u8], context: &mut Context) -> JsResult<JsPromise> {
         *self.map.borrow_mut() = ModuleMap::default();
-        let unreadable =
-            |err: std::io::Error| JsNativeError::error().with_message(format!("cannot read {shown}: {err}"));
-        let real = path.canonicalize().map_err(unreadable)?;
-        let code = std::fs::read(&real).map_err(unreadable)?;
-        let module = Module::parse(Source::from_bytes(&code).with_path(Path::new(shown)), None, context)
+        let real = path.canonicalize().map_err(|err| unreadable(shown, &err))?;
+        let module = Module::parse(Source::from_bytes(code).with_path(Path::new(shown)), None, context)
             .map_err(|err| located_syntax_error(shown, &err))?;
-        let esm = self.scope.borrow().as_ref().is_some_and(|scope| scope.esm);
+        let esm = self.esm();
         {
             let mut map = self.map.borrow_mut();
             map.files.insert((real.clone(), Kind::JavaScript), module.clone());
