@@ -55,19 +55,19 @@ fn drop_wrapper_frames(stack: &str) -> String {
 fn first_use(code: &str, wanted: &str, awaited: bool) -> Option<(u32, u32)> {
     let mut interner = Interner::default();
     let mut parser = Parser::new(Source::from_bytes(code));
-    let sym;
-    let mut finder;
     if awaited {
         let body = parser.parse_function_body(&mut interner, false, true).ok()?;
-        sym = interner.get(wanted)?;
-        finder = Finder { wanted: sym, first: None };
-        let _ = body.visit_with(&mut finder);
+        first_in(&body, &interner, wanted)
     } else {
         let script = parser.parse_script(&Scope::new_global(), &mut interner).ok()?;
-        sym = interner.get(wanted)?;
-        finder = Finder { wanted: sym, first: None };
-        let _ = script.visit_with(&mut finder);
+        first_in(&script, &interner, wanted)
     }
+}
+
+/// The line and column of the first identifier `wanted` in `node`.
+fn first_in<N: VisitWith>(node: &N, interner: &Interner, wanted: &str) -> Option<(u32, u32)> {
+    let mut finder = Finder { wanted: interner.get(wanted)?, first: None };
+    let _ = node.visit_with(&mut finder);
     finder.first.map(|p| (p.line_number(), p.column_number()))
 }
 
