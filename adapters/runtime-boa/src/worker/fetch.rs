@@ -35,7 +35,7 @@ use vm_domain::event::EventPayload;
 
 use super::console::limit_error;
 use super::event_loop::HostOps;
-use super::modules::Host;
+use super::modules::{with_code, Host};
 use crate::protocol::{
     read_frame, write_frame, FetchRefusal, FetchRequest, FetchResponse, Reply, Request, CONTROL_FETCH_BODY,
     EXIT_PROTOCOL,
@@ -327,9 +327,7 @@ impl boa_runtime::fetch::Fetcher for Fetcher {
 
 /// A `TypeError` with a `code` property, as Node's network errors have.
 fn coded_type_error(code: &str, message: &str, context: &mut Context) -> JsError {
-    let error = JsNativeError::typ().with_message(message.to_owned()).into_opaque(context);
-    let _ = error.set(js_string!("code"), JsString::from(code), false, context);
-    JsError::from_opaque(error.into())
+    with_code(JsNativeError::typ().with_message(message.to_owned()), code, context)
 }
 
 /// Installs `fetch`, `Request`, `Response` and `Headers`, asking the

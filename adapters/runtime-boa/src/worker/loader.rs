@@ -32,6 +32,7 @@ use boa_engine::{js_string, Context, JsError, JsNativeError, JsResult, JsString,
 
 use vm_domain::template::ResolverSettings;
 
+use super::modules::with_code;
 use crate::protocol::{BootSpec, LibraryFile};
 
 /// Why `import` is refused when the template did not turn ES modules on.
@@ -547,9 +548,7 @@ impl Refusal {
                 "ERR_MODULE_NOT_FOUND",
             ),
         };
-        let object = error.into_opaque(context);
-        let _ = object.set(js_string!("code"), JsString::from(code), false, context);
-        JsError::from_opaque(object.into())
+        with_code(error, code, context)
     }
 }
 

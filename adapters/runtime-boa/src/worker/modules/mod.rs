@@ -275,7 +275,12 @@ fn require(_: &JsValue, args: &[JsValue], cache: &JsObject, context: &mut Contex
 
 /// An `Error` with a Node-like `code` property (`ENOENT`, `ERR_ACCESS_DENIED`).
 pub fn coded(message: impl Into<String>, code: &str, context: &mut Context) -> JsError {
-    let object = JsNativeError::error().with_message(message.into()).into_opaque(context);
+    with_code(JsNativeError::error().with_message(message.into()), code, context)
+}
+
+/// `error` (a `TypeError`, an `Error`…) with a Node-like `code` property.
+pub fn with_code(error: JsNativeError, code: &str, context: &mut Context) -> JsError {
+    let object = error.into_opaque(context);
     let _ = object.set(js_string!("code"), JsString::from(code), false, context);
     JsError::from_opaque(object.into())
 }
