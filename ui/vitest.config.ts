@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// Unit tests of the UI's pure logic (payload decoding, the SSE parser and follower, the console's
+// Unit tests of the UI's pure logic (reading events, the SSE parser and follower, the console's
 // transcript, history, formatting).
 export default defineConfig({
   test: {

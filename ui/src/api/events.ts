@@ -1,128 +1,76 @@
 /**
- * Reads an event's `payload` by its `type`. The OpenAPI document types the
- * payload as any JSON (its description lists the shapes), so this narrows it
- * at run time and falls back to raw JSON for anything unexpected.
+ * Execution events as the UI holds them. The OpenAPI document types each
+ * event exactly (`ExecutionEvent` is a union discriminated by `type`, so a
+ * `switch` on `event.type` gives the typed payload); this module adds the
+ * one check made where events arrive as JSON text (the live stream), and
+ * the presentation helpers the event views share.
  */
 import type { ExecutionEvent } from "./client";
+import type { components } from "./schema.gen";
+import { formatBytes } from "../lib/format";
 
-export type ConsoleLevel = "log" | "info" | "warn" | "error" | "debug";
-export type SystemLevel = "info" | "warn" | "error";
+type Schemas = components["schemas"];
+export type EventType = ExecutionEvent["type"];
+/** A `value` event's payload, and an ended execution's `result`. */
+export type ValuePayload = Schemas["ValuePayload"];
+export type FetchPayload = Schemas["FetchPayload"];
 
-export type DecodedEvent =
-  | { kind: "input_echo"; text: string }
-  | { kind: "console"; level: ConsoleLevel; text: string }
-  | { kind: "value"; valueType: string; preview: string; json: unknown; hasJson: boolean }
-  | { kind: "exception"; message: string; stack: string }
-  | { kind: "system"; level: SystemLevel; message: string }
-  | { kind: "stdout" | "stderr"; text: string }
-  | {
-      kind: "fetch";
-      method: string;
-      url: string;
-      finalUrl: string | null;
-      status: number | null;
-      bytes: number;
-      ms: number;
-      code: string | null;
-      error: string | null;
-    }
-  | { kind: "unknown"; type: string; payload: unknown };
-
-const CONSOLE_LEVELS: readonly string[] = ["log", "info", "warn", "error", "debug"];
-const SYSTEM_LEVELS: readonly string[] = ["info", "warn", "error"];
-
-function field(payload: unknown, name: string): unknown {
-  if (typeof payload !== "object" || payload === null) return undefined;
-  return (payload as Record<string, unknown>)[name];
+/**
+ * An event this UI cannot read: a `type` newer than it, or a payload that is
+ * not an object. It is shown as the JSON the daemon sent.
+ */
+export interface UnknownEvent {
+  type: "unknown";
+  execution_id: string;
+  seq: number;
+  ts: string;
+  /** The `type` the daemon sent, or null when it sent none as text. */
+  sentType: string | null;
+  /** The `payload` the daemon sent (undefined when it sent none). */
+  payload: unknown;
 }
 
-function text(payload: unknown, name: string): string | undefined {
-  const value = field(payload, name);
-  return typeof value === "string" ? value : undefined;
+/** An event as the UI shows it: one the OpenAPI document describes, or an unknown one. */
+export type AnyEvent = ExecutionEvent | UnknownEvent;
+
+/** Every `type` of the OpenAPI document: a type added there does not compile until it is listed here. */
+const EVENT_TYPES: Record<EventType, true> = {
+  input_echo: true,
+  console: true,
+  value: true,
+  exception: true,
+  system: true,
+  stdout: true,
+  stderr: true,
+  fetch: true,
+};
+
+function isEventType(type: unknown): type is EventType {
+  return typeof type === "string" && Object.hasOwn(EVENT_TYPES, type);
 }
 
-function number(payload: unknown, name: string): number | undefined {
-  const value = field(payload, name);
-  return typeof value === "number" ? value : undefined;
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-export function decodeEvent(event: Pick<ExecutionEvent, "type" | "payload">): DecodedEvent {
-  const { type, payload } = event;
-  const unknown: DecodedEvent = { kind: "unknown", type, payload };
-  switch (type) {
-    case "input_echo": {
-      const value = text(payload, "text") ?? text(payload, "input") ?? text(payload, "path");
-      if (value !== undefined) return { kind: "input_echo", text: value };
-      return typeof payload === "string" ? { kind: "input_echo", text: payload } : unknown;
-    }
-    case "console": {
-      const line = text(payload, "text");
-      if (line === undefined) return unknown;
-      const level = text(payload, "level") ?? "log";
-      return { kind: "console", level: (CONSOLE_LEVELS.includes(level) ? level : "log") as ConsoleLevel, text: line };
-    }
-    case "value": {
-      const preview = text(payload, "preview");
-      if (preview === undefined) return unknown;
-      const hasJson = typeof payload === "object" && payload !== null && "json" in payload;
-      return {
-        kind: "value",
-        valueType: text(payload, "type") ?? "unknown",
-        preview,
-        json: field(payload, "json"),
-        hasJson,
-      };
-    }
-    case "exception": {
-      const message = text(payload, "message");
-      if (message === undefined) return unknown;
-      return { kind: "exception", message, stack: text(payload, "stack") ?? "" };
-    }
-    case "system": {
-      const message = text(payload, "message");
-      if (message === undefined) return unknown;
-      const level = text(payload, "level") ?? "info";
-      return { kind: "system", level: (SYSTEM_LEVELS.includes(level) ? level : "info") as SystemLevel, message };
-    }
-    case "stdout":
-    case "stderr": {
-      const value = text(payload, "text") ?? (typeof payload === "string" ? payload : undefined);
-      return value === undefined ? unknown : { kind: type, text: value };
-    }
-    case "fetch": {
-      const method = text(payload, "method");
-      const url = text(payload, "url");
-      if (method === undefined || url === undefined) return unknown;
-      return {
-        kind: "fetch",
-        method,
-        url,
-        finalUrl: text(payload, "final_url") ?? null,
-        status: number(payload, "status") ?? null,
-        bytes: number(payload, "bytes") ?? 0,
-        ms: number(payload, "ms") ?? 0,
-        code: text(payload, "code") ?? null,
-        error: text(payload, "error") ?? null,
-      };
-    }
-    default:
-      return unknown;
-  }
-}
-
-/** An execution's `result` (its value event payload) or `error` (`code`, `message`). */
-export function decodeResult(
-  result: unknown,
-): { valueType: string; preview: string; json: unknown; hasJson: boolean } | null {
-  const decoded = decodeEvent({ type: "value", payload: result });
-  return decoded.kind === "value" ? decoded : null;
-}
-
-export function decodeExecutionError(error: unknown): { code: string; message: string } | null {
-  const code = text(error, "code");
-  const message = text(error, "message");
-  if (code === undefined && message === undefined) return null;
-  return { code: code ?? "ERROR", message: message ?? "" };
+/**
+ * Reads an event that arrived as JSON text. One whose `type` this UI knows
+ * and whose `payload` is an object is taken as the OpenAPI document types it;
+ * anything else becomes an `UnknownEvent`, so that a daemon newer than this
+ * UI shows raw JSON instead of breaking it. Null when it is not an event at
+ * all (no `seq` to place it by).
+ */
+export function readEvent(json: unknown, executionId: string): AnyEvent | null {
+  if (!isObject(json) || typeof json.seq !== "number") return null;
+  if (isEventType(json.type) && isObject(json.payload)) return json as unknown as ExecutionEvent;
+  return {
+    type: "unknown",
+    execution_id: typeof json.execution_id === "string" ? json.execution_id : executionId,
+    seq: json.seq,
+    ts: typeof json.ts === "string" ? json.ts : "",
+    sentType: typeof json.type === "string" ? json.type : null,
+    payload: json.payload,
+  };
 }
 
 /** Whether a JSON value deserves a foldable tree rather than one line. */
@@ -130,4 +78,22 @@ export function isStructured(json: unknown): json is object {
   return (
     typeof json === "object" && json !== null && (Array.isArray(json) ? json.length > 0 : Object.keys(json).length > 0)
   );
+}
+
+/** An exception's stack without its first line when that repeats the message (engines start the stack with it). */
+export function stackFrames(message: string, stack: string): string {
+  return stack.startsWith(message) ? stack.slice(message.length).replace(/^\n/, "") : stack;
+}
+
+/** Whether `fetch` was refused or failed: no HTTP status came back. */
+export function isRefused(fetch: FetchPayload): boolean {
+  return (fetch.status ?? null) === null;
+}
+
+/** One line for a `fetch` event: the request, where it led, and its answer or why it got none. */
+export function describeFetch(fetch: FetchPayload): string {
+  const request = `${fetch.method} ${fetch.url}${fetch.final_url ? ` → ${fetch.final_url}` : ""}`;
+  const status = fetch.status ?? null;
+  if (status === null) return `${request} refused: ${fetch.code ?? "ERROR"}${fetch.error ? ` ${fetch.error}` : ""}`;
+  return `${request} ${status} · ${formatBytes(fetch.bytes)} · ${fetch.ms} ms`;
 }

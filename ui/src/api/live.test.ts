@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, type Execution, type ExecutionEvent } from "./client";
+import type { AnyEvent } from "./events";
 import { followExecution, isRetryable, type OpenStream } from "./live";
 
 const ID = "0b9e2c1a-0000-4000-8000-000000000001";
@@ -172,6 +173,27 @@ describe("followExecution", () => {
     await expect(done).rejects.toMatchObject({ name: "AbortError" });
     expect(seen).toEqual([1]);
     expect(cancelled).toBe(true);
+  });
+
+  it("hands on an event newer than this UI as unknown, and carries on", async () => {
+    const raw = (data: unknown) => `event: event\ndata: ${JSON.stringify(data)}\n\n`;
+    const newer = { execution_id: ID, seq: 2, ts: "2030-01-01T00:00:00Z", type: "trace", payload: { depth: 3 } };
+    const broken = { execution_id: ID, seq: 3, ts: "2030-01-01T00:00:00Z", type: "console", payload: "text" };
+    const { open } = script([
+      body([sseEvent(event(1)), raw(newer), raw(broken), sseEvent(event(4)), sseEnd(execution())]),
+    ]);
+    const seen: AnyEvent[] = [];
+    await followExecution(ID, { open, onEvent: (e) => seen.push(e) });
+    expect(seen.map((e) => e.type)).toEqual(["console", "unknown", "unknown", "console"]);
+    expect(seen[1]).toEqual({ ...newer, type: "unknown", sentType: "trace" });
+    expect(seen[2]).toMatchObject({ seq: 3, sentType: "console", payload: "text" });
+  });
+
+  it("gives up on an event without a seq to place it by", async () => {
+    const noSeq = `event: event\ndata: ${JSON.stringify({ type: "console", payload: { level: "log", text: "x" } })}\n\n`;
+    const { done, reconnects } = follow(script([body([noSeq, sseEnd(execution())])]).open);
+    await expect(done).rejects.toMatchObject({ code: "CLIENT_ERROR" });
+    expect(reconnects).toEqual([]);
   });
 
   it("reads text cut anywhere, even inside a character", async () => {

@@ -5,7 +5,8 @@
  * event seen (`Last-Event-ID`) until the daemon sends `end`. Knows nothing of
  * React.
  */
-import { api, ApiError, isStoreOutage, toApiError, unwrap, type Execution, type ExecutionEvent } from "./client";
+import { api, ApiError, isStoreOutage, toApiError, unwrap, type Execution } from "./client";
+import { readEvent, type AnyEvent } from "./events";
 import { SseParser, type SseMessage } from "./sse";
 
 /** Opens the event stream after `lastSeq`; throws an `ApiError` when the daemon refuses. */
@@ -20,8 +21,8 @@ export interface FollowOptions {
   afterSeq?: number;
   /** Stops following; the promise then rejects with the signal's reason. */
   signal?: AbortSignal;
-  /** Each new event, once, in `seq` order. */
-  onEvent: (event: ExecutionEvent) => void;
+  /** Each new event, once, in `seq` order; one this UI cannot read arrives as an `UnknownEvent`. */
+  onEvent: (event: AnyEvent) => void;
   /** The connection dropped and is opened again after a pause (attempt 1, 2, …). */
   onReconnect?: (attempt: number, cause: ApiError) => void;
   /** How the stream is opened; the daemon through the API client unless a test says otherwise. */
@@ -194,13 +195,11 @@ function parseJson(message: SseMessage): unknown {
   }
 }
 
-function parseEvent(message: SseMessage, executionId: string): ExecutionEvent | null {
+function parseEvent(message: SseMessage, executionId: string): AnyEvent | null {
   if (message.event !== "event") return null; // another kind a newer daemon may send
-  const event = parseJson(message) as Partial<ExecutionEvent> | null;
-  if (typeof event?.seq !== "number" || typeof event.type !== "string") {
-    throw streamError("CLIENT_ERROR", "the daemon sent an event without seq or type");
-  }
-  return { execution_id: executionId, ts: "", payload: null, ...event } as ExecutionEvent;
+  const event = readEvent(parseJson(message), executionId);
+  if (event === null) throw streamError("CLIENT_ERROR", "the daemon sent an event without seq");
+  return event;
 }
 
 function parseEnd(message: SseMessage): Execution {

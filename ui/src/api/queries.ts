@@ -4,7 +4,7 @@
  */
 import { useSyncExternalStore } from "react";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
-import { api, tokens, unwrap, type SessionStatus } from "./client";
+import { ApiError, api, tokens, unwrap, type SessionStatus } from "./client";
 
 export const keys = {
   whoami: ["whoami"] as const,
@@ -14,6 +14,7 @@ export const keys = {
   health: ["health"] as const,
   ready: ["ready"] as const,
   summary: ["runtime-summary"] as const,
+  metrics: ["metrics-summary"] as const,
   templates: ["templates"] as const,
   template: (id: string) => ["templates", id] as const,
   catalogModules: ["catalog", "modules"] as const,
@@ -60,6 +61,29 @@ export function useRuntimeSummary() {
     queryFn: () => unwrap(api.GET("/runtime/summary")),
     refetchInterval: 10_000,
   });
+}
+
+/** How often the System page reads the metrics again while it is shown. */
+export const METRICS_POLL_MS = 2_000;
+
+/**
+ * The daemon's key metrics, read every two seconds while this tab is visible.
+ * A refusal (403 without the read scope, 404 from a daemon older than this
+ * UI) stops the polling: asking again would get the same answer. Retry asks.
+ */
+export function useMetricsSummary() {
+  return useQuery({
+    queryKey: keys.metrics,
+    queryFn: () => unwrap(api.GET("/metrics/summary")),
+    refetchInterval: (query) => (isRefusal(query.state.error) ? false : METRICS_POLL_MS),
+    refetchIntervalInBackground: false,
+    staleTime: 0,
+  });
+}
+
+/** 403 and 404 do not change by asking again; anything else (a network blip, a 503) may. */
+function isRefusal(error: unknown): boolean {
+  return error instanceof ApiError && (error.status === 403 || error.status === 404);
 }
 
 export function useTemplates() {

@@ -4,53 +4,33 @@
  */
 
 export interface paths {
-    "/templates": {
+    "/catalog/libraries": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** List templates, newest first. */
-        get: operations["listTemplates"];
+        /** Libraries a template can load, and whether each is in the local cache. */
+        get: operations["listCatalogLibraries"];
         put?: never;
-        /** Create a template; settings left out take their defaults. */
-        post: operations["createTemplate"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/templates/{id}": {
+    "/catalog/modules": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** A template with its settings, capabilities, startup files, modules and libraries. */
-        get: operations["getTemplate"];
+        /** Native modules a template can enable. */
+        get: operations["listCatalogModules"];
         put?: never;
-        post?: never;
-        /** Delete a template and everything configured on it. Sessions made from it are kept. */
-        delete: operations["deleteTemplate"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/templates/{id}/settings": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A template's settings. */
-        get: operations["getTemplateSettings"];
-        /** Replace a template's settings; fields left out take their defaults. */
-        put: operations["replaceTemplateSettings"];
         post?: never;
         delete?: never;
         options?: never;
@@ -58,179 +38,17 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/templates/{id}/capabilities": {
+    "/executions": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Capabilities, in the order they were added. */
-        get: operations["listCapabilities"];
-        put?: never;
-        /** Add a capability. */
-        post: operations["addCapability"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/templates/{id}/startup-files": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Startup files, sorted by `order_index`. */
-        get: operations["listStartupFiles"];
-        put?: never;
-        /** Add a startup file (a path relative to each session's worktree). */
-        post: operations["addStartupFile"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/templates/{id}/modules": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Native modules enabled on the template. */
-        get: operations["listTemplateModules"];
-        put?: never;
-        /** Enable a native module from the catalog. Built-ins and unknown names are refused. */
-        post: operations["addTemplateModule"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/templates/{id}/modules/{name}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
+        /** List executions, newest first. */
+        get: operations["listExecutions"];
         put?: never;
         post?: never;
-        /** Disable a native module; the remaining list is returned. */
-        delete: operations["removeTemplateModule"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/templates/{id}/libraries": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Libraries loaded at session start, in order. */
-        get: operations["listTemplateLibraries"];
-        put?: never;
-        /** Append a catalog library (`<id>-<version>`) to the load order. */
-        post: operations["addTemplateLibrary"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/templates/{id}/libraries/{name}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Remove a library; the remaining list is returned. */
-        delete: operations["removeTemplateLibrary"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/sessions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List sessions, newest first. */
-        get: operations["listSessions"];
-        put?: never;
-        /** Start a session from a template, bound to an existing worktree directory. */
-        post: operations["createSession"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/sessions/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["getSession"];
-        put?: never;
-        post?: never;
-        /** Close the session (same as `POST /sessions/{id}/close`). */
-        delete: operations["deleteSession"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/sessions/{id}/fork": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Fork a ready session: a new session starts as a copy of its live heap (every variable,
-         *     function and loaded module), on the same template and worktree; from then on each goes
-         *     its own way. The source must be `ready` and idle, and is unchanged.
-         */
-        post: operations["forkSession"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/sessions/{id}/close": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Discard the runtime and keep the record; closing twice is harmless. */
-        post: operations["closeSession"];
         delete?: never;
         options?: never;
         head?: never;
@@ -271,23 +89,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/executions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List executions, newest first. */
-        get: operations["listExecutions"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/executions/{id}": {
         parameters: {
             query?: never;
@@ -295,30 +96,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** An execution: its status, result or error, and metrics (its events are at `/events`). */
         get: operations["getExecution"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/executions/{id}/events": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Events with `seq` greater than `after_seq` (default 0), in order. With `Accept:
-         *     text/event-stream`, a live stream of Server-Sent Events: those stored, then each new one
-         *     as it happens (`event: event`, `id:` its `seq`), then `event: end` with the execution;
-         *     a comment line every 15 s keeps proxies open. To resume after a disconnect, send
-         *     `Last-Event-ID` (it wins over `after_seq`): nothing is missed or repeated.
-         */
-        get: operations["listExecutionEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -349,15 +128,21 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/catalog/modules": {
+    "/executions/{id}/events": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Native modules a template can enable. */
-        get: operations["listCatalogModules"];
+        /**
+         * Events with `seq` greater than `after_seq` (default 0), in order. With `Accept:
+         *     text/event-stream`, a live stream of Server-Sent Events: those stored, then each new one
+         *     as it happens (`event: event`, `id:` its `seq`), then `event: end` with the execution;
+         *     a comment line every 15 s keeps proxies open. To resume after a disconnect, send
+         *     `Last-Event-ID` (it wins over `after_seq`): nothing is missed or repeated.
+         */
+        get: operations["listExecutionEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -366,17 +151,339 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/catalog/libraries": {
+    "/health": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Libraries a template can load, and whether each is in the local cache. */
-        get: operations["listCatalogLibraries"];
+        /**
+         * Liveness: `{"status":"ok"}` while the daemon answers.
+         * @description Does not look at the store (see `/ready`); no token needed.
+         */
+        get: operations["health"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics.
+         * @description Executions, limit hits, sessions, worker processes, HTTP requests, event streams and the
+         *     store, in the text exposition format; point a Prometheus scrape job here with a bearer
+         *     token of scope `read`. The README lists every metric.
+         */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The metrics as JSON, for the web UI's system page.
+         * @description The same facts as `/metrics`: counts since the daemon started, and sessions, workers and
+         *     event streams as they are now. Durations are over the last 1024 ended executions.
+         */
+        get: operations["metricsSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness: whether the daemon can take work.
+         * @description 200 when the store answers a query within 2 s, the JavaScript runtime can start a session
+         *     (its prepared worker is alive, or starts again within 1 s) and the daemon is not draining
+         *     before a stop. Otherwise 503 with `Retry-After`; `details.checks` gives each check's state
+         *     (`store`, `runtime`: `ok` or `failed`; `drain`: `ok` or `draining`) and the code names the
+         *     first failure: `SHUTTING_DOWN`, `STORE_UNAVAILABLE`, `RUNTIME_UNAVAILABLE`. No token
+         *     needed; the cause of a failure is logged, not answered. `/health` stays 200 meanwhile.
+         */
+        get: operations["ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runtime/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sessions whose runtime is alive in memory. */
+        get: operations["runtimeSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List sessions, newest first. */
+        get: operations["listSessions"];
+        put?: never;
+        /** Start a session from a template, bound to an existing worktree directory. */
+        post: operations["createSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A session: its status, worktree, and why it stopped if it did. */
+        get: operations["getSession"];
+        put?: never;
+        post?: never;
+        /** Close the session (same as `POST /sessions/{id}/close`). */
+        delete: operations["deleteSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Discard the runtime and keep the record; closing twice is harmless. */
+        post: operations["closeSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fork a ready session: a new session starts as a copy of its live heap (every variable,
+         *     function and loaded module), on the same template and worktree; from then on each goes
+         *     its own way. The source must be `ready` and idle, and is unchanged.
+         */
+        post: operations["forkSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List templates, newest first. */
+        get: operations["listTemplates"];
+        put?: never;
+        /** Create a template; settings left out take their defaults. */
+        post: operations["createTemplate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A template with its settings, capabilities, startup files, modules and libraries. */
+        get: operations["getTemplate"];
+        put?: never;
+        post?: never;
+        /** Delete a template and everything configured on it. Sessions made from it are kept. */
+        delete: operations["deleteTemplate"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/capabilities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Capabilities, in the order they were added. */
+        get: operations["listCapabilities"];
+        put?: never;
+        /** Add a capability. */
+        post: operations["addCapability"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/libraries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Libraries loaded at session start, in order. */
+        get: operations["listTemplateLibraries"];
+        put?: never;
+        /** Append a catalog library (`<id>-<version>`) to the load order. */
+        post: operations["addTemplateLibrary"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/libraries/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a library; the remaining list is returned. */
+        delete: operations["removeTemplateLibrary"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/modules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Native modules enabled on the template. */
+        get: operations["listTemplateModules"];
+        put?: never;
+        /** Enable a native module from the catalog. Built-ins and unknown names are refused. */
+        post: operations["addTemplateModule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/modules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Disable a native module; the remaining list is returned. */
+        delete: operations["removeTemplateModule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A template's settings. */
+        get: operations["getTemplateSettings"];
+        /** Replace a template's settings; fields left out take their defaults. */
+        put: operations["replaceTemplateSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/startup-files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Startup files, sorted by `order_index`. */
+        get: operations["listStartupFiles"];
+        put?: never;
+        /** Add a startup file (a path relative to each session's worktree). */
+        post: operations["addStartupFile"];
         delete?: never;
         options?: never;
         head?: never;
@@ -408,6 +515,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** A token, without its secret. */
         get: operations["getToken"];
         put?: never;
         post?: never;
@@ -435,106 +543,107 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/health": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Liveness: `{"status":"ok"}` while the daemon answers.
-         * @description Does not look at the store (see `/ready`); no token needed.
-         */
-        get: operations["health"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/ready": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Readiness: whether the store answers.
-         * @description 200 when the store answers a query within 2 s; 503 `STORE_UNAVAILABLE` with `Retry-After`
-         *     when it does not (down, saturated, full or failing). No token needed; the cause of a
-         *     failure is logged, not answered.
-         */
-        get: operations["ready"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/runtime/summary": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Sessions whose runtime is alive in memory. */
-        get: operations["runtimeSummary"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description What a capability describes.
+         * @enum {string}
+         */
+        CapabilityKindView: "module" | "global" | "fs" | "net" | "env";
         /** CapabilityView */
         CapabilityView: {
-            id: string;
-            template_id: string;
-            kind: string;
-            name: string;
-            enabled: boolean;
             config: {
                 [key: string]: unknown;
             };
             /** Format: date-time */
             created_at: string;
+            enabled: boolean;
+            /** Format: uuid */
+            id: string;
+            kind: components["schemas"]["CapabilityKindView"];
+            name: string;
+            /** Format: uuid */
+            template_id: string;
         };
         /** CatalogLibraryView */
         CatalogLibraryView: {
-            /** @description `<id>-<version>`, the name templates use. */
-            name: string;
-            id: string;
-            version: string;
-            /** @description The global the library defines. */
-            global: string;
-            description: string;
             /** @description Whether the file is in the daemon's library cache. */
             cached: boolean;
+            description: string;
+            /** @description The global the library defines. */
+            global: string;
+            id: string;
+            /** @description `<id>-<version>`, the name templates use. */
+            name: string;
+            version: string;
         };
         /** CatalogModuleView */
         CatalogModuleView: {
-            name: string;
             description: string;
-        };
-        /** CreateCapabilityBody */
-        CreateCapabilityBody: {
-            /** @description One of `module`, `global`, `fs`, `net`, `env`. */
-            kind: string;
             name: string;
-            /** @description Default true. */
-            enabled?: boolean;
+        };
+        /**
+         * ChoiceDetails
+         * @description `MODULE_NOT_ALLOWED`, `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`,
+         *     `STARTUP_MODE_UNSUPPORTED`: what was asked for, and what may be.
+         */
+        ChoiceDetails: {
+            allowed?: string[] | null;
+            available?: string[] | null;
+            engine?: string | null;
+            mode?: string | null;
+            name?: string | null;
+            supported?: string[] | null;
+        };
+        /**
+         * ConsoleEvent
+         * @description A console call.
+         */
+        ConsoleEvent: {
+            /** Format: uuid */
+            execution_id: string;
+            payload: components["schemas"]["ConsolePayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
+            seq: number;
+            /** Format: date-time */
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "console";
+        };
+        /** @enum {string} */
+        ConsoleLevelView: "log" | "info" | "warn" | "error" | "debug";
+        /**
+         * ConsolePayload
+         * @description The payload of a `console` event.
+         */
+        ConsolePayload: {
+            level: components["schemas"]["ConsoleLevelView"];
+            text: string;
+        };
+        /**
+         * CreateCapabilityBody
+         * @example {
+         *       "config": {
+         *         "allow": [
+         *           "api.example.com",
+         *           "*.example.org:8443"
+         *         ],
+         *         "max_fetch_kb": 1024
+         *       },
+         *       "enabled": true,
+         *       "kind": "net",
+         *       "name": "fetch"
+         *     }
+         */
+        CreateCapabilityBody: {
             /**
              * @description Any JSON object; e.g. `{"allow": ["git"]}` for the exec module. A `net` capability named
              *     `fetch` takes `{"allow": [...], "max_fetch_kb": N}` and nothing else: each entry is `host`,
@@ -544,52 +653,134 @@ export interface components {
              */
             config?: {
                 [key: string]: unknown;
-            };
+            } | null;
+            /** @description Default true. */
+            enabled?: boolean | null;
+            kind: components["schemas"]["CapabilityKindView"];
+            /** @description Not blank; e.g. `fetch` (kind `net`) or a module name (kind `module`). */
+            name: string;
         };
-        /** CreateSessionBody */
+        /**
+         * CreateSessionBody
+         * @example {
+         *       "base_commit_oid": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+         *       "template_id": "6a624238-6e16-4003-83c9-09125e07aecb",
+         *       "workspace_id": "my-repo",
+         *       "worktree_path": "/home/me/src/my-repo"
+         *     }
+         */
         CreateSessionBody: {
-            template_id: string;
-            workspace_id: string;
+            /** @description A label of your choice (e.g. the commit the worktree is at), like `workspace_id`. */
             base_commit_oid: string;
-            /** @description Absolute path of an existing directory. */
+            /** Format: uuid */
+            template_id: string;
+            /**
+             * @description A label of your choice (e.g. the repository), 1 to 512 characters once trimmed, no control
+             *     characters.
+             */
+            workspace_id: string;
+            /**
+             * @description Absolute path of an existing directory under one of the daemon's worktree roots; any other
+             *     is refused with `INVALID_PATH`.
+             */
             worktree_path: string;
         };
-        /** CreateStartupFileBody */
+        /**
+         * CreateStartupFileBody
+         * @example {
+         *       "mode": "eval",
+         *       "order_index": 0,
+         *       "path": "setup.js"
+         *     }
+         */
         CreateStartupFileBody: {
-            /** @description Relative to the session worktree. */
-            path: string;
+            /**
+             * @description Only `eval` is supported (the default).
+             * @enum {string|null}
+             */
+            mode?: "eval" | null;
             /**
              * Format: int64
              * @description Default 0; files run in ascending order.
              */
-            order_index?: number;
-            /** @description Only `eval` is supported (the default). */
-            mode?: string;
+            order_index?: number | null;
+            /**
+             * @description Relative to the session worktree; not blank. One that is absolute or leaves the worktree is
+             *     refused with `INVALID_PATH`.
+             */
+            path: string;
         };
-        /** CreateTemplateBody */
+        /**
+         * CreateTemplateBody
+         * @example {
+         *       "engine": "boa",
+         *       "exposed_modules": [
+         *         "fs"
+         *       ],
+         *       "libraries": [
+         *         "lodash-4.17.21"
+         *       ],
+         *       "name": "agent-sandbox",
+         *       "settings": {
+         *         "limits": {
+         *           "cpu_ms": null,
+         *           "max_events": null,
+         *           "max_output_kb": null,
+         *           "mem_mb": 64,
+         *           "wall_ms": 10000
+         *         },
+         *         "resolver": null,
+         *         "runtime": {
+         *           "checkpoints": null,
+         *           "console": null,
+         *           "esm": true,
+         *           "strict": null
+         *         }
+         *       }
+         *     }
+         */
         CreateTemplateBody: {
-            /** @description Required, non-blank. */
-            name: string;
-            /** @description Default `boa`. */
-            engine?: string;
-            /** @description Settings; every field left out takes its default. */
-            settings?: components["schemas"]["SettingsBody"] & unknown;
+            /**
+             * @description Default `boa`, the one engine this daemon runs.
+             * @enum {string|null}
+             */
+            engine?: "boa" | null;
             /** @description Native modules to enable (see `GET /catalog/modules`). */
-            exposed_modules?: string[];
+            exposed_modules?: ("database" | "exec" | "fs")[] | null;
             /** @description Libraries to load, in order (see `GET /catalog/libraries`). */
-            libraries?: string[];
+            libraries?: ("lodash-4.17.21" | "moment-2.29.4" | "axios-1.6.0" | "ramda-0.29.0" | "dayjs-1.11.10" | "zustand-4.4.7")[] | null;
+            /**
+             * @description Required: 1 to 200 characters once leading and trailing spaces are trimmed, none of them a
+             *     control character.
+             */
+            name: string;
+            /** @description Settings; every field left out takes its default. */
+            settings?: (components["schemas"]["SettingsBody"] & unknown) | null;
         };
-        /** CreateTokenBody */
+        /**
+         * CreateTokenBody
+         * @example {
+         *       "expires_at": null,
+         *       "name": "ci-runner",
+         *       "scopes": [
+         *         "execute"
+         *       ]
+         *     }
+         */
         CreateTokenBody: {
-            /** @description 1–64 characters: letters, digits, `.`, `_`, `-`, `@`, `:`. */
+            /**
+             * Format: date-time
+             * @description When the token stops working, in the future; never, when absent or null. A past time is
+             *     refused with `INVALID_VALUE`.
+             */
+            expires_at?: string | null;
+            /**
+             * @description 1–64 characters: letters, digits, `.`, `_`, `-`, `@`, `:` (leading and trailing spaces are
+             *     trimmed).
+             */
             name: string;
             /** @description At least one scope. */
             scopes: components["schemas"]["ScopeView"][];
-            /**
-             * Format: date-time
-             * @description When the token stops working; never, when absent or null.
-             */
-            expires_at?: string;
         };
         /**
          * CreatedTokenView
@@ -600,13 +791,36 @@ export interface components {
             secret: string;
             token: components["schemas"]["TokenView"];
         };
+        /**
+         * DurationSummaryView
+         * @description Durations of the last 1024 ended executions, in milliseconds.
+         */
+        DurationSummaryView: {
+            /**
+             * Format: uint64
+             * @description How many executions the percentiles cover (at most 1024).
+             */
+            count: number;
+            /**
+             * Format: double
+             * @description The median (nearest rank); null when no execution has ended yet.
+             */
+            p50?: number | null;
+            /**
+             * Format: double
+             * @description The 99th percentile (nearest rank); null when no execution has ended yet.
+             */
+            p99?: number | null;
+        };
         /** ErrorBody */
         ErrorBody: {
             /** @description Stable machine-readable code, e.g. `SESSION_BUSY`. */
             code: string;
+            details: components["schemas"]["ErrorDetails"];
             message: string;
-            details: unknown;
         };
+        /** @description Facts about the error; the shape depends on `code` (see each alternative). */
+        ErrorDetails: components["schemas"]["FieldDetails"] | components["schemas"]["TemplateDetails"] | components["schemas"]["SessionDetails"] | components["schemas"]["ExecutionDetails"] | components["schemas"]["TokenDetails"] | components["schemas"]["PathDetails"] | components["schemas"]["LimitDetails"] | components["schemas"]["ChoiceDetails"] | components["schemas"]["StartupFailedDetails"] | components["schemas"]["ReasonDetails"] | components["schemas"]["ForbiddenDetails"] | components["schemas"]["MisdirectedDetails"] | components["schemas"]["ReadinessDetails"] | components["schemas"]["NoDetails"];
         /**
          * ErrorEnvelope
          * @description `{"error": {"code", "message", "details"}}`, for every error.
@@ -614,22 +828,79 @@ export interface components {
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];
         };
+        /** @description One event of an execution; `payload` depends on `type`. */
+        EventView: components["schemas"]["InputEchoEvent"] | components["schemas"]["ConsoleEvent"] | components["schemas"]["ValueEvent"] | components["schemas"]["ExceptionEvent"] | components["schemas"]["SystemEvent"] | components["schemas"]["StdoutEvent"] | components["schemas"]["StderrEvent"] | components["schemas"]["FetchEvent"];
         /**
-         * EventView
-         * @description One event. `payload` depends on `type`:
-         *     `input_echo` `{text}`, `console` `{level, text}`, `value` `{type, preview, json?}`,
-         *     `exception` `{message, stack}`, `system` `{message, level}`, `stdout`/`stderr` `{text}`,
-         *     `fetch` `{method, url, final_url, status, bytes, ms, code, error}` (a request the daemon made
-         *     for the script, or refused: `status` null and `code` such as `ERR_HOST_NOT_ALLOWED`).
+         * ExceptionEvent
+         * @description An uncaught exception.
          */
-        EventView: {
+        ExceptionEvent: {
+            /** Format: uuid */
             execution_id: string;
-            /** Format: int64 */
+            payload: components["schemas"]["ExceptionPayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
             seq: number;
             /** Format: date-time */
             ts: string;
-            type: string;
-            payload: unknown;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "exception";
+        };
+        /**
+         * ExceptionPayload
+         * @description The payload of an `exception` event.
+         */
+        ExceptionPayload: {
+            message: string;
+            stack: string;
+        };
+        /**
+         * ExecutionCountsView
+         * @description Executions running now, and those ended since the daemon started by status.
+         */
+        ExecutionCountsView: {
+            /** Format: uint64 */
+            cancelled: number;
+            /** Format: uint64 */
+            error: number;
+            /** Format: uint64 */
+            ok: number;
+            /**
+             * Format: uint64
+             * @description Running now.
+             */
+            running: number;
+            /** Format: uint64 */
+            timeout: number;
+        };
+        /**
+         * ExecutionDetails
+         * @description `EXECUTION_NOT_FOUND`; `EXECUTION_NOT_RUNNING` adds its `status`.
+         */
+        ExecutionDetails: {
+            execution_id: string;
+            status?: string | null;
+        };
+        /**
+         * ExecutionErrorView
+         * @description Why an execution did not end `ok`.
+         */
+        ExecutionErrorView: {
+            /**
+             * @description `EXCEPTION` (the code threw; `details` is empty), `CANCELLED`, `EXECUTION_TIMEOUT`,
+             *     `MEMORY_LIMIT_EXCEEDED`, `OUTPUT_LIMIT_EXCEEDED`, `RUNTIME_CRASHED`.
+             */
+            code: string;
+            /** @description Facts about the ending, e.g. `execution_id`, `limit`, `rolled_back`, `runtime_lost`. */
+            details: {
+                [key: string]: unknown;
+            };
+            message: string;
         };
         /** @enum {string} */
         ExecutionKindView: "repl" | "run_file" | "startup";
@@ -637,60 +908,212 @@ export interface components {
         ExecutionStatusView: "running" | "ok" | "error" | "timeout" | "cancelled";
         /** ExecutionView */
         ExecutionView: {
-            id: string;
-            session_id: string;
-            kind: components["schemas"]["ExecutionKindView"];
-            input?: string;
-            path?: string;
             args: {
                 [key: string]: unknown;
             };
+            /** Format: date-time */
+            ended_at?: string | null;
             env: {
                 [key: string]: string;
             };
-            status: components["schemas"]["ExecutionStatusView"];
+            /** @description Why it did not end `ok`: the error a synchronous call would have answered. */
+            error?: (components["schemas"]["ExecutionErrorView"] & unknown) | null;
+            /** Format: uuid */
+            id: string;
+            input?: string | null;
+            kind: components["schemas"]["ExecutionKindView"];
+            metrics: components["schemas"]["MetricsView"];
+            path?: string | null;
+            /** @description The completion value when it ended `ok`. */
+            result?: (components["schemas"]["ValuePayload"] & unknown) | null;
+            /** Format: uuid */
+            session_id: string;
             /** Format: date-time */
             started_at: string;
-            /** Format: date-time */
-            ended_at?: string;
-            /** @description The completion value (`type`, `preview`, `json`) when it ended `ok`. */
-            result?: unknown;
-            /** @description `code` and `message` when it did not end `ok`. */
-            error?: unknown;
-            metrics: components["schemas"]["MetricsView"];
+            status: components["schemas"]["ExecutionStatusView"];
         };
         /**
          * ExecutionWithEventsView
          * @description An execution with every event it recorded.
          */
         ExecutionWithEventsView: {
-            id: string;
-            session_id: string;
-            kind: components["schemas"]["ExecutionKindView"];
-            input?: string;
-            path?: string;
             args: {
                 [key: string]: unknown;
             };
+            /** Format: date-time */
+            ended_at?: string | null;
             env: {
                 [key: string]: string;
             };
-            status: components["schemas"]["ExecutionStatusView"];
+            /** @description Why it did not end `ok`: the error a synchronous call would have answered. */
+            error?: (components["schemas"]["ExecutionErrorView"] & unknown) | null;
+            events: components["schemas"]["EventView"][];
+            /** Format: uuid */
+            id: string;
+            input?: string | null;
+            kind: components["schemas"]["ExecutionKindView"];
+            metrics: components["schemas"]["MetricsView"];
+            path?: string | null;
+            /** @description The completion value when it ended `ok`. */
+            result?: (components["schemas"]["ValuePayload"] & unknown) | null;
+            /** Format: uuid */
+            session_id: string;
             /** Format: date-time */
             started_at: string;
+            status: components["schemas"]["ExecutionStatusView"];
+        };
+        /**
+         * FetchEvent
+         * @description A request `fetch` made for the script, or refused (`status` null, `code` set).
+         */
+        FetchEvent: {
+            /** Format: uuid */
+            execution_id: string;
+            payload: components["schemas"]["FetchPayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
+            seq: number;
             /** Format: date-time */
-            ended_at?: string;
-            /** @description The completion value (`type`, `preview`, `json`) when it ended `ok`. */
-            result?: unknown;
-            /** @description `code` and `message` when it did not end `ok`. */
-            error?: unknown;
-            metrics: components["schemas"]["MetricsView"];
-            events: components["schemas"]["EventView"][];
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "fetch";
+        };
+        /**
+         * FetchPayload
+         * @description The payload of a `fetch` event.
+         */
+        FetchPayload: {
+            /**
+             * Format: uint64
+             * @description Body bytes received.
+             */
+            bytes: number;
+            /** @description Why it was refused or failed, e.g. `ERR_HOST_NOT_ALLOWED`; null when answered. */
+            code?: string | null;
+            /** @description The refusal or failure in words; null when answered. */
+            error?: string | null;
+            /** @description Where redirects led; null when refused. */
+            final_url?: string | null;
+            /** @description `GET`, `POST`… */
+            method: string;
+            /**
+             * Format: uint64
+             * @description How long it took, in milliseconds.
+             */
+            ms: number;
+            /**
+             * Format: uint16
+             * @description The answer's HTTP status; null when refused or failed.
+             */
+            status?: number | null;
+            url: string;
+        };
+        /**
+         * FieldDetails
+         * @description `VALIDATION_ERROR`, `INVALID_VALUE`: the field at fault, e.g. `settings.limits.wall_ms`.
+         */
+        FieldDetails: {
+            field: string;
+        };
+        /**
+         * ForbiddenDetails
+         * @description `FORBIDDEN`: the scope the operation needs (absent for a refused `Origin`).
+         */
+        ForbiddenDetails: {
+            required_scope?: string | null;
         };
         /** HealthView */
         HealthView: {
             /** @description Always `ok` when the daemon answers. */
             status: string;
+        };
+        /**
+         * InputEchoEvent
+         * @description The snippet as it was run.
+         */
+        InputEchoEvent: {
+            /** Format: uuid */
+            execution_id: string;
+            payload: components["schemas"]["TextPayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
+            seq: number;
+            /** Format: date-time */
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "input_echo";
+        };
+        /**
+         * LibraryNameBody
+         * @description A catalog library to load (see `GET /catalog/libraries`).
+         * @example {
+         *       "name": "lodash-4.17.21"
+         *     }
+         */
+        LibraryNameBody: {
+            /** @enum {string} */
+            name: "lodash-4.17.21" | "moment-2.29.4" | "axios-1.6.0" | "ramda-0.29.0" | "dayjs-1.11.10" | "zustand-4.4.7";
+        };
+        /**
+         * LimitDetails
+         * @description `OUTPUT_LIMIT_EXCEEDED` (`value`), `EXECUTION_TIMEOUT` (`limit_ms`), `MEMORY_LIMIT_EXCEEDED`
+         *     (`limit_mb`): the execution that hit the limit, which limit, and what became of the session.
+         */
+        LimitDetails: {
+            execution_id: string;
+            /** @description The setting: `max_events`, `max_output_kb`, `wall_ms`, `cpu_ms` or `mem_mb`. */
+            limit: string;
+            /** Format: uint64 */
+            limit_mb?: number | null;
+            /** Format: uint64 */
+            limit_ms?: number | null;
+            /** @description The session is back to its state before the execution (a checkpoint). */
+            rolled_back: boolean;
+            /** @description The session's runtime is gone (`crashed`). */
+            runtime_lost: boolean;
+            /** Format: uint64 */
+            value?: number | null;
+        };
+        /**
+         * LimitHitsView
+         * @description Executions stopped by each limit since the daemon started.
+         */
+        LimitHitsView: {
+            /**
+             * Format: uint64
+             * @description `cpu_ms`.
+             */
+            cpu: number;
+            /**
+             * Format: uint64
+             * @description `max_events`.
+             */
+            events: number;
+            /**
+             * Format: uint64
+             * @description `mem_mb`.
+             */
+            memory: number;
+            /**
+             * Format: uint64
+             * @description `max_output_kb`.
+             */
+            output: number;
+            /**
+             * Format: uint64
+             * @description `wall_ms`.
+             */
+            wall: number;
         };
         /**
          * LimitsBody
@@ -699,29 +1122,29 @@ export interface components {
         LimitsBody: {
             /**
              * Format: uint64
-             * @description Default 5000.
+             * @description Default 5000; at most a day.
              */
-            cpu_ms?: number;
-            /**
-             * Format: uint64
-             * @description Default 30000.
-             */
-            wall_ms?: number;
-            /**
-             * Format: uint64
-             * @description Default 128.
-             */
-            mem_mb?: number;
+            cpu_ms?: number | null;
             /**
              * Format: uint64
              * @description Default 1000.
              */
-            max_events?: number;
+            max_events?: number | null;
             /**
              * Format: uint64
-             * @description Default 512.
+             * @description Default 512; at most 1 GiB.
              */
-            max_output_kb?: number;
+            max_output_kb?: number | null;
+            /**
+             * Format: uint64
+             * @description Default 128; at most 64 GiB.
+             */
+            mem_mb?: number | null;
+            /**
+             * Format: uint64
+             * @description Default 30000; at most a day.
+             */
+            wall_ms?: number | null;
         };
         /**
          * LimitsView
@@ -735,16 +1158,6 @@ export interface components {
             cpu_ms: number;
             /**
              * Format: uint64
-             * @description Wall-clock time per execution, in milliseconds.
-             */
-            wall_ms: number;
-            /**
-             * Format: uint64
-             * @description Memory of the session's runtime, in MiB.
-             */
-            mem_mb: number;
-            /**
-             * Format: uint64
              * @description Events one execution may record.
              */
             max_events: number;
@@ -753,6 +1166,49 @@ export interface components {
              * @description Output one execution may produce, in KiB.
              */
             max_output_kb: number;
+            /**
+             * Format: uint64
+             * @description Memory of the session's runtime, in MiB.
+             */
+            mem_mb: number;
+            /**
+             * Format: uint64
+             * @description Wall-clock time per execution, in milliseconds.
+             */
+            wall_ms: number;
+        };
+        /**
+         * MetricsSummaryView
+         * @description What `/metrics` counts, as JSON: since the daemon started, and now.
+         */
+        MetricsSummaryView: {
+            duration_ms: components["schemas"]["DurationSummaryView"];
+            executions: components["schemas"]["ExecutionCountsView"];
+            /**
+             * Format: uint64
+             * @description Executions ended since the daemon started (the sum of the four end statuses).
+             */
+            executions_total: number;
+            /**
+             * Format: uint64
+             * @description HTTP requests answered since the daemon started.
+             */
+            http_requests_total: number;
+            limit_hits: components["schemas"]["LimitHitsView"];
+            /**
+             * Format: uint64
+             * @description Sessions whose runtime is alive in memory.
+             */
+            live_sessions: number;
+            sessions: components["schemas"]["SessionCountsView"];
+            /**
+             * Format: uint64
+             * @description Live event streams open now.
+             */
+            sse_clients: number;
+            /** Format: uint64 */
+            uptime_seconds: number;
+            workers: components["schemas"]["WorkerStatsView"];
         };
         /** MetricsView */
         MetricsView: {
@@ -764,135 +1220,264 @@ export interface components {
             output_bytes: number;
         };
         /**
-         * NameBody
-         * @description A module or library name to add.
+         * MisdirectedDetails
+         * @description `MISDIRECTED_REQUEST`.
          */
-        NameBody: {
-            name: string;
+        MisdirectedDetails: {
+            allowed_hosts: string[];
+            host: string;
+        };
+        /**
+         * ModuleNameBody
+         * @description A catalog module to enable (see `GET /catalog/modules`).
+         * @example {
+         *       "name": "fs"
+         *     }
+         */
+        ModuleNameBody: {
+            /** @enum {string} */
+            name: "database" | "exec" | "fs";
+        };
+        /**
+         * NoDetails
+         * @description Every other code: no details.
+         */
+        NoDetails: Record<string, never>;
+        /**
+         * PathDetails
+         * @description `FILE_NOT_FOUND`; `INVALID_PATH` adds the `reason`.
+         */
+        PathDetails: {
+            path: string;
+            reason?: string | null;
+        };
+        /**
+         * ReadinessDetails
+         * @description `GET /ready`'s 503 (`STORE_UNAVAILABLE`, `RUNTIME_UNAVAILABLE`, `SHUTTING_DOWN`): each
+         *     check's state (`store`, `runtime`: `ok` or `failed`; `drain`: `ok` or `draining`).
+         */
+        ReadinessDetails: {
+            checks: {
+                [key: string]: string;
+            };
+            reason?: string | null;
         };
         /**
          * ReadyView
          * @description The readiness probe's answer when the daemon can serve.
          */
         ReadyView: {
-            /** @description Always `ready` (otherwise the probe answers 503 `STORE_UNAVAILABLE`). */
-            status: string;
-            /** @description Always `ok`: the store answered a query within its 2 s bound. */
-            store: string;
             /**
              * Format: uint64
              * @description Finished executions kept in memory until the store takes them (after an outage).
              */
             pending_writes: number;
+            /**
+             * @description Always `ok`: the JavaScript runtime can start a session (its prepared worker is alive, or
+             *     was started again within 1 s).
+             */
+            runtime: string;
+            /**
+             * @description Always `ready` (otherwise the probe answers 503: `SHUTTING_DOWN`, `STORE_UNAVAILABLE` or
+             *     `RUNTIME_UNAVAILABLE`).
+             */
+            status: string;
+            /** @description Always `ok`: the store answered a query within its 2 s bound. */
+            store: string;
         };
-        /** ReplBody */
+        /**
+         * ReasonDetails
+         * @description `STORE_UNAVAILABLE`, `STORAGE_FULL`, `RUNTIME_UNAVAILABLE`: why; `execution_id` when that
+         *     execution ran and is stored once the store is back.
+         */
+        ReasonDetails: {
+            execution_id?: string | null;
+            reason: string;
+        };
+        /**
+         * ReplBody
+         * @example {
+         *       "input": "const answer = 6 * 7; answer",
+         *       "session_id": "9405af64-6d1b-4309-a213-1d26c686f51a",
+         *       "wait": true
+         *     }
+         */
         ReplBody: {
-            session_id: string;
-            /** @description JavaScript evaluated in the session's global scope. */
+            /** @description JavaScript evaluated in the session's global scope; not blank. */
             input: string;
+            /** Format: uuid */
+            session_id: string;
             /**
              * @description Default true: answer when the execution has ended. False: answer at
              *     once with the `running` execution (202); follow its events.
              */
-            wait?: boolean;
+            wait?: boolean | null;
         };
         /** ResolverBody */
         ResolverBody: {
-            /** @description Default `[]`. */
-            roots?: string[];
-            /** @description Default `[".js", ".mjs"]`. */
-            extensions?: string[];
             /** @description Default false. */
-            allow_absolute_repo_imports?: boolean;
+            allow_absolute_repo_imports?: boolean | null;
+            /** @description Default `[".js", ".mjs"]`: a dot, then at least one character, none of them `/` or `\`. */
+            extensions?: string[] | null;
+            /**
+             * @description Default `[]`. Directories relative to the worktree that imports may also resolve in; one
+             *     that is absolute or leaves the worktree is refused with `INVALID_PATH`.
+             */
+            roots?: string[] | null;
         };
         /** ResolverView */
         ResolverView: {
-            roots: string[];
-            extensions: string[];
             allow_absolute_repo_imports: boolean;
+            extensions: string[];
+            roots: string[];
         };
-        /** RunFileBody */
+        /**
+         * RunFileBody
+         * @example {
+         *       "args": {
+         *         "limit": 10
+         *       },
+         *       "env": {
+         *         "MODE": "dry-run"
+         *       },
+         *       "path": "scripts/report.js",
+         *       "session_id": "9405af64-6d1b-4309-a213-1d26c686f51a",
+         *       "wait": true
+         *     }
+         */
         RunFileBody: {
-            session_id: string;
-            /** @description Relative to the session worktree. */
-            path: string;
             /** @description Reaches the script as the global `__ARGS__`. */
             args?: {
                 [key: string]: unknown;
-            };
-            /** @description Reaches the script as the global `__ENV__`. */
+            } | null;
+            /**
+             * @description Reaches the script as the global `__ENV__`. A name that is empty or holds `=` or a NUL is
+             *     refused with `INVALID_VALUE`.
+             */
             env?: {
                 [key: string]: string;
-            };
+            } | null;
+            /**
+             * @description Relative to the session worktree; not blank. One that is absolute or leaves the worktree is
+             *     refused with `INVALID_PATH`.
+             */
+            path: string;
+            /** Format: uuid */
+            session_id: string;
             /**
              * @description Default true: answer when the execution has ended. False: answer at
              *     once with the `running` execution (202); follow its events.
              */
-            wait?: boolean;
+            wait?: boolean | null;
         };
         /** RuntimeSummaryView */
         RuntimeSummaryView: {
+            active_session_ids: string[];
             /** Format: uint64 */
             active_sessions: number;
-            active_session_ids: string[];
         };
         /** RuntimeSwitchesBody */
         RuntimeSwitchesBody: {
-            /** @description Default false. */
-            esm?: boolean;
-            /** @description Default false. */
-            strict?: boolean;
-            /** @description Default true. */
-            console?: boolean;
             /**
              * @description Default true: keep a checkpoint before each execution, so that a
              *     cancel, a hard limit or a crash rolls the session back.
              */
-            checkpoints?: boolean;
+            checkpoints?: boolean | null;
+            /** @description Default true. */
+            console?: boolean | null;
+            /** @description Default false. */
+            esm?: boolean | null;
+            /** @description Default false. */
+            strict?: boolean | null;
         };
         /** RuntimeSwitchesView */
         RuntimeSwitchesView: {
-            esm: boolean;
-            strict: boolean;
-            console: boolean;
             /**
              * @description Whether a cancel, a hard limit or a crash rolls the session back to
              *     its state before the execution (a forked copy is kept before each).
              */
             checkpoints: boolean;
+            console: boolean;
+            esm: boolean;
+            strict: boolean;
         };
         /**
          * @description A token scope; each includes the ones before it.
          * @enum {string}
          */
         ScopeView: "read" | "execute" | "admin";
+        /**
+         * SessionCountsView
+         * @description Sessions in the store, by status.
+         */
+        SessionCountsView: {
+            /** Format: uint64 */
+            closed: number;
+            /** Format: uint64 */
+            crashed: number;
+            /** Format: uint64 */
+            ready: number;
+            /** Format: uint64 */
+            starting: number;
+        };
+        /**
+         * SessionDetails
+         * @description `SESSION_NOT_FOUND`; `SESSION_NOT_READY` adds its `status`; `SESSION_BUSY` the
+         *     `running_execution_id`.
+         */
+        SessionDetails: {
+            running_execution_id?: string | null;
+            session_id: string;
+            status?: string | null;
+        };
         /** @enum {string} */
         SessionStatusView: "starting" | "ready" | "crashed" | "closed";
         /** SessionView */
         SessionView: {
-            id: string;
-            template_id: string;
-            workspace_id: string;
             base_commit_oid: string;
-            worktree_path: string;
-            status: components["schemas"]["SessionStatusView"];
+            /** Format: date-time */
+            closed_at?: string | null;
             /** Format: date-time */
             created_at: string;
-            /** Format: date-time */
-            closed_at?: string;
-            last_error?: string;
-            /** @description The session this one was forked from (its heap started as a copy). */
-            forked_from?: string;
+            /**
+             * Format: uuid
+             * @description The session this one was forked from (its heap started as a copy).
+             */
+            forked_from?: string | null;
+            /** Format: uuid */
+            id: string;
+            last_error?: string | null;
+            status: components["schemas"]["SessionStatusView"];
+            /** Format: uuid */
+            template_id: string;
+            workspace_id: string;
+            worktree_path: string;
         };
         /**
          * SettingsBody
          * @description Settings to store. Replaces all settings: every field left out takes its
          *     default.
+         * @example {
+         *       "limits": {
+         *         "cpu_ms": null,
+         *         "max_events": null,
+         *         "max_output_kb": null,
+         *         "mem_mb": 64,
+         *         "wall_ms": 10000
+         *       },
+         *       "resolver": null,
+         *       "runtime": {
+         *         "checkpoints": null,
+         *         "console": null,
+         *         "esm": true,
+         *         "strict": null
+         *       }
+         *     }
          */
         SettingsBody: {
-            limits?: components["schemas"]["LimitsBody"];
-            resolver?: components["schemas"]["ResolverBody"];
-            runtime?: components["schemas"]["RuntimeSwitchesBody"];
+            limits?: components["schemas"]["LimitsBody"] | null;
+            resolver?: components["schemas"]["ResolverBody"] | null;
+            runtime?: components["schemas"]["RuntimeSwitchesBody"] | null;
         };
         /**
          * SettingsView
@@ -903,16 +1488,69 @@ export interface components {
             resolver: components["schemas"]["ResolverView"];
             runtime: components["schemas"]["RuntimeSwitchesView"];
         };
+        /**
+         * StartupFailedDetails
+         * @description `STARTUP_FAILED`.
+         */
+        StartupFailedDetails: {
+            reason: string;
+            session_id: string;
+            template_id: string;
+        };
         /** StartupFileView */
         StartupFileView: {
-            id: string;
-            template_id: string;
-            path: string;
-            /** Format: int64 */
-            order_index: number;
-            mode: string;
             /** Format: date-time */
             created_at: string;
+            /** Format: uuid */
+            id: string;
+            mode: string;
+            /** Format: int64 */
+            order_index: number;
+            path: string;
+            /** Format: uuid */
+            template_id: string;
+        };
+        /**
+         * StderrEvent
+         * @description Output a module wrote to stderr.
+         */
+        StderrEvent: {
+            /** Format: uuid */
+            execution_id: string;
+            payload: components["schemas"]["TextPayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
+            seq: number;
+            /** Format: date-time */
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "stderr";
+        };
+        /**
+         * StdoutEvent
+         * @description Output a module wrote to stdout.
+         */
+        StdoutEvent: {
+            /** Format: uuid */
+            execution_id: string;
+            payload: components["schemas"]["TextPayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
+            seq: number;
+            /** Format: date-time */
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "stdout";
         };
         /**
          * @description One message of an execution's live event stream: an event (SSE `event: event`, `id:` its
@@ -921,39 +1559,93 @@ export interface components {
          */
         StreamMessage: components["schemas"]["EventView"] | components["schemas"]["ExecutionView"] | components["schemas"]["ErrorEnvelope"];
         /**
+         * SystemEvent
+         * @description The daemon's own note: a limit hit, a cancel, a rollback.
+         */
+        SystemEvent: {
+            /** Format: uuid */
+            execution_id: string;
+            payload: components["schemas"]["SystemPayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
+            seq: number;
+            /** Format: date-time */
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "system";
+        };
+        /** @enum {string} */
+        SystemLevelView: "info" | "warn" | "error";
+        /**
+         * SystemPayload
+         * @description The payload of a `system` event.
+         */
+        SystemPayload: {
+            level: components["schemas"]["SystemLevelView"];
+            message: string;
+        };
+        /**
          * TemplateDetailView
          * @description A template with its settings, capabilities and startup files.
          */
         TemplateDetailView: {
-            id: string;
-            name: string;
-            engine: string;
-            is_active: boolean;
-            exposed_modules: string[];
-            /** @description In load order. */
-            libraries: string[];
+            capabilities: components["schemas"]["CapabilityView"][];
             /** Format: date-time */
             created_at: string;
-            /** Format: date-time */
-            updated_at: string;
+            engine: string;
+            exposed_modules: string[];
+            /** Format: uuid */
+            id: string;
+            is_active: boolean;
+            /** @description In load order. */
+            libraries: string[];
+            name: string;
             settings: components["schemas"]["SettingsView"];
-            capabilities: components["schemas"]["CapabilityView"][];
             /** @description Sorted by `order_index`. */
             startup_files: components["schemas"]["StartupFileView"][];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * TemplateDetails
+         * @description `TEMPLATE_NOT_FOUND`.
+         */
+        TemplateDetails: {
+            template_id: string;
         };
         /** TemplateView */
         TemplateView: {
-            id: string;
-            name: string;
-            engine: string;
-            is_active: boolean;
-            exposed_modules: string[];
-            /** @description In load order. */
-            libraries: string[];
             /** Format: date-time */
             created_at: string;
+            engine: string;
+            exposed_modules: string[];
+            /** Format: uuid */
+            id: string;
+            is_active: boolean;
+            /** @description In load order. */
+            libraries: string[];
+            name: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /**
+         * TextPayload
+         * @description The payload of `input_echo`, `stdout` and `stderr` events.
+         */
+        TextPayload: {
+            text: string;
+        };
+        /**
+         * TokenDetails
+         * @description `TOKEN_NOT_FOUND`.
+         */
+        TokenDetails: {
+            token_id: string;
         };
         /** @enum {string} */
         TokenStatusView: "active" | "expired" | "revoked";
@@ -962,21 +1654,55 @@ export interface components {
          * @description An API token, without its secret.
          */
         TokenView: {
-            id: string;
-            name: string;
-            scopes: components["schemas"]["ScopeView"][];
-            status: components["schemas"]["TokenStatusView"];
             /** Format: date-time */
             created_at: string;
+            /** Format: date-time */
+            expires_at?: string | null;
+            /** Format: uuid */
+            id: string;
             /**
              * Format: date-time
              * @description Updated at most once a minute.
              */
-            last_used_at?: string;
+            last_used_at?: string | null;
+            name: string;
             /** Format: date-time */
-            expires_at?: string;
+            revoked_at?: string | null;
+            scopes: components["schemas"]["ScopeView"][];
+            status: components["schemas"]["TokenStatusView"];
+        };
+        /**
+         * ValueEvent
+         * @description The completion value.
+         */
+        ValueEvent: {
+            /** Format: uuid */
+            execution_id: string;
+            payload: components["schemas"]["ValuePayload"];
+            /**
+             * Format: int64
+             * @description 1, 2, 3…: the event's place in its execution.
+             */
+            seq: number;
             /** Format: date-time */
-            revoked_at?: string;
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "value";
+        };
+        /**
+         * ValuePayload
+         * @description The payload of a `value` event, and an execution's `result`.
+         */
+        ValuePayload: {
+            /** @description The value as JSON, when it has a JSON form (absent otherwise; `null` for `null`). */
+            json?: unknown;
+            /** @description How the value reads, as a REPL would print it. */
+            preview: string;
+            /** @description The value's type as `typeof` says it, or `null`, `array`, `promise`… */
+            type: string;
         };
         /**
          * WhoAmIView
@@ -985,9 +1711,30 @@ export interface components {
         WhoAmIView: {
             /** @description The token's name, or `auth-off` when the daemon runs without authentication. */
             name: string;
-            /** @description The token's id; null when authentication is off. */
-            token_id?: string;
             scopes: components["schemas"]["ScopeView"][];
+            /**
+             * Format: uuid
+             * @description The token's id; null when authentication is off.
+             */
+            token_id?: string | null;
+        };
+        /**
+         * WorkerStatsView
+         * @description The live session worker processes, as the kernel counts them now.
+         */
+        WorkerStatsView: {
+            /**
+             * Format: double
+             * @description CPU time (user and system) used so far, summed.
+             */
+            cpu_seconds: number;
+            /** Format: uint64 */
+            processes: number;
+            /**
+             * Format: uint64
+             * @description Resident memory, summed.
+             */
+            rss_bytes: number;
         };
     };
     responses: never;
@@ -998,7 +1745,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    listTemplates: {
+    listCatalogLibraries: {
         parameters: {
             query?: never;
             header?: never;
@@ -1012,7 +1759,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json; charset=utf-8": components["schemas"]["TemplateView"][];
+                    "application/json; charset=utf-8": components["schemas"]["CatalogLibraryView"][];
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -1078,6 +1825,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -1088,7 +1844,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -1111,6 +1867,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -1136,157 +1894,13 @@ export interface operations {
             };
         };
     };
-    createTemplate: {
+    listCatalogModules: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["CreateTemplateBody"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["TemplateDetailView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    getTemplate: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
         requestBody?: never;
         responses: {
             200: {
@@ -1294,7 +1908,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json; charset=utf-8": components["schemas"]["TemplateDetailView"];
+                    "application/json; charset=utf-8": components["schemas"]["CatalogModuleView"][];
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -1360,6 +1974,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -1370,7 +1993,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -1393,6 +2016,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -1418,1854 +2043,13 @@ export interface operations {
             };
         };
     };
-    deleteTemplate: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Deleted, with its settings, capabilities, startup files, modules and libraries. */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    getTemplateSettings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["SettingsView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    replaceTemplateSettings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["SettingsBody"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["SettingsView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    listCapabilities: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["CapabilityView"][];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    addCapability: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["CreateCapabilityBody"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["CapabilityView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    listStartupFiles: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["StartupFileView"][];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    addStartupFile: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["CreateStartupFileBody"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["StartupFileView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    listTemplateModules: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": string[];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    addTemplateModule: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["NameBody"];
-            };
-        };
-        responses: {
-            /** @description The template's list after the change. */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": string[];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    removeTemplateModule: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-                name: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": string[];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    listTemplateLibraries: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": string[];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    addTemplateLibrary: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["NameBody"];
-            };
-        };
-        responses: {
-            /** @description The template's list after the change. */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": string[];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    removeTemplateLibrary: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-                name: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": string[];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    listSessions: {
+    listExecutions: {
         parameters: {
             query?: {
-                /** @description Only sessions in this state: `starting`, `ready`, `crashed` or `closed`. */
-                status?: string;
+                /** @description Only executions of this session. */
+                session_id?: string;
+                /** @description How many, newest first: 1 to 1000; default 50. */
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -3278,7 +2062,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json; charset=utf-8": components["schemas"]["SessionView"][];
+                    "application/json; charset=utf-8": components["schemas"]["ExecutionView"][];
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -3344,6 +2128,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -3354,7 +2147,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -3377,715 +2170,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    createSession: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json; charset=utf-8": components["schemas"]["CreateSessionBody"];
-            };
-        };
-        responses: {
-            /** @description Ready: the runtime is up, libraries loaded and startup files run. */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    getSession: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    deleteSession: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    forkSession: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /**
-             * @description Ready: a new session whose heap is a copy of the source's (`forked_from`), on the same
-             *     template and worktree.
-             */
-            201: {
-                headers: {
-                    /** @description `/api/v1/sessions/{id}` of the new session. */
-                    LOCATION: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    closeSession: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -4213,6 +2299,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -4223,7 +2318,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -4246,6 +2341,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -4373,6 +2470,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -4383,7 +2489,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -4406,149 +2512,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    listExecutions: {
-        parameters: {
-            query?: {
-                /** @description Only executions of this session. */
-                session_id?: string;
-                /** @description 1 to 1000; default 50. */
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ExecutionView"][];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -4656,6 +2621,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -4666,7 +2640,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -4689,155 +2663,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    listExecutionEvents: {
-        parameters: {
-            query?: {
-                after_seq?: number;
-            };
-            header?: {
-                /** @description `text/event-stream` for a live stream; JSON otherwise. */
-                Accept?: string;
-                /** @description The `seq` of the last event received, to resume a live stream. */
-                "Last-Event-ID"?: string;
-            };
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The events with `seq` greater than the cursor, in order. As `text/event-stream`: those stored, then each new one as it happens, then `end`. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["EventView"][];
-                    "text/event-stream": components["schemas"]["StreamMessage"][];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -4945,6 +2772,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -4955,7 +2791,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -4978,6 +2814,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -5003,21 +2841,33 @@ export interface operations {
             };
         };
     };
-    listCatalogModules: {
+    listExecutionEvents: {
         parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
+            query?: {
+                /** @description Only events with a greater `seq`; default 0 (all). */
+                after_seq?: number;
+            };
+            header?: {
+                /** @description `text/event-stream` for a live stream; JSON otherwise. */
+                Accept?: string;
+                /** @description The `seq` of the last event received, to resume a live stream. */
+                "Last-Event-ID"?: number;
+            };
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The events with `seq` greater than the cursor, in order. As `text/event-stream`: those stored, then each new one as it happens, then `end`. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json; charset=utf-8": components["schemas"]["CatalogModuleView"][];
+                    "application/json; charset=utf-8": components["schemas"]["EventView"][];
+                    "text/event-stream": components["schemas"]["StreamMessage"][];
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -5083,6 +2933,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -5093,7 +2952,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -5116,6 +2975,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -5141,7 +3002,7 @@ export interface operations {
             };
         };
     };
-    listCatalogLibraries: {
+    health: {
         parameters: {
             query?: never;
             header?: never;
@@ -5155,7 +3016,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json; charset=utf-8": components["schemas"]["CatalogLibraryView"][];
+                    "application/json; charset=utf-8": components["schemas"]["HealthView"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Every metric in the Prometheus text exposition format 0.0.4, with a `# HELP` and a
+             *     `# TYPE` line each.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain; version=0.0.4; charset=utf-8": string;
                 };
             };
             /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
@@ -5221,6 +3105,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -5231,7 +3124,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -5254,6 +3147,3695 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    metricsSummary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["MetricsSummaryView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ReadyView"];
+                };
+            };
+            /**
+             * @description `SHUTTING_DOWN` (draining before a stop), `STORE_UNAVAILABLE` (the store did not answer a
+             *     query within 2 s, or failed it) or `RUNTIME_UNAVAILABLE` (no session could start);
+             *     `details.checks` names each check's state.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before probing again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    runtimeSummary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["RuntimeSummaryView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: {
+                /** @description Only sessions in this state. */
+                status?: components["schemas"]["SessionStatusView"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"][];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    createSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["CreateSessionBody"];
+            };
+        };
+        responses: {
+            /** @description Ready: the runtime is up, libraries loaded and startup files run. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deleteSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    closeSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    forkSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Ready: a new session whose heap is a copy of the source's (`forked_from`), on the same
+             *     template and worktree.
+             */
+            201: {
+                headers: {
+                    /** @description `/api/v1/sessions/{id}` of the new session. */
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listTemplates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TemplateView"][];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    createTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["CreateTemplateBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TemplateDetailView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TemplateDetailView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deleteTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted, with its settings, capabilities, startup files, modules and libraries. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listCapabilities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["CapabilityView"][];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    addCapability: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["CreateCapabilityBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["CapabilityView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listTemplateLibraries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": string[];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    addTemplateLibrary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["LibraryNameBody"];
+            };
+        };
+        responses: {
+            /** @description The template's list after the change. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": string[];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    removeTemplateLibrary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                name: "lodash-4.17.21" | "moment-2.29.4" | "axios-1.6.0" | "ramda-0.29.0" | "dayjs-1.11.10" | "zustand-4.4.7";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": string[];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listTemplateModules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": string[];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    addTemplateModule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["ModuleNameBody"];
+            };
+        };
+        responses: {
+            /** @description The template's list after the change. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": string[];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    removeTemplateModule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                name: "database" | "exec" | "fs";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": string[];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getTemplateSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SettingsView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    replaceTemplateSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["SettingsBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SettingsView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listStartupFiles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["StartupFileView"][];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    addStartupFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["CreateStartupFileBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["StartupFileView"];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `METHOD_NOT_ALLOWED`. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -5359,6 +6941,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -5369,7 +6960,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -5392,6 +6983,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -5502,6 +7095,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -5512,7 +7114,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -5535,6 +7137,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -5642,6 +7246,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -5652,7 +7265,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -5675,6 +7288,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -5782,6 +7397,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -5792,7 +7416,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -5815,6 +7439,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {
@@ -5920,6 +7546,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
                 headers: {
@@ -5930,7 +7565,7 @@ export interface operations {
                 };
             };
             /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
+             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
              *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
              */
             422: {
@@ -5953,193 +7588,8 @@ export interface operations {
             /**
              * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
-             */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
-             *     execution ran and is stored once there is room again.
-             */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    health: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["HealthView"];
-                };
-            };
-        };
-    };
-    ready: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ReadyView"];
-                };
-            };
-            /** @description `STORE_UNAVAILABLE`: the store did not answer a query within 2 s, or failed it. */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before probing again. */
-                    "RETRY-AFTER": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-        };
-    };
-    runtimeSummary: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["RuntimeSummaryView"];
-                };
-            };
-            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
-            421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `INTERNAL`: always a bug. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
-             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
              */
             503: {
                 headers: {

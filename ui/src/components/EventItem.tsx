@@ -1,29 +1,19 @@
 /** One execution event, rendered by its type. */
-import { useState } from "react";
-import type { ExecutionEvent } from "../api/client";
-import { decodeEvent, isStructured } from "../api/events";
+import { useState, type ReactNode } from "react";
+import { describeFetch, isRefused, isStructured, stackFrames, type AnyEvent, type ValuePayload } from "../api/events";
 import { JsonTree } from "./JsonTree";
 
-export function ValueView({
-  valueType,
-  preview,
-  json,
-  hasJson,
-}: {
-  valueType: string;
-  preview: string;
-  json: unknown;
-  hasJson: boolean;
-}) {
+/** A completion value: its preview, or a foldable tree when its JSON form has something to fold. */
+export function ValueView({ value }: { value: ValuePayload }) {
   const [tree, setTree] = useState(true);
-  const structured = hasJson && isStructured(json);
+  const structured = isStructured(value.json);
   return (
     <div className="value-view">
       <div className="value-line">
         <span className="value-arrow" aria-hidden="true">
           ←
         </span>
-        <span className="value-type">{valueType}</span>
+        <span className="value-type">{value.type}</span>
         {structured ? (
           <button type="button" className="link-button small" onClick={() => setTree((v) => !v)}>
             {tree ? "preview" : "tree"}
@@ -31,10 +21,10 @@ export function ValueView({
         ) : null}
       </div>
       {structured && tree ? (
-        <JsonTree value={json} />
+        <JsonTree value={value.json} />
       ) : (
-        <pre className={`value-preview value-${valueType}`} data-testid="value-preview">
-          {preview}
+        <pre className={`value-preview value-${value.type}`} data-testid="value-preview">
+          {value.preview}
         </pre>
       )}
     </div>
@@ -42,8 +32,7 @@ export function ValueView({
 }
 
 export function ExceptionView({ message, stack }: { message: string; stack: string }) {
-  // Engines start the stack with the message; the message is already shown above it.
-  const frames = stack.startsWith(message) ? stack.slice(message.length).replace(/^\n/, "") : stack;
+  const frames = stackFrames(message, stack);
   const hasStack = frames.trim() !== "";
   return (
     <div className="exception" data-testid="exception">
@@ -58,16 +47,20 @@ export function ExceptionView({ message, stack }: { message: string; stack: stri
   );
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+/** An event this UI cannot read, shown as the JSON payload the daemon sent. */
+function RawEvent({ type, payload, seq }: { type: string; payload: unknown; seq: ReactNode }) {
+  return (
+    <div className="event event-unknown" data-event-type={type}>
+      {seq}
+      <span className="level-tag">{type}</span>
+      <pre>{payload === undefined ? "(no payload)" : JSON.stringify(payload, null, 2)}</pre>
+    </div>
+  );
 }
 
-export function EventItem({ event, showSeq = false }: { event: ExecutionEvent; showSeq?: boolean }) {
-  const decoded = decodeEvent(event);
+export function EventItem({ event, showSeq = false }: { event: AnyEvent; showSeq?: boolean }) {
   const seq = showSeq ? <span className="event-seq">#{event.seq}</span> : null;
-  switch (decoded.kind) {
+  switch (event.type) {
     case "input_echo":
       return (
         <div className="event event-input" data-event-type="input_echo">
@@ -75,79 +68,70 @@ export function EventItem({ event, showSeq = false }: { event: ExecutionEvent; s
           <span className="prompt" aria-hidden="true">
             ›
           </span>
-          <pre>{decoded.text}</pre>
+          <pre>{event.payload.text}</pre>
         </div>
       );
     case "console":
       return (
         <div
-          className={`event event-console level-${decoded.level}`}
+          className={`event event-console level-${event.payload.level}`}
           data-event-type="console"
-          data-level={decoded.level}
+          data-level={event.payload.level}
         >
           {seq}
-          <span className="level-tag">{decoded.level}</span>
-          <pre>{decoded.text}</pre>
+          <span className="level-tag">{event.payload.level}</span>
+          <pre>{event.payload.text}</pre>
         </div>
       );
     case "value":
       return (
         <div className="event event-value" data-event-type="value">
           {seq}
-          <ValueView {...decoded} />
+          <ValueView value={event.payload} />
         </div>
       );
     case "exception":
       return (
         <div className="event event-exception" data-event-type="exception">
           {seq}
-          <ExceptionView message={decoded.message} stack={decoded.stack} />
+          <ExceptionView message={event.payload.message} stack={event.payload.stack} />
         </div>
       );
     case "system":
       return (
-        <div className={`event event-system level-${decoded.level}`} data-event-type="system">
+        <div className={`event event-system level-${event.payload.level}`} data-event-type="system">
           {seq}
           <span className="level-tag">system</span>
-          <span>{decoded.message}</span>
+          <span>{event.payload.message}</span>
         </div>
       );
     case "stdout":
     case "stderr":
       return (
-        <div className={`event event-${decoded.kind}`} data-event-type={decoded.kind}>
+        <div className={`event event-${event.type}`} data-event-type={event.type}>
           {seq}
-          <span className="level-tag">{decoded.kind}</span>
-          <pre>{decoded.text}</pre>
+          <span className="level-tag">{event.type}</span>
+          <pre>{event.payload.text}</pre>
         </div>
       );
-    case "fetch": {
-      const refused = decoded.status === null;
+    case "fetch":
       return (
         <div
-          className={`event event-fetch${refused ? " refused" : ""}`}
+          className={`event event-fetch${isRefused(event.payload) ? " refused" : ""}`}
           data-event-type="fetch"
-          data-code={decoded.code ?? undefined}
+          data-code={event.payload.code ?? undefined}
         >
           {seq}
           <span className="level-tag">fetch</span>
-          <pre>
-            {decoded.method} {decoded.url}
-            {decoded.finalUrl ? ` → ${decoded.finalUrl}` : ""}
-            {refused
-              ? ` refused: ${decoded.code ?? "ERROR"}${decoded.error ? ` ${decoded.error}` : ""}`
-              : ` ${decoded.status} · ${formatBytes(decoded.bytes)} · ${decoded.ms} ms`}
-          </pre>
+          <pre>{describeFetch(event.payload)}</pre>
         </div>
       );
-    }
     case "unknown":
-      return (
-        <div className="event event-unknown" data-event-type={decoded.type}>
-          {seq}
-          <span className="level-tag">{decoded.type}</span>
-          <pre>{JSON.stringify(decoded.payload, null, 2)}</pre>
-        </div>
-      );
+      return <RawEvent type={event.sentType ?? "unknown"} payload={event.payload} seq={seq} />;
+    default: {
+      // Events read over REST are typed, not checked: one newer than this UI lands here.
+      const raw = event as { type?: unknown; payload?: unknown };
+      return <RawEvent type={String(raw.type)} payload={raw.payload} seq={seq} />;
+    }
   }
 }

@@ -11,6 +11,9 @@ describe("format", () => {
     expect(formatDuration(1500)).toBe("1.50 s");
     expect(formatDuration(125_000)).toBe("2 min 5 s");
     expect(formatBytes(2048)).toBe("2.0 KiB");
+    expect(formatBytes(512)).toBe("512 B");
+    expect(formatBytes(12_345_678)).toBe("11.8 MiB");
+    expect(formatBytes(3 * 1024 ** 3)).toBe("3.00 GiB");
   });
 
   it("says how long ago, or how soon", () => {

@@ -13,10 +13,13 @@ export function formatDuration(ms: number | undefined | null): string {
   return `${minutes} min ${seconds} s`;
 }
 
+/** "512 B", "1.5 KiB", "11.8 MiB", "2.00 GiB". */
 export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+  if (!Number.isFinite(bytes)) return "—";
+  if (bytes < 1024) return `${Math.round(bytes)} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 /** "3 min ago", "just now", "in 2 d" (a future moment), or the date for anything over a week away. */

@@ -2,7 +2,6 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router";
 import { api, toApiError, unwrap } from "../api/client";
-import { decodeExecutionError, decodeResult } from "../api/events";
 import { keys, useExecution } from "../api/queries";
 import { Card, CopyId, PageHeader, StatusBadge, Tag, Time, useTitle } from "../components/bits";
 import { ValueView } from "../components/EventItem";
@@ -32,8 +31,7 @@ export function ExecutionPage() {
     <div className="page" data-testid="execution-page">
       <QueryState query={execution} label="Loading the execution…">
         {(detail) => {
-          const result = decodeResult(detail.result);
-          const error = decodeExecutionError(detail.error);
+          const { result, error } = detail;
           return (
             <>
               <PageHeader
@@ -108,7 +106,7 @@ export function ExecutionPage() {
                         <div className="error-message">{error.message}</div>
                       </div>
                     ) : null}
-                    {result ? <ValueView {...result} /> : null}
+                    {result ? <ValueView value={result} /> : null}
                     {!error && !result ? (
                       <p className="muted">
                         {detail.status === "running" ? "No value yet: it still runs." : "No value."}

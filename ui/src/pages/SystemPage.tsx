@@ -1,8 +1,9 @@
-/** The daemon: health, its database, what is alive, the catalogs, and where the API docs are. */
+/** The daemon: health, its database, what is alive, its live metrics, the catalogs, and where the API docs are. */
 import { Link } from "react-router";
 import { useCatalogLibraries, useCatalogModules, useHealth, useReady, useRuntimeSummary } from "../api/queries";
 import { Card, PageHeader, Tag, useTitle } from "../components/bits";
 import { ErrorPanel, Loading, QueryState } from "../components/feedback";
+import { LiveMetrics } from "./system/LiveMetrics";
 
 export function SystemPage() {
   useTitle("System");
@@ -79,6 +80,7 @@ export function SystemPage() {
           </div>
         </div>
       </div>
+      <LiveMetrics />
       <div className="detail-grid">
         <div className="detail-col">
           <Card title="Native module catalog" description="Modules a template may enable." testId="module-catalog">

@@ -2,7 +2,7 @@
 import { useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router";
-import { api, unwrap, type Template } from "../api/client";
+import { api, unwrap, type CreateTemplateBody, type Template } from "../api/client";
 import { keys, useTemplates } from "../api/queries";
 import { CopyId, PageHeader, Tag, Time, useTitle } from "../components/bits";
 import { ConfirmDialog, Dialog } from "../components/Dialog";
@@ -15,7 +15,12 @@ export function CreateTemplateDialog({ open, onClose }: { open: boolean; onClose
   const queryClient = useQueryClient();
   const create = useMutation({
     mutationFn: () =>
-      unwrap(api.POST("/templates", { body: { name: name.trim(), engine: engine.trim() || undefined } })),
+      unwrap(
+        api.POST("/templates", {
+          // Free text on purpose: the daemon's refusal names the engines it has.
+          body: { name: name.trim(), engine: (engine.trim() || undefined) as CreateTemplateBody["engine"] },
+        }),
+      ),
     onSuccess: (template) => {
       void queryClient.invalidateQueries({ queryKey: keys.templates });
       setName("");

@@ -6,7 +6,6 @@
 import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { Link } from "react-router";
 import { api, executionIdOf, isStoreOutage, unwrap, type Execution, type RunFileBody } from "../../api/client";
-import { decodeExecutionError } from "../../api/events";
 import { Kbd, MOD_KEY, StatusBadge } from "../../components/bits";
 import type { CodeEditorHandle } from "../../components/CodeEditor";
 import { EventItem } from "../../components/EventItem";
@@ -23,7 +22,7 @@ const CodeEditor = lazy(() => import("../../components/CodeEditor").then((module
 const STICK_PX = 48;
 
 function ExecutionFooter({ execution }: { execution: Execution }) {
-  const error = decodeExecutionError(execution.error);
+  const { error } = execution;
   const after = stateAfterStop(execution);
   return (
     <div className="entry-foot">

@@ -37,7 +37,13 @@ function execution(n: number, patch: Partial<Execution> = {}): Execution {
 const list = (...executions: Execution[]) => [...executions].reverse();
 
 function event(executionId: string, seq: number): ExecutionEvent {
-  return { execution_id: executionId, seq, ts: "2030-01-01T00:00:00Z", type: "console", payload: { text: `${seq}` } };
+  return {
+    execution_id: executionId,
+    seq,
+    ts: "2030-01-01T00:00:00Z",
+    type: "console",
+    payload: { level: "log", text: `${seq}` },
+  };
 }
 
 const ids = (transcript: Transcript) => transcript.entries.map((entry) => entry.executionId ?? entry.key);
@@ -165,13 +171,15 @@ describe("clearing the console", () => {
 
 describe("stateAfterStop", () => {
   it("says what a stop left of the session", () => {
-    const stopped = (details: unknown) => ({ error: { code: "CANCELLED", message: "cancelled", details } });
+    const stopped = (details: Record<string, unknown>) => ({
+      error: { code: "CANCELLED", message: "cancelled", details },
+    });
     expect(stateAfterStop(stopped({ rolled_back: true, runtime_lost: false }))).toBe(
       "session rolled back to its state before this execution",
     );
     expect(stateAfterStop(stopped({ rolled_back: false, runtime_lost: true }))).toMatch(/runtime was lost/);
     expect(stateAfterStop(stopped({ rolled_back: false, runtime_lost: false }))).toMatch(/keeps what/);
-    expect(stateAfterStop({ error: { code: "EXCEPTION", message: "boom" } })).toBeNull();
+    expect(stateAfterStop({ error: { code: "EXCEPTION", message: "boom", details: {} } })).toBeNull();
     expect(stateAfterStop({ error: undefined })).toBeNull();
   });
 });

@@ -4,7 +4,8 @@
  * oldest first, plus runs refused before they became executions. Pure
  * functions over an immutable state; `useTranscript` does the calls.
  */
-import type { ApiError, Execution, ExecutionEvent, ExecutionKind } from "../../api/client";
+import type { ApiError, Execution, ExecutionKind } from "../../api/client";
+import type { AnyEvent } from "../../api/events";
 
 /** How many of the session's earlier executions the console shows when it opens. */
 export const TRANSCRIPT_LIMIT = 20;
@@ -29,7 +30,7 @@ export interface TranscriptEntry {
   startedAt: string;
   state: EntryState;
   /** In `seq` order, each once. */
-  events: ExecutionEvent[];
+  events: AnyEvent[];
   /** The execution as last seen: running, then as it ended. */
   execution?: Execution;
   /** Why the run was refused, or why its events could not be read or followed. */
@@ -197,7 +198,7 @@ export function refused(transcript: Transcript, key: string, error: ApiError, ex
 }
 
 /** A live event; one already shown (by `seq`) is ignored. */
-export function appendEvent(transcript: Transcript, executionId: string, event: ExecutionEvent): Transcript {
+export function appendEvent(transcript: Transcript, executionId: string, event: AnyEvent): Transcript {
   return updateEntry(transcript, byExecution(executionId), (entry) => {
     const last = entry.events[entry.events.length - 1];
     if (last !== undefined && event.seq <= last.seq) return entry;
@@ -221,7 +222,7 @@ export function ended(transcript: Transcript, execution: Execution, complete = t
 }
 
 /** An ended execution's stored events were read. */
-export function loaded(transcript: Transcript, executionId: string, events: ExecutionEvent[], execution?: Execution) {
+export function loaded(transcript: Transcript, executionId: string, events: AnyEvent[], execution?: Execution) {
   return updateEntry(transcript, byExecution(executionId), (entry) => ({
     ...entry,
     state: "done",
@@ -297,9 +298,8 @@ export function lastSeq(entry: TranscriptEntry): number {
  * `details` (`rolled_back`, `runtime_lost`); null when it was not stopped.
  */
 export function stateAfterStop(execution: Pick<Execution, "error">): string | null {
-  const error = execution.error as { details?: { rolled_back?: unknown; runtime_lost?: unknown } } | null | undefined;
-  const details = error?.details;
-  if (typeof details !== "object" || details === null) return null;
+  const details = execution.error?.details;
+  if (!details) return null;
   if (details.rolled_back === true) return "session rolled back to its state before this execution";
   if (details.runtime_lost === true) return "the session's runtime was lost with its state";
   if (details.rolled_back === false) return "the session keeps what this execution did before it stopped";

@@ -7,7 +7,11 @@ import {
   type Capability,
   type CatalogLibrary,
   type CatalogModule,
+  type CapabilityKind,
   type CreateCapabilityBody,
+  type CreateStartupFileBody,
+  type LibraryName,
+  type ModuleName,
   type StartupFile,
 } from "../../api/client";
 import { keys, useCatalogLibraries, useCatalogModules } from "../../api/queries";
@@ -34,7 +38,12 @@ export function StartupFilesCard({ templateId, files }: { templateId: string; fi
       unwrap(
         api.POST("/templates/{id}/startup-files", {
           params: { path: { id: templateId } },
-          body: { path: path.trim(), order_index: order.trim() === "" ? undefined : Number(order), mode },
+          body: {
+            path: path.trim(),
+            order_index: order.trim() === "" ? undefined : Number(order),
+            // "module" is offered too, so that the daemon's refusal says why.
+            mode: mode as CreateStartupFileBody["mode"],
+          },
         }),
       ),
     onSuccess: () => {
@@ -111,7 +120,8 @@ export function ModulesCard({ templateId, enabled }: { templateId: string; enabl
   const catalog = useCatalogModules();
   const refresh = useRefreshTemplate(templateId);
   const toggle = useMutation({
-    mutationFn: ({ name, on }: { name: string; on: boolean }) =>
+    // Names come from the catalog (plain strings) or the template; the daemon checks them.
+    mutationFn: ({ name, on }: { name: ModuleName; on: boolean }) =>
       on
         ? unwrap(api.POST("/templates/{id}/modules", { params: { path: { id: templateId } }, body: { name } }))
         : unwrap(api.DELETE("/templates/{id}/modules/{name}", { params: { path: { id: templateId, name } } })),
@@ -144,7 +154,7 @@ export function ModulesCard({ templateId, enabled }: { templateId: string; enabl
                         checked={on}
                         aria-label={`Enable module ${module.name}`}
                         disabled={toggle.isPending}
-                        onChange={() => toggle.mutate({ name: module.name, on: !on })}
+                        onChange={() => toggle.mutate({ name: module.name as ModuleName, on: !on })}
                       />
                       <span className="switch-track" aria-hidden="true" />
                     </label>
@@ -168,7 +178,7 @@ export function LibrariesCard({ templateId, configured }: { templateId: string; 
   const catalog = useCatalogLibraries();
   const refresh = useRefreshTemplate(templateId);
   const change = useMutation({
-    mutationFn: ({ name, add }: { name: string; add: boolean }) =>
+    mutationFn: ({ name, add }: { name: LibraryName; add: boolean }) =>
       add
         ? unwrap(api.POST("/templates/{id}/libraries", { params: { path: { id: templateId } }, body: { name } }))
         : unwrap(api.DELETE("/templates/{id}/libraries/{name}", { params: { path: { id: templateId, name } } })),
@@ -204,7 +214,7 @@ export function LibrariesCard({ templateId, configured }: { templateId: string; 
                           type="button"
                           className="button small"
                           disabled={change.isPending}
-                          onClick={() => change.mutate({ name, add: false })}
+                          onClick={() => change.mutate({ name: name as LibraryName, add: false })}
                         >
                           Remove
                         </button>
@@ -231,7 +241,7 @@ export function LibrariesCard({ templateId, configured }: { templateId: string; 
                           className="button small"
                           disabled={change.isPending}
                           aria-label={`Add library ${library.name}`}
-                          onClick={() => change.mutate({ name: library.name, add: true })}
+                          onClick={() => change.mutate({ name: library.name as LibraryName, add: true })}
                         >
                           Add
                         </button>
@@ -263,10 +273,10 @@ function CacheState({ library }: { library: CatalogLibrary | undefined }) {
   );
 }
 
-const CAPABILITY_KINDS = ["module", "global", "fs", "net", "env"];
+const CAPABILITY_KINDS: readonly CapabilityKind[] = ["module", "global", "fs", "net", "env"];
 
 export function CapabilitiesCard({ templateId, capabilities }: { templateId: string; capabilities: Capability[] }) {
-  const [kind, setKind] = useState("module");
+  const [kind, setKind] = useState<CapabilityKind>("module");
   const [name, setName] = useState("");
   const [enabled, setEnabled] = useState(true);
   const [config, setConfig] = useState("{}");
@@ -338,7 +348,7 @@ export function CapabilitiesCard({ templateId, capabilities }: { templateId: str
             name="capability-kind"
             aria-label="Kind"
             value={kind}
-            onChange={(event) => setKind(event.target.value)}
+            onChange={(event) => setKind(event.target.value as CapabilityKind)}
           >
             {CAPABILITY_KINDS.map((value) => (
               <option key={value} value={value}>
