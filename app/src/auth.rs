@@ -8,8 +8,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use vm_domain::services::{NewToken, TokenService, MIN_SUPPLIED_SECRET_LEN};
-use vm_domain::token::TokenSecret;
+use vm_domain::services::{TokenService, MIN_SUPPLIED_SECRET_LEN};
+use vm_domain::token::{Scope, TokenName, TokenSecret, TokenSpec};
 
 /// The environment variable naming the data directory, for `serve` and the
 /// client commands alike.
@@ -110,8 +110,8 @@ pub async fn prepare_tokens(
         }
         return Ok(());
     }
-    let (token, secret) =
-        tokens.create(NewToken { name: "bootstrap".into(), scopes: vec!["admin".into()], expires_at: None }).await?;
+    let name = TokenName::parse("bootstrap")?;
+    let (token, secret) = tokens.create(TokenSpec { name, scopes: vec![Scope::Admin], expires_at: None }).await?;
     write_secret_file(&file, secret.expose())
         .with_context(|| format!("cannot write the bootstrap admin token to {}", file.display()))?;
     tracing::info!(file = %file.display(), token_id = %token.id, "made a bootstrap admin token: no token existed yet");

@@ -124,7 +124,7 @@ async fn live_executions(api: &Api, template: &str, runs: usize) -> anyhow::Resu
         let t = Instant::now();
         let fork = api.client.fork_session(&session).await?.value.id;
         forks.push(t.elapsed());
-        api.close(&fork).await?;
+        api.close(&fork.to_string()).await?;
     }
     println!("\nlive executions ({runs} each)");
     println!("{:>34} {:>9} {:>9} {:>9}", "measure", "p50_ms", "p99_ms", "max_ms");
@@ -338,17 +338,17 @@ impl Api {
             exposed_modules: None,
             libraries: Some(libraries.iter().map(|l| (*l).to_owned()).collect()),
         };
-        Ok(self.client.create_template(&body).await?.value.template.id)
+        Ok(self.client.create_template(&body).await?.value.template.id.to_string())
     }
 
     async fn session(&self, template: &str) -> anyhow::Result<String> {
         let body = CreateSessionBody {
-            template_id: template.to_owned(),
+            template_id: template.parse()?,
             workspace_id: "bench".into(),
             base_commit_oid: "bench".into(),
             worktree_path: self.worktree.clone(),
         };
-        Ok(self.client.create_session(&body).await?.value.id)
+        Ok(self.client.create_session(&body).await?.value.id.to_string())
     }
 
     async fn close(&self, session: &str) -> anyhow::Result<()> {
@@ -358,12 +358,12 @@ impl Api {
 
     /// Submits a snippet without waiting; returns the execution's id.
     async fn submit(&self, session: &str, input: &str) -> anyhow::Result<String> {
-        let body = ReplBody { session_id: session.to_owned(), input: input.to_owned(), wait: Some(false) };
-        Ok(self.client.submit_repl(&body).await?.value.id)
+        let body = ReplBody { session_id: session.parse()?, input: input.to_owned(), wait: Some(false) };
+        Ok(self.client.submit_repl(&body).await?.value.id.to_string())
     }
 
     async fn repl(&self, session: &str, input: &str) -> anyhow::Result<ExecutionWithEventsView> {
-        let body = ReplBody { session_id: session.to_owned(), input: input.to_owned(), wait: None };
+        let body = ReplBody { session_id: session.parse()?, input: input.to_owned(), wait: None };
         let done = self.client.repl(&body).await?;
         if done.value.execution.status != ExecutionStatusView::Ok {
             bail!("the bench snippet did not end ok: {}", done.raw);

@@ -17,7 +17,7 @@ use serde_json::Value;
 use vm_http::dto::{
     CapabilityView, CatalogLibraryView, CatalogModuleView, CreateCapabilityBody, CreateSessionBody,
     CreateStartupFileBody, CreateTemplateBody, CreateTokenBody, CreatedTokenView, EventView, ExecutionView,
-    ExecutionWithEventsView, HealthView, NameBody, ReadyView, ReplBody, RunFileBody, RuntimeSummaryView, SessionView,
+    ExecutionWithEventsView, HealthView, ReadyView, ReplBody, RunFileBody, RuntimeSummaryView, SessionView,
     SettingsBody, SettingsView, StartupFileView, TemplateDetailView, TemplateView, TokenView, WhoAmIView,
 };
 use vm_http::API_PREFIX;
@@ -199,7 +199,8 @@ impl Client {
         self.call(Method::GET, &["health"], &[], None).await
     }
 
-    /// Readiness: 200 while the daemon's store answers, `STORE_UNAVAILABLE` otherwise.
+    /// Readiness: 200 while the daemon's store answers, a session could start and it is not
+    /// draining; `SHUTTING_DOWN`, `STORE_UNAVAILABLE` or `RUNTIME_UNAVAILABLE` otherwise.
     pub async fn ready(&self) -> Result<ReadyView> {
         self.call(Method::GET, &["ready"], &[], None).await
     }
@@ -256,7 +257,7 @@ impl Client {
     }
 
     pub async fn add_module(&self, id: &str, name: &str) -> Result<Vec<String>> {
-        let body = json(&NameBody { name: name.to_owned() })?;
+        let body = json(&serde_json::json!({ "name": name }))?;
         self.call(Method::POST, &["templates", id, "modules"], &[], Some(body)).await
     }
 
@@ -269,7 +270,7 @@ impl Client {
     }
 
     pub async fn add_library(&self, id: &str, name: &str) -> Result<Vec<String>> {
-        let body = json(&NameBody { name: name.to_owned() })?;
+        let body = json(&serde_json::json!({ "name": name }))?;
         self.call(Method::POST, &["templates", id, "libraries"], &[], Some(body)).await
     }
 
@@ -587,7 +588,7 @@ pub enum Followed {
     /// An event, in `seq` order, each once.
     Event(Reply<EventView>),
     /// The execution, ended; nothing follows.
-    End(Reply<ExecutionView>),
+    End(Box<Reply<ExecutionView>>),
 }
 
 /// An execution's live events ([`Client::follow`]): Server-Sent Events
@@ -692,7 +693,7 @@ impl EventStream {
             "end" => {
                 let end = decode(&url, raw()?)?;
                 self.finish();
-                Ok(Some(Followed::End(end)))
+                Ok(Some(Followed::End(Box::new(end))))
             }
             "error" => {
                 let raw = raw()?;
@@ -965,7 +966,7 @@ mod tests {
 
     fn event_json(seq: i64) -> String {
         serde_json::json!({
-            "execution_id": "e", "seq": seq, "ts": "2024-01-01T00:00:00Z", "type": "console",
+            "execution_id": "00000000-0000-0000-0000-00000000000e", "seq": seq, "ts": "2024-01-01T00:00:00Z", "type": "console",
             "payload": {"level": "log", "text": format!("line {seq}")}
         })
         .to_string()
@@ -973,7 +974,7 @@ mod tests {
 
     fn end_json() -> String {
         serde_json::json!({
-            "id": "e", "session_id": "s", "kind": "repl", "input": "x", "path": null, "args": {}, "env": {},
+            "id": "00000000-0000-0000-0000-00000000000e", "session_id": "00000000-0000-0000-0000-00000000000f", "kind": "repl", "input": "x", "path": null, "args": {}, "env": {},
             "status": "ok", "started_at": "2024-01-01T00:00:00Z", "ended_at": "2024-01-01T00:00:01Z",
             "result": null, "error": null, "metrics": {"duration_ms": 1, "event_count": 3, "output_bytes": 6}
         })

@@ -1,6 +1,6 @@
 //! `vm-system serve`: opens the store, reconciles what a previous process
 //! left, wires adapters into the domain services and serves HTTP until
-//! Ctrl+C or SIGTERM.
+//! Ctrl+C or SIGTERM, then drains (see `shutdown`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -23,6 +23,8 @@ pub struct ServeConfig {
     pub db: Database,
     pub cache_dir: PathBuf,
     pub sandbox: SandboxMode,
+    /// How long running executions may go on after a stop signal.
+    pub shutdown_timeout: Duration,
     pub security: SecurityArgs,
 }
 
@@ -131,6 +133,8 @@ pub async fn services(
             }
         }
     }
+    // Before the store and the services are built: they describe their metrics then.
+    vm_http::metrics::install_recorder();
     let store = vm_store::open(db).await?;
     let boa = Arc::new(BoaRuntime::new(cache_dir.clone(), sandbox));
     if let Err(err) = boa.warm_up().await {
@@ -226,18 +230,23 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     // Registered before the address is announced, so that a SIGTERM sent as
     // soon as the daemon says it listens stops it gracefully.
-    let shutdown = shutdown_signal();
+    let signals = crate::shutdown::Signals::install().context("cannot install the SIGTERM and SIGINT handlers")?;
     println!("vm-system listening on http://{local}");
     std::io::stdout().flush().ok();
-    vm_http::server::serve(
+    let server = vm_http::server::serve(
         listener,
-        vm_http::app(services, access, Some(crate::ui_assets::endpoint())),
+        vm_http::app(services.clone(), access, Some(crate::ui_assets::endpoint())),
         config.security.connection_limits(),
-        shutdown,
+        crate::shutdown::drained(&signals, &services.executions, config.shutdown_timeout),
         Duration::from_secs(5),
-    )
-    .await
-    .context("the HTTP server failed")?;
+    );
+    tokio::select! {
+        served = server => served.context("the HTTP server failed")?,
+        () = signals.received(2) => {
+            let running = services.executions.running_here();
+            tracing::warn!(running, "stopped at once: executions still running are finalised as interrupted at the next start");
+        }
+    }
     watcher.abort();
     tracing::info!("stopped");
     Ok(())
@@ -250,7 +259,7 @@ async fn notice_lost_runtimes(services: Arc<Services>) {
     loop {
         match services.sessions.notice_next_lost_runtime().await {
             Ok(Some(session)) => tracing::warn!(
-                session = %session.id,
+                session_id = %session.id,
                 reason = session.last_error.as_deref().unwrap_or_default(),
                 "session crashed: its runtime died while idle"
             ),
@@ -259,24 +268,5 @@ async fn notice_lost_runtimes(services: Arc<Services>) {
                 tracing::error!(error = %err, "cannot mark a session crashed after its runtime died while idle")
             }
         }
-    }
-}
-
-/// Resolves on Ctrl+C or SIGTERM. The SIGTERM handler is installed when
-/// this is called, not when the future is first polled.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler succeeds on unix");
-    async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-        #[cfg(not(unix))]
-        ctrl_c.await.ok();
-        tracing::info!("shutting down");
     }
 }

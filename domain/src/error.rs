@@ -17,6 +17,11 @@ pub enum DomainError {
     #[error("{message}")]
     Validation { field: String, message: String },
 
+    /// A field has the right type and form but breaks a rule the API document cannot state,
+    /// e.g. an expiry in the past (422, `INVALID_VALUE`).
+    #[error("{message}")]
+    InvalidValue { field: String, message: String },
+
     /// The request body could not be decoded at all (400): malformed JSON,
     /// an unknown field, a wrong content type.
     #[error("{message}")]
@@ -37,14 +42,6 @@ pub enum DomainError {
     /// A script path that is safe but names no file.
     #[error("file {path:?} not found in the session worktree")]
     FileNotFound { path: String },
-
-    /// The route itself does not exist (404, `NOT_FOUND`).
-    #[error("{message}")]
-    RouteNotFound { message: String },
-
-    /// The route exists but not with this method (405, `METHOD_NOT_ALLOWED`).
-    #[error("{message}")]
-    MethodNotAllowed { message: String },
 
     #[error("session {session_id} is {status}, not ready")]
     SessionNotReady { session_id: SessionId, status: String },
@@ -97,10 +94,6 @@ pub enum DomainError {
     #[error("host {host:?} is not served here; allowed hosts: {}", allowed.join(", "))]
     MisdirectedRequest { host: String, allowed: Vec<String> },
 
-    /// The client did not send the request body in time (408).
-    #[error("{message}")]
-    RequestTimeout { message: String },
-
     /// The store cannot be reached or is overloaded: PostgreSQL down, no
     /// pooled connection within the acquire timeout, SQLite busy past its
     /// timeout (503, with `Retry-After`). Transient: the same call may
@@ -108,6 +101,17 @@ pub enum DomainError {
     /// final write is being retried in the background.
     #[error("the store is unavailable: {reason}{}", pending_suffix(execution_id))]
     StoreUnavailable { reason: String, execution_id: Option<ExecutionId> },
+
+    /// The daemon is draining before it stops: it takes no new execution,
+    /// session or fork (503, with `Retry-After`); running executions finish.
+    #[error("the daemon is shutting down and takes no new work; retry on another instance or after its restart")]
+    ShuttingDown,
+
+    /// The JavaScript runtime cannot start a session now: its prepared
+    /// worker is gone and could not be started again in time (503, with
+    /// `Retry-After`; `GET /ready` only).
+    #[error("the JavaScript runtime cannot start sessions: {reason}")]
+    RuntimeUnavailable { reason: String },
 
     /// The disk holding the store is full (507). `execution_id` as for
     /// `StoreUnavailable`.
@@ -176,14 +180,13 @@ impl DomainError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::InvalidValue { .. } => "INVALID_VALUE",
             Self::InvalidRequest { .. } => "INVALID_REQUEST",
             Self::TemplateNotFound { .. } => "TEMPLATE_NOT_FOUND",
             Self::TokenNotFound { .. } => "TOKEN_NOT_FOUND",
             Self::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             Self::ExecutionNotFound { .. } => "EXECUTION_NOT_FOUND",
             Self::FileNotFound { .. } => "FILE_NOT_FOUND",
-            Self::RouteNotFound { .. } => "NOT_FOUND",
-            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::SessionNotReady { .. } => "SESSION_NOT_READY",
             Self::SessionBusy { .. } => "SESSION_BUSY",
             Self::InvalidPath { .. } => "INVALID_PATH",
@@ -199,9 +202,10 @@ impl DomainError {
             Self::Unauthenticated { .. } => "UNAUTHENTICATED",
             Self::Forbidden { .. } => "FORBIDDEN",
             Self::MisdirectedRequest { .. } => "MISDIRECTED_REQUEST",
-            Self::RequestTimeout { .. } => "REQUEST_TIMEOUT",
             Self::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
             Self::StorageFull { .. } => "STORAGE_FULL",
+            Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::RuntimeUnavailable { .. } => "RUNTIME_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -209,13 +213,11 @@ impl DomainError {
     /// Machine-readable context for the error envelope's `details`.
     pub fn details(&self) -> Value {
         match self {
-            Self::Validation { field, .. } => json!({ "field": field }),
-            Self::InvalidRequest { .. }
-            | Self::RouteNotFound { .. }
-            | Self::MethodNotAllowed { .. }
-            | Self::Unauthenticated { .. }
-            | Self::RequestTimeout { .. }
-            | Self::Internal(_) => json!({}),
+            Self::Validation { field, .. } | Self::InvalidValue { field, .. } => json!({ "field": field }),
+            Self::InvalidRequest { .. } | Self::Unauthenticated { .. } | Self::ShuttingDown | Self::Internal(_) => {
+                json!({})
+            }
+            Self::RuntimeUnavailable { reason } => json!({ "reason": reason }),
             Self::TokenNotFound { id } => json!({ "token_id": id }),
             Self::StoreUnavailable { reason, execution_id } | Self::StorageFull { reason, execution_id } => {
                 match execution_id {

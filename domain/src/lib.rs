@@ -14,6 +14,8 @@
 //! - [`token`]: API tokens, scopes, secrets and the caller ([`token::Principal`]).
 //! - [`sandbox`]: what a session's processes may touch, as data.
 //! - [`services`]: templates, sessions and executions — every business rule.
+//! - [`telemetry`]: what executions did, counted as they end (the `metrics`
+//!   facade and the same facts for the summary).
 
 pub mod catalog;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod ports;
 pub mod sandbox;
 pub mod services;
 pub mod session;
+pub mod telemetry;
 pub mod template;
 pub mod token;
 

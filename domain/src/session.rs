@@ -93,6 +93,19 @@ pub struct Session {
     pub forked_from: Option<SessionId>,
 }
 
+/// What it takes to create a session, parsed but for the worktree: whether a
+/// path may be a worktree depends on the disk and on the daemon's worktree
+/// roots, so the session service parses and checks it
+/// ([`WorktreePath::parse`], then its `WorktreePolicy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSpec {
+    pub template_id: TemplateId,
+    pub workspace_id: Label,
+    pub base_commit_oid: Label,
+    /// As the caller wrote it.
+    pub worktree_path: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,8 +165,9 @@ impl Settings {
             }
         }
         for root in &self.resolver.roots {
-            ScriptPath::parse(root)
-                .map_err(|err| DomainError::validation("resolver.roots", format!("root {root:?}: {err}")))?;
+            ScriptPath::parse(root).map_err(|err| {
+                DomainError::invalid_path(root.as_str(), format!("resolver.roots: root {root:?} is refused: {err}"))
+            })?;
         }
         Ok(())
     }
@@ -246,6 +247,93 @@ pub struct StartupFile {
     pub created_at: Timestamp,
 }
 
+/// What it takes to create a template, parsed. The engine stays a name: only
+/// the template service knows which engines are registered. `settings` are
+/// checked, and the lists sorted and deduplicated, by the service too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateSpec {
+    pub name: TemplateName,
+    /// `None`: [`DEFAULT_ENGINE`].
+    pub engine: Option<String>,
+    /// `None`: [`Settings::default`].
+    pub settings: Option<Settings>,
+    pub modules: Vec<ModuleName>,
+    /// In load order.
+    pub libraries: Vec<LibraryRef>,
+}
+
+/// A capability's name: trimmed, not blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilityName(String);
+
+impl CapabilityName {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(DomainError::validation("name", "name is required and must not be blank"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CapabilityName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What it takes to add a capability to a template, parsed. A `fetch`
+/// config is checked by the template service, however the spec was built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapabilitySpec {
+    pub kind: CapabilityKind,
+    pub name: CapabilityName,
+    pub enabled: bool,
+    pub config: Map<String, Value>,
+}
+
+impl CapabilitySpec {
+    /// Parses the name; a capability is enabled and has an empty config
+    /// unless the caller says otherwise.
+    pub fn parse(
+        kind: CapabilityKind,
+        name: &str,
+        enabled: Option<bool>,
+        config: Option<Map<String, Value>>,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            kind,
+            name: CapabilityName::parse(name)?,
+            enabled: enabled.unwrap_or(true),
+            config: config.unwrap_or_default(),
+        })
+    }
+}
+
+/// What it takes to add a startup file to a template, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartupFileSpec {
+    pub path: ScriptPath,
+    pub order_index: i64,
+    pub mode: StartupMode,
+}
+
+impl StartupFileSpec {
+    /// Parses the path, then the mode (trimmed); a file runs at order 0, in
+    /// `eval` mode, unless the caller says otherwise.
+    pub fn parse(path: &str, order_index: Option<i64>, mode: Option<&str>) -> Result<Self, DomainError> {
+        Ok(Self {
+            path: ScriptPath::parse(path)?,
+            order_index: order_index.unwrap_or(0),
+            mode: mode.map_or(Ok(StartupMode::Eval), |mode| StartupMode::parse(mode.trim()))?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,12 +373,22 @@ mod tests {
             (r#"{"limits":{"max_events":0}}"#, "limits.max_events"),
             (r#"{"limits":{"max_output_kb":0}}"#, "limits.max_output_kb"),
             (r#"{"resolver":{"extensions":["js"]}}"#, "resolver.extensions"),
-            (r#"{"resolver":{"roots":["/abs"]}}"#, "resolver.roots"),
         ] {
             let s: Settings = serde_json::from_str(json).unwrap();
             match s.validate() {
                 Err(DomainError::Validation { field: f, .. }) => assert_eq!(f, field, "{json}"),
                 other => panic!("{json}: expected a validation error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_resolver_root_that_leaves_the_worktree_is_an_invalid_path() {
+        for root in ["/abs", "../up", ""] {
+            let s: Settings = serde_json::from_value(serde_json::json!({ "resolver": { "roots": [root] } })).unwrap();
+            match s.validate() {
+                Err(DomainError::InvalidPath { reason, .. }) => assert!(reason.contains("resolver.roots"), "{reason}"),
+                other => panic!("{root:?}: expected INVALID_PATH, got {other:?}"),
             }
         }
     }
@@ -307,6 +405,29 @@ mod tests {
     fn only_eval_is_a_startup_mode() {
         assert_eq!(StartupMode::parse("eval").unwrap(), StartupMode::Eval);
         assert_eq!(StartupMode::parse("module").unwrap_err().code(), "STARTUP_MODE_UNSUPPORTED");
+    }
+
+    #[test]
+    fn a_startup_file_spec_needs_a_relative_path_and_the_eval_mode() {
+        let spec = StartupFileSpec::parse("./lib/init.js", None, None).unwrap();
+        assert_eq!((spec.path.as_str(), spec.order_index, spec.mode), ("lib/init.js", 0, StartupMode::Eval));
+        assert_eq!(StartupFileSpec::parse("init.js", Some(-3), Some(" eval ")).unwrap().order_index, -3);
+        for (label, path, mode, code) in [
+            ("a path that leaves the worktree", "../init.js", None, "INVALID_PATH"),
+            ("an ES module", "init.js", Some("module"), "STARTUP_MODE_UNSUPPORTED"),
+            ("both: the path is checked first", "/init.js", Some("module"), "INVALID_PATH"),
+        ] {
+            assert_eq!(StartupFileSpec::parse(path, None, mode).unwrap_err().code(), code, "{label}");
+        }
+    }
+
+    #[test]
+    fn a_capability_spec_needs_a_name_and_is_enabled_unless_told_otherwise() {
+        let spec = CapabilitySpec::parse(CapabilityKind::Fs, " read ", None, None).unwrap();
+        assert_eq!((spec.name.as_str(), spec.enabled, spec.config.len()), ("read", true, 0));
+        assert!(!CapabilitySpec::parse(CapabilityKind::Fs, "read", Some(false), None).unwrap().enabled);
+        let err = CapabilitySpec::parse(CapabilityKind::Fs, " ", None, None).unwrap_err();
+        assert_eq!((err.code(), err.details()["field"].as_str()), ("VALIDATION_ERROR", Some("name")));
     }
 
     #[test]

@@ -95,8 +95,8 @@ impl fmt::Display for TokenName {
 }
 
 /// Scopes as a token holds them: at least one, sorted, no duplicates.
-pub fn normalise_scopes(raw: &[String]) -> Result<Vec<Scope>, DomainError> {
-    let mut scopes = raw.iter().map(|s| Scope::parse(s, "scopes")).collect::<Result<Vec<_>, _>>()?;
+pub fn normalise_scopes(scopes: impl IntoIterator<Item = Scope>) -> Result<Vec<Scope>, DomainError> {
+    let mut scopes: Vec<Scope> = scopes.into_iter().collect();
     scopes.sort();
     scopes.dedup();
     if scopes.is_empty() {
@@ -122,6 +122,17 @@ impl TokenStatus {
             Self::Revoked => "revoked",
         }
     }
+}
+
+/// What it takes to make a token, parsed. The token service sorts and
+/// deduplicates the scopes (at least one is needed) and checks that
+/// `expires_at` is in the future, by its clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSpec {
+    pub name: TokenName,
+    pub scopes: Vec<Scope>,
+    /// `None`: the token never expires.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A stored token, without its secret.
@@ -259,10 +270,11 @@ mod tests {
 
     #[test]
     fn scopes_are_normalised_and_checked() {
-        let scopes = normalise_scopes(&["execute".into(), "read".into(), "execute".into()]).unwrap();
+        let scopes = normalise_scopes([Scope::Execute, Scope::Read, Scope::Execute]).unwrap();
         assert_eq!(scopes, vec![Scope::Read, Scope::Execute]);
-        assert_eq!(normalise_scopes(&[]).unwrap_err().code(), "VALIDATION_ERROR");
-        assert_eq!(normalise_scopes(&["root".into()]).unwrap_err().code(), "VALIDATION_ERROR");
+        assert_eq!(normalise_scopes([]).unwrap_err().code(), "VALIDATION_ERROR");
+        assert_eq!(Scope::parse(" execute ", "scopes").unwrap(), Scope::Execute);
+        assert_eq!(Scope::parse("root", "scopes").unwrap_err().code(), "VALIDATION_ERROR");
     }
 
     #[test]

@@ -189,8 +189,14 @@ fn the_full_loop_works_from_template_to_closed_session_in_text_and_json() {
     // ops.
     assert_eq!(f.ok(&["ops", "health"]), "ok\n");
     assert_eq!(f.json(&["ops", "health"]), json!({"status": "ok"}));
-    assert_eq!(f.ok(&["ops", "ready"]), "status:          ready\nstore:           ok\npending writes:  0\n");
-    assert_eq!(f.json(&["ops", "ready"]), json!({"status": "ready", "store": "ok", "pending_writes": 0}));
+    assert_eq!(
+        f.ok(&["ops", "ready"]),
+        "status:          ready\nstore:           ok\nruntime:         ok\npending writes:  0\n"
+    );
+    assert_eq!(
+        f.json(&["ops", "ready"]),
+        json!({"status": "ready", "store": "ok", "runtime": "ok", "pending_writes": 0})
+    );
     assert_eq!(f.ok(&["ops", "runtime-summary", "-q"]), format!("{session}\n"));
 
     // Close; the session refuses work afterwards.
@@ -279,7 +285,11 @@ fn a_daemon_that_is_not_running_is_one_sentence_naming_the_url_and_exit_code_3()
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     let cwd = std::env::temp_dir();
-    for args in [vec!["ops", "health"], vec!["template", "list", "-o", "json"], vec!["exec", "repl", "s", "1"]] {
+    for args in [
+        vec!["ops", "health"],
+        vec!["template", "list", "-o", "json"],
+        vec!["exec", "repl", "6a624238-6e16-4003-83c9-09125e07aecb", "1"],
+    ] {
         let run = run_cli(&url, &cwd, &args, None);
         assert_eq!(run.code, 3, "{args:?}: {run:?}");
         assert_eq!(run.stdout, "");
@@ -287,6 +297,10 @@ fn a_daemon_that_is_not_running_is_one_sentence_naming_the_url_and_exit_code_3()
         assert!(run.stderr.contains(&format!("cannot reach the vm-system daemon at {url}")), "{run:?}");
         assert!(run.stderr.contains("vm-system serve"), "says how to fix it: {run:?}");
     }
+    // An id that is not a UUID is refused before anything is sent.
+    let run = run_cli(&url, &cwd, &["exec", "repl", "s", "1"], None);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("\"s\" is not an id (ids are UUIDs"), "{run:?}");
 }
 
 #[test]
@@ -409,6 +423,7 @@ fn help_lists_the_topics_prints_each_and_still_gives_command_help() {
         "javascript",
         "examples",
         "security",
+        "operations",
         "contributing",
     ];
     for topic in topics {

@@ -159,6 +159,17 @@ impl Daemon {
         wait_for_exit(&mut self.child, Duration::from_secs(20))
     }
 
+    /// Sends `signal` (`TERM`, `INT`…) to the daemon and returns at once.
+    pub fn signal(&self, signal: &str) {
+        Command::new("kill").args([format!("-{signal}"), self.child.id().to_string()]).status().unwrap();
+    }
+
+    /// Waits for the daemon to exit on its own (after [`Daemon::signal`]);
+    /// panics after `within`.
+    pub fn exited_within(&mut self, within: Duration) -> ExitStatus {
+        wait_for_exit(&mut self.child, within)
+    }
+
     /// Kills the process outright, as a crash or `kill -9` would.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

@@ -11,6 +11,8 @@ mod harness;
 mod javascript;
 mod libraries;
 mod live;
+mod metrics;
+mod operations;
 mod outages;
 mod postgres;
 mod repl;

@@ -7,15 +7,18 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use vm_domain::catalog::ModuleInfo;
+use uuid::Uuid;
+use vm_domain::catalog::{LibraryRef, ModuleInfo, ModuleName};
 use vm_domain::event::Event;
 use vm_domain::execution::{Execution, ExecutionKind, ExecutionStatus};
-use vm_domain::services::{Executed, LibraryEntry, NewCapability, NewSession, NewStartupFile, NewTemplate, NewToken};
-use vm_domain::session::{Session, SessionStatus};
+use vm_domain::services::{Executed, LibraryEntry};
+use vm_domain::session::{Label, Session, SessionSpec, SessionStatus};
 use vm_domain::template::{
-    Capability, Limits, ResolverSettings, RuntimeSwitches, Settings, StartupFile, Template, TemplateDetail,
+    Capability, CapabilityKind, CapabilitySpec, Limits, ResolverSettings, RuntimeSwitches, Settings, StartupFile,
+    StartupFileSpec, Template, TemplateDetail, TemplateName, TemplateSpec,
 };
-use vm_domain::token::{Principal, Scope, Token, TokenStatus};
+use vm_domain::token::{Principal, Scope, Token, TokenName, TokenSpec, TokenStatus};
+use vm_domain::DomainError;
 
 // ---------------------------------------------------------------- settings
 
@@ -89,15 +92,20 @@ impl From<Settings> for SettingsView {
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
-    /// Default 5000.
+    /// Default 5000; at most a day.
+    #[oai(validator(minimum(value = "1"), maximum(value = "86400000")))]
     pub cpu_ms: Option<u64>,
-    /// Default 30000.
+    /// Default 30000; at most a day.
+    #[oai(validator(minimum(value = "1"), maximum(value = "86400000")))]
     pub wall_ms: Option<u64>,
-    /// Default 128.
+    /// Default 128; at most 64 GiB.
+    #[oai(validator(minimum(value = "1"), maximum(value = "65536")))]
     pub mem_mb: Option<u64>,
     /// Default 1000.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     pub max_events: Option<u64>,
-    /// Default 512.
+    /// Default 512; at most 1 GiB.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1048576")))]
     pub max_output_kb: Option<u64>,
 }
 
@@ -105,9 +113,11 @@ pub struct LimitsBody {
 #[oai(deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ResolverBody {
-    /// Default `[]`.
+    /// Default `[]`. Directories relative to the worktree that imports may also resolve in; one
+    /// that is absolute or leaves the worktree is refused with `INVALID_PATH`.
     pub roots: Option<Vec<String>>,
-    /// Default `[".js", ".mjs"]`.
+    /// Default `[".js", ".mjs"]`: a dot, then at least one character, none of them `/` or `\`.
+    #[oai(validator(pattern = r"^\.[^/\\\u0000]+$"))]
     pub extensions: Option<Vec<String>>,
     /// Default false.
     pub allow_absolute_repo_imports: Option<bool>,
@@ -131,12 +141,22 @@ pub struct RuntimeSwitchesBody {
 /// Settings to store. Replaces all settings: every field left out takes its
 /// default.
 #[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     pub limits: Option<LimitsBody>,
     pub resolver: Option<ResolverBody>,
     pub runtime: Option<RuntimeSwitchesBody>,
+}
+
+impl poem_openapi::types::Example for SettingsBody {
+    fn example() -> Self {
+        Self {
+            limits: Some(LimitsBody { wall_ms: Some(10_000), mem_mb: Some(64), ..LimitsBody::default() }),
+            resolver: None,
+            runtime: Some(RuntimeSwitchesBody { esm: Some(true), ..RuntimeSwitchesBody::default() }),
+        }
+    }
 }
 
 impl From<SettingsBody> for Settings {
@@ -173,12 +193,16 @@ impl From<SettingsBody> for Settings {
 // ---------------------------------------------------------------- templates
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplateBody {
-    /// Required, non-blank.
+    /// Required: 1 to 200 characters once leading and trailing spaces are trimmed, none of them a
+    /// control character.
+    #[oai(validator(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u001f\u007f-\u009f]{0,198}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub name: String,
-    /// Default `boa`.
+    /// Default `boa`, the one engine this daemon runs.
     pub engine: Option<String>,
     /// Settings; every field left out takes its default.
     pub settings: Option<SettingsBody>,
@@ -188,21 +212,35 @@ pub struct CreateTemplateBody {
     pub libraries: Option<Vec<String>>,
 }
 
-impl From<CreateTemplateBody> for NewTemplate {
-    fn from(body: CreateTemplateBody) -> Self {
-        NewTemplate {
-            name: body.name,
+impl poem_openapi::types::Example for CreateTemplateBody {
+    fn example() -> Self {
+        Self {
+            name: "agent-sandbox".into(),
+            engine: Some("boa".into()),
+            settings: Some(SettingsBody::example()),
+            exposed_modules: Some(vec!["fs".into()]),
+            libraries: Some(vec!["lodash-4.17.21".into()]),
+        }
+    }
+}
+
+impl TryFrom<CreateTemplateBody> for TemplateSpec {
+    type Error = DomainError;
+
+    fn try_from(body: CreateTemplateBody) -> Result<Self, DomainError> {
+        Ok(TemplateSpec {
+            name: TemplateName::parse(&body.name)?,
             engine: body.engine,
             settings: body.settings.map(Settings::from),
-            modules: body.exposed_modules.unwrap_or_default(),
-            libraries: body.libraries.unwrap_or_default(),
-        }
+            modules: body.exposed_modules.iter().flatten().map(|m| ModuleName::parse(m)).collect::<Result<_, _>>()?,
+            libraries: body.libraries.iter().flatten().map(|l| LibraryRef::parse(l)).collect::<Result<_, _>>()?,
+        })
     }
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct TemplateView {
-    pub id: String,
+    pub id: Uuid,
     pub name: String,
     pub engine: String,
     pub is_active: bool,
@@ -216,7 +254,7 @@ pub struct TemplateView {
 impl From<Template> for TemplateView {
     fn from(t: Template) -> Self {
         Self {
-            id: t.id.to_string(),
+            id: t.id.as_uuid(),
             name: t.name.to_string(),
             engine: t.engine,
             is_active: t.is_active,
@@ -251,12 +289,55 @@ impl From<TemplateDetail> for TemplateDetailView {
     }
 }
 
+/// What a capability describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum CapabilityKindView {
+    Module,
+    Global,
+    Fs,
+    Net,
+    Env,
+}
+
+impl CapabilityKindView {
+    pub fn as_str(self) -> &'static str {
+        CapabilityKind::from(self).as_str()
+    }
+}
+
+impl From<CapabilityKindView> for CapabilityKind {
+    fn from(k: CapabilityKindView) -> Self {
+        match k {
+            CapabilityKindView::Module => Self::Module,
+            CapabilityKindView::Global => Self::Global,
+            CapabilityKindView::Fs => Self::Fs,
+            CapabilityKindView::Net => Self::Net,
+            CapabilityKindView::Env => Self::Env,
+        }
+    }
+}
+
+impl From<CapabilityKind> for CapabilityKindView {
+    fn from(k: CapabilityKind) -> Self {
+        match k {
+            CapabilityKind::Module => Self::Module,
+            CapabilityKind::Global => Self::Global,
+            CapabilityKind::Fs => Self::Fs,
+            CapabilityKind::Net => Self::Net,
+            CapabilityKind::Env => Self::Env,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCapabilityBody {
-    /// One of `module`, `global`, `fs`, `net`, `env`.
-    pub kind: String,
+    pub kind: CapabilityKindView,
+    /// Not blank; e.g. `fetch` (kind `net`) or a module name (kind `module`).
+    #[oai(validator(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"))]
     pub name: String,
     /// Default true.
     pub enabled: Option<bool>,
@@ -268,22 +349,34 @@ pub struct CreateCapabilityBody {
     pub config: Option<BTreeMap<String, Value>>,
 }
 
-impl From<CreateCapabilityBody> for NewCapability {
-    fn from(body: CreateCapabilityBody) -> Self {
-        NewCapability {
-            kind: body.kind,
-            name: body.name,
-            enabled: body.enabled,
-            config: body.config.map(|c| c.into_iter().collect()),
+impl poem_openapi::types::Example for CreateCapabilityBody {
+    fn example() -> Self {
+        Self {
+            kind: CapabilityKindView::Net,
+            name: "fetch".into(),
+            enabled: Some(true),
+            config: Some(BTreeMap::from([
+                ("allow".to_owned(), serde_json::json!(["api.example.com", "*.example.org:8443"])),
+                ("max_fetch_kb".to_owned(), serde_json::json!(1024)),
+            ])),
         }
+    }
+}
+
+impl TryFrom<CreateCapabilityBody> for CapabilitySpec {
+    type Error = DomainError;
+
+    fn try_from(body: CreateCapabilityBody) -> Result<Self, DomainError> {
+        let config = body.config.map(|c| c.into_iter().collect());
+        CapabilitySpec::parse(body.kind.into(), &body.name, body.enabled, config)
     }
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct CapabilityView {
-    pub id: String,
-    pub template_id: String,
-    pub kind: String,
+    pub id: Uuid,
+    pub template_id: Uuid,
+    pub kind: CapabilityKindView,
     pub name: String,
     pub enabled: bool,
     pub config: BTreeMap<String, Value>,
@@ -293,9 +386,9 @@ pub struct CapabilityView {
 impl From<Capability> for CapabilityView {
     fn from(c: Capability) -> Self {
         Self {
-            id: c.id.to_string(),
-            template_id: c.template_id.to_string(),
-            kind: c.kind.as_str().to_owned(),
+            id: c.id.as_uuid(),
+            template_id: c.template_id.as_uuid(),
+            kind: c.kind.into(),
             name: c.name,
             enabled: c.enabled,
             config: c.config.into_iter().collect(),
@@ -305,10 +398,12 @@ impl From<Capability> for CapabilityView {
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStartupFileBody {
-    /// Relative to the session worktree.
+    /// Relative to the session worktree; not blank. One that is absolute or leaves the worktree is
+    /// refused with `INVALID_PATH`.
+    #[oai(validator(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"))]
     pub path: String,
     /// Default 0; files run in ascending order.
     pub order_index: Option<i64>,
@@ -316,16 +411,24 @@ pub struct CreateStartupFileBody {
     pub mode: Option<String>,
 }
 
-impl From<CreateStartupFileBody> for NewStartupFile {
-    fn from(body: CreateStartupFileBody) -> Self {
-        NewStartupFile { path: body.path, order_index: body.order_index, mode: body.mode }
+impl poem_openapi::types::Example for CreateStartupFileBody {
+    fn example() -> Self {
+        Self { path: "setup.js".into(), order_index: Some(0), mode: Some("eval".into()) }
+    }
+}
+
+impl TryFrom<CreateStartupFileBody> for StartupFileSpec {
+    type Error = DomainError;
+
+    fn try_from(body: CreateStartupFileBody) -> Result<Self, DomainError> {
+        StartupFileSpec::parse(&body.path, body.order_index, body.mode.as_deref())
     }
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct StartupFileView {
-    pub id: String,
-    pub template_id: String,
+    pub id: Uuid,
+    pub template_id: Uuid,
     pub path: String,
     pub order_index: i64,
     pub mode: String,
@@ -335,8 +438,8 @@ pub struct StartupFileView {
 impl From<StartupFile> for StartupFileView {
     fn from(f: StartupFile) -> Self {
         Self {
-            id: f.id.to_string(),
-            template_id: f.template_id.to_string(),
+            id: f.id.as_uuid(),
+            template_id: f.template_id.as_uuid(),
             path: f.path.to_string(),
             order_index: f.order_index,
             mode: f.mode.as_str().to_owned(),
@@ -345,12 +448,32 @@ impl From<StartupFile> for StartupFileView {
     }
 }
 
-/// A module or library name to add.
+/// A catalog module to enable (see `GET /catalog/modules`).
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
-pub struct NameBody {
+pub struct ModuleNameBody {
     pub name: String,
+}
+
+impl poem_openapi::types::Example for ModuleNameBody {
+    fn example() -> Self {
+        Self { name: "fs".into() }
+    }
+}
+
+/// A catalog library to load (see `GET /catalog/libraries`).
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryNameBody {
+    pub name: String,
+}
+
+impl poem_openapi::types::Example for LibraryNameBody {
+    fn example() -> Self {
+        Self { name: "lodash-4.17.21".into() }
+    }
 }
 
 // ---------------------------------------------------------------- catalog
@@ -405,6 +528,17 @@ pub enum SessionStatusView {
     Closed,
 }
 
+impl From<SessionStatusView> for SessionStatus {
+    fn from(s: SessionStatusView) -> Self {
+        match s {
+            SessionStatusView::Starting => Self::Starting,
+            SessionStatusView::Ready => Self::Ready,
+            SessionStatusView::Crashed => Self::Crashed,
+            SessionStatusView::Closed => Self::Closed,
+        }
+    }
+}
+
 impl From<SessionStatus> for SessionStatusView {
     fn from(s: SessionStatus) -> Self {
         match s {
@@ -417,31 +551,55 @@ impl From<SessionStatus> for SessionStatusView {
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionBody {
-    pub template_id: String,
+    pub template_id: Uuid,
+    /// A label of your choice (e.g. the repository), 1 to 512 characters once trimmed, no control
+    /// characters.
+    #[oai(validator(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u001f\u007f-\u009f]{0,510}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub workspace_id: String,
+    /// A label of your choice (e.g. the commit the worktree is at), like `workspace_id`.
+    #[oai(validator(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u001f\u007f-\u009f]{0,510}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub base_commit_oid: String,
-    /// Absolute path of an existing directory.
+    /// Absolute path of an existing directory under one of the daemon's worktree roots; any other
+    /// is refused with `INVALID_PATH`.
+    #[oai(validator(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"))]
     pub worktree_path: String,
 }
 
-impl From<CreateSessionBody> for NewSession {
-    fn from(body: CreateSessionBody) -> Self {
-        NewSession {
-            template_id: body.template_id,
-            workspace_id: body.workspace_id,
-            base_commit_oid: body.base_commit_oid,
-            worktree_path: body.worktree_path,
+impl poem_openapi::types::Example for CreateSessionBody {
+    fn example() -> Self {
+        Self {
+            template_id: Uuid::from_u128(0x6a62_4238_6e16_4003_83c9_0912_5e07_aecb),
+            workspace_id: "my-repo".into(),
+            base_commit_oid: "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into(),
+            worktree_path: "/home/me/src/my-repo".into(),
         }
+    }
+}
+
+impl TryFrom<CreateSessionBody> for SessionSpec {
+    type Error = DomainError;
+
+    fn try_from(body: CreateSessionBody) -> Result<Self, DomainError> {
+        Ok(SessionSpec {
+            template_id: body.template_id.into(),
+            workspace_id: Label::parse("workspace_id", &body.workspace_id)?,
+            base_commit_oid: Label::parse("base_commit_oid", &body.base_commit_oid)?,
+            worktree_path: body.worktree_path,
+        })
     }
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct SessionView {
-    pub id: String,
-    pub template_id: String,
+    pub id: Uuid,
+    pub template_id: Uuid,
     pub workspace_id: String,
     pub base_commit_oid: String,
     pub worktree_path: String,
@@ -450,14 +608,14 @@ pub struct SessionView {
     pub closed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     /// The session this one was forked from (its heap started as a copy).
-    pub forked_from: Option<String>,
+    pub forked_from: Option<Uuid>,
 }
 
 impl From<Session> for SessionView {
     fn from(s: Session) -> Self {
         Self {
-            id: s.id.to_string(),
-            template_id: s.template_id.to_string(),
+            id: s.id.as_uuid(),
+            template_id: s.template_id.as_uuid(),
             workspace_id: s.workspace_id.as_str().to_owned(),
             base_commit_oid: s.base_commit_oid.as_str().to_owned(),
             worktree_path: s.worktree_path.to_string(),
@@ -465,7 +623,7 @@ impl From<Session> for SessionView {
             created_at: s.created_at,
             closed_at: s.closed_at,
             last_error: s.last_error,
-            forked_from: s.forked_from.map(|id| id.to_string()),
+            forked_from: s.forked_from.map(|id| id.as_uuid()),
         }
     }
 }
@@ -473,31 +631,57 @@ impl From<Session> for SessionView {
 // ---------------------------------------------------------------- executions
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct ReplBody {
-    pub session_id: String,
-    /// JavaScript evaluated in the session's global scope.
+    pub session_id: Uuid,
+    /// JavaScript evaluated in the session's global scope; not blank.
+    #[oai(validator(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"))]
     pub input: String,
     /// Default true: answer when the execution has ended. False: answer at
     /// once with the `running` execution (202); follow its events.
     pub wait: Option<bool>,
 }
 
+impl poem_openapi::types::Example for ReplBody {
+    fn example() -> Self {
+        Self {
+            session_id: Uuid::from_u128(0x9405_af64_6d1b_4309_a213_1d26_c686_f51a),
+            input: "const answer = 6 * 7; answer".into(),
+            wait: Some(true),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct RunFileBody {
-    pub session_id: String,
-    /// Relative to the session worktree.
+    pub session_id: Uuid,
+    /// Relative to the session worktree; not blank. One that is absolute or leaves the worktree is
+    /// refused with `INVALID_PATH`.
+    #[oai(validator(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"))]
     pub path: String,
     /// Reaches the script as the global `__ARGS__`.
     pub args: Option<BTreeMap<String, Value>>,
-    /// Reaches the script as the global `__ENV__`.
+    /// Reaches the script as the global `__ENV__`. A name that is empty or holds `=` or a NUL is
+    /// refused with `INVALID_VALUE`.
     pub env: Option<BTreeMap<String, String>>,
     /// Default true: answer when the execution has ended. False: answer at
     /// once with the `running` execution (202); follow its events.
     pub wait: Option<bool>,
+}
+
+impl poem_openapi::types::Example for RunFileBody {
+    fn example() -> Self {
+        Self {
+            session_id: Uuid::from_u128(0x9405_af64_6d1b_4309_a213_1d26_c686_f51a),
+            path: "scripts/report.js".into(),
+            args: Some(BTreeMap::from([("limit".to_owned(), serde_json::json!(10))])),
+            env: Some(BTreeMap::from([("MODE".to_owned(), "dry-run".to_owned())])),
+            wait: Some(true),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
@@ -527,10 +711,33 @@ pub struct MetricsView {
     pub output_bytes: u64,
 }
 
+/// Why an execution did not end `ok`.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct ExecutionErrorView {
+    /// `EXCEPTION` (the code threw; `details` is empty), `CANCELLED`, `EXECUTION_TIMEOUT`,
+    /// `MEMORY_LIMIT_EXCEEDED`, `OUTPUT_LIMIT_EXCEEDED`, `RUNTIME_CRASHED`.
+    pub code: String,
+    pub message: String,
+    /// Facts about the ending, e.g. `execution_id`, `limit`, `rolled_back`, `runtime_lost`.
+    pub details: BTreeMap<String, Value>,
+}
+
+impl ExecutionErrorView {
+    /// The stored error object (`{code, message, details}`).
+    fn from_stored(stored: Value) -> Self {
+        let text = |key: &str| stored.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let details = match stored.get("details") {
+            Some(Value::Object(details)) => details.clone().into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        Self { code: text("code"), message: text("message"), details }
+    }
+}
+
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct ExecutionView {
-    pub id: String,
-    pub session_id: String,
+    pub id: Uuid,
+    pub session_id: Uuid,
     pub kind: ExecutionKindView,
     pub input: Option<String>,
     pub path: Option<String>,
@@ -539,18 +746,18 @@ pub struct ExecutionView {
     pub status: ExecutionStatusView,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
-    /// The completion value (`type`, `preview`, `json`) when it ended `ok`.
-    pub result: Option<Value>,
-    /// `code` and `message` when it did not end `ok`.
-    pub error: Option<Value>,
+    /// The completion value when it ended `ok`.
+    pub result: Option<ValuePayload>,
+    /// Why it did not end `ok`: the error a synchronous call would have answered.
+    pub error: Option<ExecutionErrorView>,
     pub metrics: MetricsView,
 }
 
 impl From<Execution> for ExecutionView {
     fn from(e: Execution) -> Self {
         Self {
-            id: e.id.to_string(),
-            session_id: e.session_id.to_string(),
+            id: e.id.as_uuid(),
+            session_id: e.session_id.as_uuid(),
             kind: match e.kind {
                 ExecutionKind::Repl => ExecutionKindView::Repl,
                 ExecutionKind::RunFile => ExecutionKindView::RunFile,
@@ -569,8 +776,8 @@ impl From<Execution> for ExecutionView {
             },
             started_at: e.started_at,
             ended_at: e.ended_at,
-            result: e.result,
-            error: e.error,
+            result: e.result.and_then(|result| serde_json::from_value(result).ok()),
+            error: e.error.map(ExecutionErrorView::from_stored),
             metrics: MetricsView {
                 duration_ms: e.metrics.duration_ms,
                 event_count: e.metrics.event_count,
@@ -580,17 +787,13 @@ impl From<Execution> for ExecutionView {
     }
 }
 
-/// One event. `payload` depends on `type`:
-/// `input_echo` `{text}`, `console` `{level, text}`, `value` `{type, preview, json?}`,
-/// `exception` `{message, stack}`, `system` `{message, level}`, `stdout`/`stderr` `{text}`,
-/// `fetch` `{method, url, final_url, status, bytes, ms, code, error}` (a request the daemon made
-/// for the script, or refused: `status` null and `code` such as `ERR_HOST_NOT_ALLOWED`).
-#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+/// One event of an execution. The wire shape is `{execution_id, seq, ts, type, payload}`; its
+/// OpenAPI schema is a `oneOf` by `type` with a typed payload each (see [`crate::schema`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventView {
-    pub execution_id: String,
+    pub execution_id: Uuid,
     pub seq: i64,
     pub ts: DateTime<Utc>,
-    #[oai(rename = "type")]
     #[serde(rename = "type")]
     pub kind: String,
     pub payload: Value,
@@ -599,13 +802,92 @@ pub struct EventView {
 impl From<Event> for EventView {
     fn from(e: Event) -> Self {
         Self {
-            execution_id: e.execution_id.to_string(),
+            execution_id: e.execution_id.as_uuid(),
             seq: e.seq,
             ts: e.ts,
             kind: e.payload.type_name().to_owned(),
             payload: e.payload.payload_json(),
         }
     }
+}
+
+/// The payload of `input_echo`, `stdout` and `stderr` events.
+#[derive(Debug, Clone, Object)]
+pub struct TextPayload {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ConsoleLevelView {
+    Log,
+    Info,
+    Warn,
+    Error,
+    Debug,
+}
+
+/// The payload of a `console` event.
+#[derive(Debug, Clone, Object)]
+pub struct ConsolePayload {
+    pub level: ConsoleLevelView,
+    pub text: String,
+}
+
+/// The payload of a `value` event, and an execution's `result`.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct ValuePayload {
+    /// The value's type as `typeof` says it, or `null`, `array`, `promise`…
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// How the value reads, as a REPL would print it.
+    pub preview: String,
+    /// The value as JSON, when it has a JSON form (absent otherwise; `null` for `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+}
+
+/// The payload of an `exception` event.
+#[derive(Debug, Clone, Object)]
+pub struct ExceptionPayload {
+    pub message: String,
+    pub stack: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum SystemLevelView {
+    Info,
+    Warn,
+    Error,
+}
+
+/// The payload of a `system` event.
+#[derive(Debug, Clone, Object)]
+pub struct SystemPayload {
+    pub message: String,
+    pub level: SystemLevelView,
+}
+
+/// The payload of a `fetch` event.
+#[derive(Debug, Clone, Object)]
+pub struct FetchPayload {
+    /// `GET`, `POST`…
+    pub method: String,
+    pub url: String,
+    /// Where redirects led; null when refused.
+    pub final_url: Option<String>,
+    /// The answer's HTTP status; null when refused or failed.
+    pub status: Option<u16>,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// How long it took, in milliseconds.
+    pub ms: u64,
+    /// Why it was refused or failed, e.g. `ERR_HOST_NOT_ALLOWED`; null when answered.
+    pub code: Option<String>,
+    /// The refusal or failure in words; null when answered.
+    pub error: Option<String>,
 }
 
 /// An execution with every event it recorded.
@@ -634,10 +916,14 @@ pub struct HealthView {
 /// The readiness probe's answer when the daemon can serve.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct ReadyView {
-    /// Always `ready` (otherwise the probe answers 503 `STORE_UNAVAILABLE`).
+    /// Always `ready` (otherwise the probe answers 503: `SHUTTING_DOWN`, `STORE_UNAVAILABLE` or
+    /// `RUNTIME_UNAVAILABLE`).
     pub status: String,
     /// Always `ok`: the store answered a query within its 2 s bound.
     pub store: String,
+    /// Always `ok`: the JavaScript runtime can start a session (its prepared worker is alive, or
+    /// was started again within 1 s).
+    pub runtime: String,
     /// Finished executions kept in memory until the store takes them (after an outage).
     pub pending_writes: u64,
 }
@@ -645,7 +931,7 @@ pub struct ReadyView {
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct RuntimeSummaryView {
     pub active_sessions: u64,
-    pub active_session_ids: Vec<String>,
+    pub active_session_ids: Vec<Uuid>,
 }
 
 // ---------------------------------------------------------------- tokens
@@ -703,29 +989,46 @@ impl From<TokenStatus> for TokenStatusView {
 }
 
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenBody {
-    /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`, `:`.
+    /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`, `:` (leading and trailing spaces are
+    /// trimmed).
+    #[oai(validator(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._@:-]{1,64}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub name: String,
     /// At least one scope.
+    #[oai(validator(min_items = 1))]
     pub scopes: Vec<ScopeView>,
-    /// When the token stops working; never, when absent or null.
+    /// When the token stops working, in the future; never, when absent or null. A past time is
+    /// refused with `INVALID_VALUE`.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-impl From<CreateTokenBody> for NewToken {
-    fn from(body: CreateTokenBody) -> Self {
-        let scopes = body.scopes.into_iter().map(|scope| Scope::from(scope).as_str().to_owned()).collect();
-        NewToken { name: body.name, scopes, expires_at: body.expires_at }
+impl poem_openapi::types::Example for CreateTokenBody {
+    fn example() -> Self {
+        Self { name: "ci-runner".into(), scopes: vec![ScopeView::Execute], expires_at: None }
+    }
+}
+
+impl TryFrom<CreateTokenBody> for TokenSpec {
+    type Error = DomainError;
+
+    fn try_from(body: CreateTokenBody) -> Result<Self, DomainError> {
+        Ok(TokenSpec {
+            name: TokenName::parse(&body.name)?,
+            scopes: body.scopes.into_iter().map(Scope::from).collect(),
+            expires_at: body.expires_at,
+        })
     }
 }
 
 /// An API token, without its secret.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct TokenView {
-    pub id: String,
+    pub id: Uuid,
     pub name: String,
     pub scopes: Vec<ScopeView>,
     pub status: TokenStatusView,
@@ -739,7 +1042,7 @@ pub struct TokenView {
 impl TokenView {
     pub fn new(token: Token, status: TokenStatus) -> Self {
         Self {
-            id: token.id.to_string(),
+            id: token.id.as_uuid(),
             name: token.name.to_string(),
             scopes: token.scopes.into_iter().map(Into::into).collect(),
             status: status.into(),
@@ -765,7 +1068,7 @@ pub struct WhoAmIView {
     /// The token's name, or `auth-off` when the daemon runs without authentication.
     pub name: String,
     /// The token's id; null when authentication is off.
-    pub token_id: Option<String>,
+    pub token_id: Option<Uuid>,
     pub scopes: Vec<ScopeView>,
 }
 
@@ -773,7 +1076,7 @@ impl From<Principal> for WhoAmIView {
     fn from(p: Principal) -> Self {
         Self {
             name: p.name,
-            token_id: p.token_id.map(|id| id.to_string()),
+            token_id: p.token_id.map(|id| id.as_uuid()),
             scopes: p.scopes.into_iter().map(Into::into).collect(),
         }
     }

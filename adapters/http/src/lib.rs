@@ -9,17 +9,21 @@
 //! - [`payload`]: JSON bodies decoded with precise errors.
 //! - [`guard`]: tokens and scopes, `Host` and `Origin` checks, CORS, audit log.
 //! - [`request_id`]: `X-Request-Id` on every response.
+//! - [`metrics`]: Prometheus metrics: the recorder, request timing, scrape-time gauges.
 //! - [`server`]: the accept loop with connection limits and timeouts.
 //! - [`docs`]: Swagger UI from vendored assets.
 
+pub mod allow;
 pub mod api;
 pub mod clock;
 pub mod docs;
 pub mod dto;
 pub mod error;
 pub mod guard;
+pub mod metrics;
 pub mod payload;
 pub mod request_id;
+pub mod schema;
 pub mod server;
 
 use std::sync::Arc;
@@ -83,6 +87,7 @@ fn openapi_service(services: Arc<Services>) -> OpenApiService<impl poem_openapi:
         api::executions::ExecutionsApi(services.clone()),
         api::catalog::CatalogApi(services.clone()),
         api::tokens::TokensApi(services.clone()),
+        api::system::SystemApi(services.clone()),
         api::ops::OpsApi(services),
     );
     OpenApiService::new(apis, "vm-system", env!("CARGO_PKG_VERSION"))
@@ -93,9 +98,24 @@ fn openapi_service(services: Arc<Services>) -> OpenApiService<impl poem_openapi:
         .server(API_PREFIX)
 }
 
-/// The OpenAPI document as the daemon serves it (pretty JSON).
+/// The OpenAPI document as the daemon serves it (pretty JSON): generated from the operations,
+/// then [`schema::finish`]ed.
 pub fn openapi_json(services: Arc<Services>) -> String {
-    openapi_service(services).spec()
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&openapi_service(services.clone()).spec()).expect("poem-openapi writes JSON");
+    schema::finish(&mut doc, &choices(&services));
+    serde_json::to_string_pretty(&doc).expect("a JSON value serialises")
+}
+
+/// The closed sets of this daemon's configuration.
+fn choices(services: &Services) -> schema::Choices {
+    use vm_domain::catalog::{LIBRARIES, MODULES};
+    schema::Choices {
+        engines: services.templates.engines().to_vec(),
+        modules: MODULES.iter().map(|m| m.name.to_owned()).collect(),
+        libraries: LIBRARIES.iter().map(|l| l.name()).collect(),
+        startup_modes: vec!["eval".to_owned()],
+    }
 }
 
 /// The whole HTTP application: API, OpenAPI document, Swagger UI, and `/`,
@@ -108,9 +128,13 @@ pub fn app(
 ) -> impl Endpoint<Output = poem::Response> {
     let access = Arc::new(access);
     let api = openapi_service(services.clone());
-    let spec = api.spec();
+    let spec = openapi_json(services.clone());
+    let methods = Arc::new(allow::Methods::from_document(
+        &serde_json::from_str(&spec).expect("the document is JSON"),
+        API_PREFIX,
+    ));
     let mut route = Route::new()
-        .nest(API_PREFIX, api)
+        .nest(API_PREFIX, api.around(metrics::keep_operation_id))
         .at(
             format!("{API_PREFIX}/openapi.json"),
             get(poem::endpoint::make_sync(move |_| {
@@ -122,6 +146,10 @@ pub fn app(
         Some(endpoint) => route.nest("/", endpoint),
         None => route.at("/", get(docs::landing_page)),
     };
-    let route = route.catch_all_error(error::envelope_poem_error).data(services).data(access.clone());
-    guard::guard(route, access).around(request_id::stamp)
+    let route = route
+        .catch_all_error(error::envelope_poem_error)
+        .around(move |next, req| allow::stamp(next, req, methods.clone()))
+        .data(services)
+        .data(access.clone());
+    guard::guard(route, access).around(metrics::observe).around(request_id::stamp)
 }

@@ -22,6 +22,9 @@ pub enum BodyError {
     /// Not JSON, not an object, empty, or an unknown field.
     #[error("{0}")]
     Malformed(String),
+    /// Larger than [`MAX_BODY_BYTES`].
+    #[error("the request body is larger than the limit of {} MiB", MAX_BODY_BYTES >> 20)]
+    TooLarge,
     /// Well-formed JSON with a missing or invalid field.
     #[error("{message}")]
     Field { field: String, message: String },
@@ -54,8 +57,9 @@ impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let data = body.take()?.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|err| {
-            BodyError::Malformed(format!("cannot read the body ({err}); the limit is {} MiB", MAX_BODY_BYTES >> 20))
+        let data = body.take()?.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|err| match err {
+            poem::error::ReadBodyError::PayloadTooLarge => BodyError::TooLarge,
+            err => BodyError::Malformed(format!("cannot read the body ({err})")),
         })?;
         Ok(Self(decode(&data)?))
     }
@@ -132,6 +136,7 @@ mod tests {
         match decode::<Outer>(body.as_bytes()) {
             Ok(_) => ("ok", String::new()),
             Err(BodyError::Malformed(m)) => ("malformed", m),
+            Err(BodyError::TooLarge) => ("too large", String::new()),
             Err(BodyError::Field { field, .. }) => ("field", field),
         }
     }

@@ -1,7 +1,9 @@
 //! Every response carries `X-Request-Id`: a valid incoming one is echoed,
-//! otherwise a fresh UUID is issued.
+//! otherwise a fresh UUID is issued. The request is handled inside a
+//! `request` span carrying that id, so every log line it causes names it.
 
 use poem::{Endpoint, Request, Response, Result};
+use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -23,10 +25,17 @@ pub async fn stamp<E: Endpoint>(next: E, mut req: Request) -> Result<Response> {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let mut response = crate::error::respond(next.call(req).await).await;
-    tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "request");
+    // At error level so that the span, and its fields, exist whatever the
+    // log filter lets through: a warning deep in a handler still names its
+    // request. The path has no query string (no secrets, bounded size).
+    let span = tracing::error_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut response = async move {
+        let response = crate::error::respond(next.call(req).await).await;
+        tracing::debug!(status = response.status().as_u16(), "request");
+        response
+    }
+    .instrument(span)
+    .await;
     response.headers_mut().insert(HEADER, id.parse().expect("validated ids are valid header values"));
     Ok(response)
 }

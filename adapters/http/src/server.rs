@@ -30,7 +30,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use vm_domain::DomainError;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, TransportError};
 use crate::payload::MAX_BODY_BYTES;
 
 /// The connection limits of `serve` (see `vm-system serve --help`).
@@ -289,15 +289,18 @@ async fn respond(request: http::Request<Incoming>, shared: &Shared, remote: Sock
                 }
                 Ok(Err(err)) if err.is::<LengthLimitError>() => Some(too_large()),
                 Ok(Err(err)) => {
-                    Some(DomainError::InvalidRequest { message: format!("cannot read the request body: {err}") })
+                    Some(DomainError::InvalidRequest { message: format!("cannot read the request body: {err}") }.into())
                 }
                 Err(_) => {
                     tracing::debug!(%remote, ?limit, "request body timed out");
-                    Some(DomainError::RequestTimeout {
-                        message: format!(
-                            "the request body did not arrive within {limit:?} of its header (--body-read-timeout)"
-                        ),
-                    })
+                    Some(
+                        TransportError::RequestTimeout {
+                            message: format!(
+                                "the request body did not arrive within {limit:?} of its header (--body-read-timeout)"
+                            ),
+                        }
+                        .into(),
+                    )
                 }
             }
         };
@@ -308,20 +311,18 @@ async fn respond(request: http::Request<Incoming>, shared: &Shared, remote: Sock
     shared.endpoint.get_response(request).await
 }
 
-fn too_large() -> DomainError {
-    DomainError::InvalidRequest {
-        message: format!("the request body is larger than the limit of {} MiB", MAX_BODY_BYTES >> 20),
-    }
+fn too_large() -> ApiError {
+    TransportError::PayloadTooLarge.into()
 }
 
 /// Answers a request whose body could not be read with the error envelope
 /// (and its `X-Request-Id`). An HTTP/1 connection is closed after it: the
 /// rest of the body may still be on its way.
-async fn refuse(request: poem::Request, err: DomainError, version: Version) -> Response {
+async fn refuse(request: poem::Request, err: ApiError, version: Version) -> Response {
     let err = Mutex::new(Some(err));
     let envelope = poem::endpoint::make_sync(move |_| {
         let err = err.lock().ok().and_then(|mut err| err.take()).expect("`stamp` calls its endpoint once");
-        ApiError::from(err).into_response()
+        err.into_response()
     });
     let mut response = crate::request_id::stamp(envelope, request).await.unwrap_or_else(|err| err.into_response());
     if version < Version::HTTP_2 {

@@ -18,12 +18,14 @@
 //!   `#[global_allocator]`).
 //! - [`sandbox`]: the kernel's confinement of a session's processes.
 //! - [`error`]: the adapter's typed errors.
+//! - [`proc_stat`]: CPU time and resident memory of a process, from `/proc`.
 //! - [`library_cache`]: where library files live on disk; [`FsLibraryCache`].
 
 pub mod error;
 pub mod family;
 pub mod library_cache;
 pub mod net;
+pub mod proc_stat;
 pub mod protocol;
 pub mod runtime;
 pub mod sandbox;

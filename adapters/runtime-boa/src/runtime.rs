@@ -9,16 +9,18 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use tokio::sync::{Notify, OnceCell};
+use tracing::Instrument;
 use vm_domain::catalog::LibraryRef;
 use vm_domain::ids::SessionId;
 use vm_domain::paths::WorktreePath;
-use vm_domain::ports::{Ending, Job, JsRuntime, LiveEvents, Outcome, RuntimeError, RuntimeSpec};
+use vm_domain::ports::{Ending, Job, JsRuntime, LiveEvents, Outcome, ProcessStats, RuntimeError, RuntimeSpec};
 use vm_domain::sandbox::SandboxPolicy;
 use vm_domain::template::CapabilityKind;
 use vm_domain::template::Settings;
 
 use crate::library_cache::library_file;
 use crate::net::FetchPolicy;
+use crate::proc_stat;
 use crate::protocol::{AllowedProgram, BootSpec, LibraryFile, SandboxSpec, ZygoteSpec};
 use crate::sandbox::SandboxMode;
 use crate::supervisor::{Idle, Supervisor};
@@ -56,6 +58,9 @@ impl Losses {
         locked(&self.queue).pop_front()
     }
 }
+
+/// How long the readiness check waits for a zygote to start.
+const HEALTH_WITHIN: std::time::Duration = std::time::Duration::from_millis(900);
 
 /// Workers by session. A std `Mutex`: only held to look up or change the
 /// map, never across an `.await`.
@@ -191,7 +196,9 @@ impl BoaRuntime {
         let worker = Arc::downgrade(worker);
         let workers = Arc::downgrade(&self.workers);
         let losses = Arc::downgrade(&self.losses);
-        tokio::spawn(async move {
+        // Its own root span: the session's, not the request's that started it.
+        let span = tracing::error_span!(parent: None, "worker", session_id = %session);
+        let watching = async move {
             loop {
                 let Some(ended) = worker.upgrade().map(|w| w.live_ended()) else { return };
                 if !ended.await {
@@ -209,7 +216,8 @@ impl BoaRuntime {
                     }
                 }
             }
-        });
+        };
+        tokio::spawn(watching.instrument(span));
     }
 
     /// The cache files of `libraries`, in order. A missing one fails the
@@ -413,8 +421,39 @@ impl JsRuntime for BoaRuntime {
         }
     }
 
+    /// The zygote of sessions without libraries is alive, or starts again
+    /// within [`HEALTH_WITHIN`]: every session is forked from a zygote.
+    async fn health(&self) -> Result<(), RuntimeError> {
+        match tokio::time::timeout(HEALTH_WITHIN, self.warm_up()).await {
+            Ok(ready) => ready,
+            Err(_) => Err(RuntimeError::Unavailable(format!(
+                "the zygote sessions start from did not start within {} ms",
+                HEALTH_WITHIN.as_millis()
+            ))),
+        }
+    }
+
     fn live_sessions(&self) -> Vec<SessionId> {
         locked(&self.workers).iter().filter(|(_, w)| w.is_alive()).map(|(id, _)| *id).collect()
+    }
+
+    /// Each live session's worker process, as `/proc` has it now (one that
+    /// ended meanwhile is left out), its waiting checkpoint, and the
+    /// zygotes ready for the next session.
+    fn process_stats(&self) -> ProcessStats {
+        let workers: Vec<Arc<Supervisor>> = locked(&self.workers).values().cloned().collect();
+        let mut stats = ProcessStats::default();
+        for worker in workers {
+            stats.checkpoints += u64::from(worker.has_checkpoint());
+            let Some(pid) = worker.worker_pid() else { continue };
+            let (Some(rss), Some(cpu_ns)) = (proc_stat::rss_bytes(pid), proc_stat::cpu_time_ns(pid)) else { continue };
+            stats.workers += 1;
+            stats.worker_rss_bytes += rss;
+            stats.worker_cpu_seconds += cpu_ns as f64 / 1e9;
+        }
+        let zygotes = locked(&self.zygotes);
+        stats.zygotes = zygotes.values().filter(|slot| slot.zygote.get().is_some_and(|z| z.is_alive())).count() as u64;
+        stats
     }
 
     async fn next_lost(&self) -> (SessionId, String) {

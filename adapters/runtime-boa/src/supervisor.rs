@@ -297,6 +297,11 @@ impl Supervisor {
         alive.then_some(processes.live.host_pid)
     }
 
+    /// Whether a checkpoint waits to take over from the live worker.
+    pub fn has_checkpoint(&self) -> bool {
+        !self.over.load(Ordering::Acquire) && locked(&self.processes).checkpoint.is_some()
+    }
+
     /// Whether the session goes on: not closed, and its state not lost.
     pub fn is_alive(&self) -> bool {
         !self.over.load(Ordering::Acquire)
@@ -505,7 +510,7 @@ impl Supervisor {
                 Step::Ended => Stop::Died,
                 Step::Cancel => Stop::Cancel,
                 Step::Wall => Stop::Wall,
-                Step::Sample => match cpu_time_ns(host_pid) {
+                Step::Sample => match crate::proc_stat::cpu_time_ns(host_pid) {
                     Some(used) if used.saturating_sub(cpu_base_ns) > cpu_budget_ns => Stop::Cpu,
                     _ => continue,
                 },
@@ -664,7 +669,8 @@ impl Supervisor {
         drop(theirs);
         drop(stderr_write);
         if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr_read) {
-            tokio::spawn(log_stderr(pipe, session.to_owned()));
+            let span = tracing::error_span!(parent: None, "worker", session_id = session);
+            tokio::spawn(tracing::Instrument::instrument(log_stderr(pipe, session.to_owned()), span));
         }
         let mut ended = self.live().exit;
         let forked = tokio::time::timeout(FORK_TIMEOUT, async {
@@ -752,24 +758,5 @@ pub fn describe(exit: Option<Exit>, when: &str) -> String {
             format!("the worker process was stopped {when} because its session's keeper process died")
         }
         None => format!("the worker process ended {when}; its exit status is unknown"),
-    }
-}
-
-/// CPU time (user and system) a process has used, from `/proc/<pid>/stat`.
-fn cpu_time_ns(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) * (1_000_000_000 / clock_ticks()))
-}
-
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as u64
-    } else {
-        100
     }
 }

@@ -161,7 +161,8 @@ impl Zygote {
         drop(stderr_write);
         drop(keeper_theirs);
         if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr_read) {
-            tokio::spawn(log_stderr(pipe, session.to_owned()));
+            let span = tracing::error_span!(parent: None, "worker", session_id = session);
+            tokio::spawn(tracing::Instrument::instrument(log_stderr(pipe, session.to_owned()), span));
         }
         let (pid, exit) = match tokio::time::timeout(FORK_TIMEOUT, answer).await {
             Ok(Ok(reply)) => reply?,

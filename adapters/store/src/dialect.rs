@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 use vm_domain::event::Event;
+use vm_domain::ports::Connections;
 use vm_domain::{DomainError, Timestamp};
 
 /// A statement parameter in domain terms; each dialect binds it in its own
@@ -112,6 +113,8 @@ pub trait Dialect: Send + Sync + 'static {
     async fn begin(&self) -> Result<Self::Write, sqlx::Error>;
     /// Answers one trivial query, for readiness.
     async fn ping(&self) -> Result<(), sqlx::Error>;
+    /// The connections in use, idle and allowed right now, without waiting.
+    fn connections(&self) -> Connections;
     /// Waits for running statements and closes every connection.
     async fn close(&self);
 }

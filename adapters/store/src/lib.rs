@@ -13,10 +13,12 @@
 //! - `rows`: row structs and the only conversions from rows into domain types.
 //! - `error`: sqlx failures become `DomainError`s here, logged when
 //!   unexpected; [`OpenError`] says why a store did not open.
+//! - [`metrics`]: every port call timed, through the `metrics` facade.
 
 pub mod dialect;
 mod error;
 pub mod location;
+pub mod metrics;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -51,8 +53,10 @@ enum Backend {
 }
 
 impl Stores {
+    /// The ports of `store`, each call timed (see [`metrics`]).
     fn over<D: dialect::Dialect>(store: Store<D>, backend: Backend) -> Self {
-        let store = Arc::new(store);
+        metrics::describe();
+        let store = Arc::new(metrics::Measured(Arc::new(store)));
         Self {
             templates: store.clone(),
             sessions: store.clone(),

@@ -16,6 +16,7 @@ use sqlx::query::Query;
 use sqlx::{ConnectOptions, Connection, Postgres, Row, Transaction};
 use uuid::Uuid;
 use vm_domain::event::Event;
+use vm_domain::ports::Connections;
 use vm_domain::{DomainError, Timestamp};
 
 use crate::dialect::{Dialect, NameList, ReadRow, Value, Write};
@@ -180,6 +181,16 @@ impl Dialect for PgDb {
 
     async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    fn connections(&self) -> Connections {
+        let open = u64::from(self.pool.size());
+        let idle = self.pool.num_idle() as u64;
+        Connections {
+            in_use: open.saturating_sub(idle),
+            idle,
+            max: u64::from(self.pool.options().get_max_connections()),
+        }
     }
 
     async fn close(&self) {

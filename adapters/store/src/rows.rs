@@ -100,6 +100,14 @@ pub(crate) fn session(row: &impl ReadRow) -> Result<Session, DomainError> {
     })
 }
 
+/// A `status, n` row of sessions counted by status.
+pub(crate) fn status_count(row: &impl ReadRow) -> Result<(SessionStatus, u64), DomainError> {
+    const TABLE: &str = "sessions";
+    let status = SessionStatus::parse(&text(row, TABLE, "status")?).map_err(|e| corrupt(TABLE, e))?;
+    let n = row.int("n")?;
+    Ok((status, u64::try_from(n).map_err(|_| corrupt(TABLE, format!("negative count {n}")))?))
+}
+
 pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, kind, input, path, args, env, status, started_at, \
                                             ended_at, result, error, duration_ms, event_count, output_bytes";
 

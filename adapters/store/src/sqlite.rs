@@ -33,6 +33,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use vm_domain::event::Event;
+use vm_domain::ports::Connections;
 use vm_domain::{DomainError, Timestamp};
 
 use crate::dialect::{Dialect, NameList, ReadRow, Value, Write};
@@ -272,6 +273,22 @@ impl Dialect for SqliteDb {
 
     async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.readers).await.map(|_| ())
+    }
+
+    /// The reader pool's connections and the writer: in use while a write
+    /// holds its turn, idle otherwise (unless it was discarded).
+    fn connections(&self) -> Connections {
+        let open = u64::from(self.readers.size());
+        let idle = self.readers.num_idle() as u64;
+        let (writing, writer_idle) = match self.writer.try_lock() {
+            Ok(writer) => (0, u64::from(writer.conn.is_some())),
+            Err(_) => (1, 0),
+        };
+        Connections {
+            in_use: open.saturating_sub(idle) + writing,
+            idle: idle + writer_idle,
+            max: u64::from(MAX_READERS) + 1,
+        }
     }
 
     /// Stops checkpointing, checkpoints the whole WAL back into the file

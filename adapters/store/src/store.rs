@@ -13,7 +13,7 @@ use vm_domain::catalog::{LibraryRef, ModuleName};
 use vm_domain::event::Event;
 use vm_domain::execution::{Execution, ExecutionStatus};
 use vm_domain::ids::{ExecutionId, SessionId, TemplateId, TokenId};
-use vm_domain::ports::{ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
+use vm_domain::ports::{Connections, ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
 use vm_domain::session::{Session, SessionStatus};
 use vm_domain::template::{Capability, Settings, StartupFile, Template};
 use vm_domain::token::{SecretDigest, Token};
@@ -475,6 +475,11 @@ impl<D: Dialect> SessionStore for Store<D> {
         }
         Ok(())
     }
+
+    /// One aggregate query; a status the domain does not know is a corrupt row.
+    async fn count_by_status(&self) -> Result<Vec<(SessionStatus, u64)>, DomainError> {
+        self.all("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status", &[], rows::status_count).await
+    }
 }
 
 #[async_trait]
@@ -695,5 +700,9 @@ impl<D: Dialect> StoreHealth for Store<D> {
 
     fn pending_writes(&self) -> usize {
         self.pending.load(Ordering::SeqCst)
+    }
+
+    fn connections(&self) -> Connections {
+        self.db.connections()
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use uuid::Uuid;
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -19,8 +20,8 @@ pub enum ExecCommand {
     /// Evaluate a snippet in the session's global scope ('-' reads it from stdin).
     Repl {
         /// The session's id.
-        #[arg(value_name = "SESSION", value_parser = super::id)]
-        session: String,
+        #[arg(value_name = "SESSION", value_parser = super::uuid)]
+        session: Uuid,
         /// JavaScript source, or '-' for stdin.
         input: String,
         /// Print the running execution at once instead of waiting for its end; follow it with
@@ -31,8 +32,8 @@ pub enum ExecCommand {
     /// Run a file of the session's worktree.
     RunFile {
         /// The session's id.
-        #[arg(value_name = "SESSION", value_parser = super::id)]
-        session: String,
+        #[arg(value_name = "SESSION", value_parser = super::uuid)]
+        session: Uuid,
         /// Path relative to the session's worktree.
         path: String,
         /// A JSON object the script sees as the global __ARGS__.
@@ -119,12 +120,12 @@ pub async fn run(ctx: &Ctx, command: ExecCommand) -> Outcome {
             ctx.show(
                 &reply.raw,
                 || executions_table(&reply.value),
-                || reply.value.iter().map(|e| e.id.clone()).collect(),
+                || reply.value.iter().map(|e| e.id.to_string()).collect(),
             )
         }
         ExecCommand::Get { execution } => {
             let reply = client.execution(&execution).await?;
-            ctx.show(&reply.raw, || execution_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || execution_text(&reply.value), || vec![reply.value.id.to_string()])
         }
         ExecCommand::Events { execution, after_seq, follow: false, .. } => {
             let reply = client.events(&execution, after_seq).await?;
@@ -141,7 +142,7 @@ pub async fn run(ctx: &Ctx, command: ExecCommand) -> Outcome {
         ExecCommand::Events { execution, after_seq, follow: true, .. } => follow(ctx, &execution, after_seq).await,
         ExecCommand::Cancel { execution } => {
             let reply = client.cancel_execution(&execution).await?;
-            ctx.show(&reply.raw, || execution_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || execution_text(&reply.value), || vec![reply.value.id.to_string()])
         }
     }
 }
@@ -149,7 +150,7 @@ pub async fn run(ctx: &Ctx, command: ExecCommand) -> Outcome {
 /// Prints an execution submitted with `--no-wait`, still `running`: its
 /// block (text), its id (`-q`) or the API object; in text, how to follow it.
 fn started_run(ctx: &Ctx, reply: Reply<ExecutionView>) -> Outcome {
-    let id = reply.value.id.clone();
+    let id = reply.value.id.to_string();
     ctx.show(&reply.raw, || execution_text(&reply.value), || vec![id.clone()])?;
     if ctx.format == Format::Text && !ctx.quiet {
         stderr(&format!("follow it: vm-system exec events {id} --follow\nstop it:   vm-system exec cancel {id}\n"));
@@ -195,7 +196,7 @@ async fn finished_run(ctx: &Ctx, result: Result<Reply<ExecutionWithEventsView>, 
     let done = &reply.value;
     let ok = done.execution.status == ExecutionStatusView::Ok;
     if ctx.quiet || ctx.format != Format::Text {
-        ctx.show(&reply.raw, String::new, || vec![done.execution.id.clone()])?;
+        ctx.show(&reply.raw, String::new, || vec![done.execution.id.to_string()])?;
     } else {
         let mut threw = false;
         for event in &done.events {
@@ -308,7 +309,12 @@ fn kind_name(execution: &ExecutionView) -> &'static str {
 
 /// `CODE: message` of an execution that did not end ok.
 pub(super) fn failure_line(execution: &ExecutionView) -> String {
-    let field = |key: &str| execution.error.as_ref().and_then(|e| e.get(key)).and_then(Value::as_str);
+    let field = |key: &str| {
+        execution.error.as_ref().map(|e| match key {
+            "code" => e.code.as_str(),
+            _ => e.message.as_str(),
+        })
+    };
     match (field("code"), field("message")) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         _ => format!("execution {} ended {}", execution.id, status_name(execution.status)),
@@ -382,7 +388,7 @@ fn executions_table(executions: &[ExecutionView]) -> String {
     let mut table = Table::new(&["ID", "KIND", "STATUS", "STARTED", "DURATION", "SOURCE"]);
     for e in executions {
         table.row(vec![
-            e.id.clone(),
+            e.id.to_string(),
             kind_name(e).into(),
             status_name(e.status).into(),
             time(&e.started_at),
@@ -394,11 +400,11 @@ fn executions_table(executions: &[ExecutionView]) -> String {
 }
 
 fn execution_text(e: &ExecutionView) -> String {
-    let preview = e.result.as_ref().and_then(|r| r.get("preview")).and_then(Value::as_str).map(str::to_owned);
+    let preview = e.result.as_ref().map(|r| r.preview.clone());
     let error = e.error.as_ref().map(|_| failure_line(e));
     let mut pairs = vec![
-        ("id", e.id.clone()),
-        ("session", e.session_id.clone()),
+        ("id", e.id.to_string()),
+        ("session", e.session_id.to_string()),
         ("kind", kind_name(e).into()),
         ("status", status_name(e.status).into()),
         ("input", or_dash(&e.input)),
@@ -423,7 +429,7 @@ fn execution_text(e: &ExecutionView) -> String {
 /// error's details (`rolled_back`, `runtime_lost`); `None` when they say
 /// nothing (an exception, an execution still running).
 pub(super) fn state_after(execution: &ExecutionView) -> Option<&'static str> {
-    let details = execution.error.as_ref()?.get("details")?;
+    let details = &execution.error.as_ref()?.details;
     let flag = |key: &str| details.get(key).and_then(Value::as_bool);
     match (flag("rolled_back"), flag("runtime_lost")) {
         (Some(true), _) => Some("yes, the session is back to its state before this execution"),
@@ -443,7 +449,7 @@ mod tests {
     use super::*;
 
     fn event(seq: i64, kind: &str, payload: Value) -> EventView {
-        EventView { execution_id: "e".into(), seq, ts: chrono::Utc::now(), kind: kind.into(), payload }
+        EventView { execution_id: uuid::Uuid::nil(), seq, ts: chrono::Utc::now(), kind: kind.into(), payload }
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub const TOPICS: &[Topic] = &[
         text: include_str!("../../help/security.txt"),
     },
     Topic {
+        name: "operations",
+        summary: "Probes (/health, /ready), log format and fields, graceful drain on shutdown",
+        text: include_str!("../../help/operations.txt"),
+    },
+    Topic {
         name: "contributing",
         summary: "Where code goes, how it is tested, what reviewers look for",
         text: include_str!("../../help/contributing.txt"),

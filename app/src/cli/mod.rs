@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::client::{Client, Credentials};
+use crate::logging::LogFormat;
 use crate::serve::{self, ServeConfig};
 
 mod completions;
@@ -74,6 +76,14 @@ pub enum Command {
         /// a name or UID[:GID]. Worktrees stay owned by their owner.
         #[arg(long, default_value = "nobody")]
         sandbox_user: String,
+        /// Log lines on stderr: `text` to read, or `json`, one object per line with the ids of
+        /// the request, session and execution as fields (`vm-system help operations`).
+        #[arg(long, value_enum, env = "VM_SYSTEM_LOG_FORMAT", default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// On SIGTERM or Ctrl+C the daemon refuses new work and lets running executions go on
+        /// for this long (e.g. 30s, 500ms), then cancels the rest; a second signal stops at once.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        shutdown_timeout: Duration,
         #[command(flatten)]
         security: Box<serve::SecurityArgs>,
     },
@@ -96,7 +106,7 @@ pub enum Command {
     /// session was rolled back); at the prompt it clears the line. Ctrl+D or `.exit` leaves;
     /// `.help` lists the commands. Exits 1 when the session is missing, closed or crashed.
     Repl(repl::ReplArgs),
-    /// Operations: daemon health, readiness (its store answers) and the runtimes alive in it.
+    /// Operations: daemon health, readiness (store, runtime, drain) and the runtimes alive in it.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
     /// Print a completion script: `source <(vm-system completions bash)`.
@@ -114,19 +124,22 @@ pub enum Command {
     Token(token::TokenCommand),
 }
 
-pub fn init_logging(level: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colours).with_writer(std::io::stderr).init();
+impl Cli {
+    /// How log lines are written: `serve --log-format`; client commands write text.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Serve { log_format, .. } => *log_format,
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let context = || ctx(&cli.server_url, cli.token.as_deref(), cli.output, cli.quiet);
     match cli.command {
-        Command::Serve { listen, db, cache_dir, sandbox, sandbox_user, security } => {
+        Command::Serve { listen, db, cache_dir, sandbox, sandbox_user, log_format: _, shutdown_timeout, security } => {
             let sandbox = serve::sandbox_mode(sandbox, &sandbox_user)?;
-            serve::run(ServeConfig { listen, db, cache_dir, sandbox, security: *security }).await
+            serve::run(ServeConfig { listen, db, cache_dir, sandbox, shutdown_timeout, security: *security }).await
         }
         Command::Bench(args) => {
             let credentials =
@@ -167,6 +180,12 @@ fn id(raw: &str) -> Result<String, String> {
         return Err("an id is required (is the shell variable set?)".into());
     }
     Ok(trimmed.to_owned())
+}
+
+/// An id the API takes in a request body (a session's, a template's): a UUID.
+fn uuid(raw: &str) -> Result<uuid::Uuid, String> {
+    let id = id(raw)?;
+    id.parse().map_err(|_| format!("{id:?} is not an id (ids are UUIDs, as `vm-system session list` shows)"))
 }
 
 /// A JSON object argument (`--config`, `--args`), checked before sending.

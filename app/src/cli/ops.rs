@@ -1,5 +1,5 @@
-//! `vm-system ops …`: is the daemon up, can it serve (its store answers), and
-//! which runtimes are alive in it.
+//! `vm-system ops …`: is the daemon up, can it serve (its store answers, a
+//! session could start, it is not draining), and which runtimes are alive in it.
 
 use clap::Subcommand;
 
@@ -9,8 +9,9 @@ use super::output::{block, list, Ctx, Outcome};
 pub enum OpsCommand {
     /// Ask whether the daemon answers (liveness); prints `ok`.
     Health,
-    /// Ask whether the daemon can serve: its store answers within 2 s (readiness).
-    /// Fails with STORE_UNAVAILABLE when it does not.
+    /// Ask whether the daemon can serve (readiness): its store answers within 2 s, a session
+    /// could start and it is not draining before a stop. Fails with SHUTTING_DOWN,
+    /// STORE_UNAVAILABLE or RUNTIME_UNAVAILABLE when not.
     Ready,
     /// Sessions whose runtime is alive in the daemon's memory.
     RuntimeSummary,
@@ -31,6 +32,7 @@ pub async fn run(ctx: &Ctx, command: OpsCommand) -> Outcome {
                     block(&[
                         ("status", ready.status.clone()),
                         ("store", ready.store.clone()),
+                        ("runtime", ready.runtime.clone()),
                         ("pending writes", ready.pending_writes.to_string()),
                     ])
                 },
@@ -45,10 +47,13 @@ pub async fn run(ctx: &Ctx, command: OpsCommand) -> Outcome {
                 || {
                     block(&[
                         ("active sessions", summary.active_sessions.to_string()),
-                        ("session ids", list(&summary.active_session_ids)),
+                        (
+                            "session ids",
+                            list(&summary.active_session_ids.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                        ),
                     ])
                 },
-                || summary.active_session_ids.clone(),
+                || summary.active_session_ids.iter().map(ToString::to_string).collect(),
             )
         }
     }

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use uuid::Uuid;
 
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
@@ -47,8 +48,8 @@ Up/Down and Ctrl+R search the history.
 #[derive(Debug, clap::Args)]
 pub struct ReplArgs {
     /// The session's id.
-    #[arg(value_name = "SESSION", value_parser = super::id)]
-    session: String,
+    #[arg(value_name = "SESSION", value_parser = super::uuid)]
+    session: Uuid,
     /// Where entries are kept across runs ('' keeps none)
     /// [default: $XDG_STATE_HOME/vm-system/repl_history, else ~/.local/state/vm-system/repl_history].
     #[arg(long, value_name = "FILE", env = "VM_SYSTEM_REPL_HISTORY")]
@@ -65,7 +66,7 @@ pub async fn run(ctx: &Ctx, args: ReplArgs) -> Outcome {
     if ctx.quiet || ctx.format != Format::Text {
         return Err(Failure::Usage("repl is interactive and prints text: -o and -q do not apply to it".into()));
     }
-    let session = ready_session(ctx, &args.session).await?;
+    let session = ready_session(ctx, &args.session.to_string()).await?;
     let history = HistoryFile::open(args.history_file.map_or_else(default_history_file, non_empty));
     let config = Config::builder()
         .auto_add_history(false)
@@ -130,11 +131,11 @@ async fn ready_session(ctx: &Ctx, id: &str) -> Result<SessionView, Failure> {
 }
 
 /// A REPL command: `.help`, `.session`, `.exit`.
-async fn command(ctx: &Ctx, session: &str, line: &str) -> Result<Flow, Failure> {
+async fn command(ctx: &Ctx, session: &Uuid, line: &str) -> Result<Flow, Failure> {
     match line.split_whitespace().next().unwrap_or_default() {
         ".exit" => return Ok(Flow::Exit),
         ".help" => stdout(HELP),
-        ".session" => match ctx.client.session(session).await {
+        ".session" => match ctx.client.session(&session.to_string()).await {
             Ok(reply) => stdout(&super::session::session_text(&reply.value)),
             Err(err) => report(&err),
         },
@@ -146,15 +147,15 @@ async fn command(ctx: &Ctx, session: &str, line: &str) -> Result<Flow, Failure> 
 /// Runs one entry: submits it without waiting, prints its events as they
 /// stream in, and cancels it on Ctrl+C. Fails (ending the REPL) only when
 /// the session can no longer run code.
-async fn evaluate(ctx: &Ctx, session: &str, source: &str, interrupts: &mut Signal) -> Outcome {
+async fn evaluate(ctx: &Ctx, session: &Uuid, source: &str, interrupts: &mut Signal) -> Outcome {
     // A Ctrl+C pressed before this entry is not meant for it.
     while take_pending(interrupts) {}
-    let body = ReplBody { session_id: session.to_owned(), input: source.to_owned(), wait: None };
+    let body = ReplBody { session_id: *session, input: source.to_owned(), wait: None };
     let started = match ctx.client.submit_repl(&body).await {
         Ok(reply) => reply.value,
         Err(err) => return refused(err),
     };
-    let mut stream = ctx.client.follow(&started.id, None);
+    let mut stream = ctx.client.follow(&started.id.to_string(), None);
     let mut shown = Shown::default();
     let mut cancelled: Option<ExecutionView> = None;
     let mut give_up: Option<tokio::time::Instant> = None;
@@ -172,7 +173,7 @@ async fn evaluate(ctx: &Ctx, session: &str, source: &str, interrupts: &mut Signa
             },
             Some(()) = interrupts.recv(), if give_up.is_none() => {
                 stderr("\n"); // past the terminal's "^C"
-                match ctx.client.cancel_execution(&started.id).await {
+                match ctx.client.cancel_execution(&started.id.to_string()).await {
                     Ok(reply) => cancelled = Some(reply.value),
                     // It ended on its own meanwhile: its end is on the stream.
                     Err(ClientError::Api { code, .. }) if code == "EXECUTION_NOT_RUNNING" => {}
@@ -237,13 +238,18 @@ impl Shown {
         if end.status == ExecutionStatusView::Ok {
             return Ok(());
         }
-        let error = |key: &str| end.error.as_ref().and_then(|e| e.get(key)).and_then(Value::as_str);
+        let error = |key: &str| {
+            end.error.as_ref().map(|e| match key {
+                "code" => e.code.as_str(),
+                _ => e.message.as_str(),
+            })
+        };
         let message = error("message").unwrap_or_default();
         let said = self.threw || (!message.is_empty() && self.system.iter().any(|m| m == message));
         if !said {
             stderr(&format!("{}\n", failure_line(end)));
         }
-        let details = end.error.as_ref().and_then(|e| e.get("details"));
+        let details = end.error.as_ref().map(|e| &e.details);
         let flag = |key: &str| details.and_then(|d| d.get(key)).and_then(Value::as_bool) == Some(true);
         if flag("runtime_lost") {
             return Err(Failure::Other(anyhow::anyhow!(

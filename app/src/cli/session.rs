@@ -2,6 +2,7 @@
 //! fork and close them.
 
 use std::path::PathBuf;
+use uuid::Uuid;
 
 use clap::{Args, Subcommand};
 use vm_http::dto::{CreateSessionBody, SessionStatusView, SessionView};
@@ -44,8 +45,8 @@ pub enum SessionCommand {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// The template to start from.
-    #[arg(long, value_name = "TEMPLATE", value_parser = super::id)]
-    template_id: String,
+    #[arg(long, value_name = "TEMPLATE", value_parser = super::uuid)]
+    template_id: Uuid,
     /// Directory the session's files are relative to [default: the current directory].
     #[arg(long, value_name = "DIR")]
     worktree_path: Option<PathBuf>,
@@ -72,23 +73,27 @@ pub async fn run(ctx: &Ctx, command: SessionCommand) -> Outcome {
                 worktree_path: worktree.to_string_lossy().into_owned(),
             };
             let reply = client.create_session(&body).await?;
-            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.to_string()])
         }
         SessionCommand::List { status } => {
             let reply = client.sessions(status.as_deref()).await?;
-            ctx.show(&reply.raw, || sessions_table(&reply.value), || reply.value.iter().map(|s| s.id.clone()).collect())
+            ctx.show(
+                &reply.raw,
+                || sessions_table(&reply.value),
+                || reply.value.iter().map(|s| s.id.to_string()).collect(),
+            )
         }
         SessionCommand::Get { session } => {
             let reply = client.session(&session).await?;
-            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.to_string()])
         }
         SessionCommand::Fork { session } => {
             let reply = client.fork_session(&session).await?;
-            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.to_string()])
         }
         SessionCommand::Close { session } => {
             let reply = client.close_session(&session).await?;
-            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.to_string()])
         }
     }
 }
@@ -118,8 +123,8 @@ pub fn status_name(status: SessionStatusView) -> &'static str {
 
 pub(super) fn session_text(s: &SessionView) -> String {
     block(&[
-        ("id", s.id.clone()),
-        ("template", s.template_id.clone()),
+        ("id", s.id.to_string()),
+        ("template", s.template_id.to_string()),
         ("status", status_name(s.status).into()),
         ("workspace", s.workspace_id.clone()),
         ("base commit", s.base_commit_oid.clone()),
@@ -127,7 +132,7 @@ pub(super) fn session_text(s: &SessionView) -> String {
         ("created", time(&s.created_at)),
         ("closed", time_or_dash(&s.closed_at)),
         ("last error", or_dash(&s.last_error)),
-        ("forked from", or_dash(&s.forked_from)),
+        ("forked from", or_dash(&s.forked_from.map(|id| id.to_string()))),
     ])
 }
 
@@ -135,12 +140,12 @@ fn sessions_table(sessions: &[SessionView]) -> String {
     let mut table = Table::new(&["ID", "TEMPLATE", "STATUS", "WORKSPACE", "CREATED", "FORKED-FROM", "WORKTREE"]);
     for s in sessions {
         table.row(vec![
-            s.id.clone(),
-            s.template_id.clone(),
+            s.id.to_string(),
+            s.template_id.to_string(),
             status_name(s.status).into(),
             s.workspace_id.clone(),
             time(&s.created_at),
-            or_dash(&s.forked_from),
+            or_dash(&s.forked_from.map(|id| id.to_string())),
             s.worktree_path.clone(),
         ]);
     }

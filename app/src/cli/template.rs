@@ -302,19 +302,19 @@ pub async fn run(ctx: &Ctx, command: TemplateCommand) -> Outcome {
                 libraries: (!args.libraries.is_empty()).then_some(args.libraries),
             };
             let reply = client.create_template(&body).await?;
-            ctx.show(&reply.raw, || detail_text(&reply.value), || vec![reply.value.template.id.clone()])
+            ctx.show(&reply.raw, || detail_text(&reply.value), || vec![reply.value.template.id.to_string()])
         }
         C::List => {
             let reply = client.templates().await?;
             ctx.show(
                 &reply.raw,
                 || templates_table(&reply.value),
-                || reply.value.iter().map(|t| t.id.clone()).collect(),
+                || reply.value.iter().map(|t| t.id.to_string()).collect(),
             )
         }
         C::Get { template } => {
             let reply = client.template(&template).await?;
-            ctx.show(&reply.raw, || detail_text(&reply.value), || vec![reply.value.template.id.clone()])
+            ctx.show(&reply.raw, || detail_text(&reply.value), || vec![reply.value.template.id.to_string()])
         }
         C::Delete { template } => {
             let reply = client.delete_template(&template).await?;
@@ -322,27 +322,28 @@ pub async fn run(ctx: &Ctx, command: TemplateCommand) -> Outcome {
         }
         C::AddStartup { template, path, order_index, mode } => {
             let reply = client.add_startup_file(&template, &CreateStartupFileBody { path, order_index, mode }).await?;
-            ctx.show(&reply.raw, || startup_file_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || startup_file_text(&reply.value), || vec![reply.value.id.to_string()])
         }
         C::ListStartup { template } => {
             let reply = client.startup_files(&template).await?;
             ctx.show(
                 &reply.raw,
                 || startup_files_table(&reply.value),
-                || reply.value.iter().map(|f| f.id.clone()).collect(),
+                || reply.value.iter().map(|f| f.id.to_string()).collect(),
             )
         }
         C::AddCapability { template, kind, name, disabled, config } => {
+            let kind = serde_json::from_value(Value::String(kind)).expect("clap allows only the API's kinds");
             let body = CreateCapabilityBody { kind, name, enabled: Some(!disabled), config };
             let reply = client.add_capability(&template, &body).await?;
-            ctx.show(&reply.raw, || capability_text(&reply.value), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || capability_text(&reply.value), || vec![reply.value.id.to_string()])
         }
         C::ListCapabilities { template } => {
             let reply = client.capabilities(&template).await?;
             ctx.show(
                 &reply.raw,
                 || capabilities_table(&reply.value),
-                || reply.value.iter().map(|c| c.id.clone()).collect(),
+                || reply.value.iter().map(|c| c.id.to_string()).collect(),
             )
         }
         C::AddModule { template, name } => names(ctx, client.add_module(&template, &name).await?),
@@ -405,7 +406,7 @@ fn templates_table(templates: &[TemplateView]) -> String {
     let mut table = Table::new(&["ID", "NAME", "ENGINE", "MODULES", "LIBRARIES", "CREATED"]);
     for t in templates {
         table.row(vec![
-            t.id.clone(),
+            t.id.to_string(),
             t.name.clone(),
             t.engine.clone(),
             list(&t.exposed_modules),
@@ -422,10 +423,10 @@ fn detail_text(detail: &TemplateDetailView) -> String {
     let capabilities: Vec<String> = detail
         .capabilities
         .iter()
-        .map(|c| format!("{}/{}{}", c.kind, c.name, if c.enabled { "" } else { " (disabled)" }))
+        .map(|c| format!("{}/{}{}", c.kind.as_str(), c.name, if c.enabled { "" } else { " (disabled)" }))
         .collect();
     let mut pairs = vec![
-        ("id", t.id.clone()),
+        ("id", t.id.to_string()),
         ("name", t.name.clone()),
         ("engine", t.engine.clone()),
         ("active", t.is_active.to_string()),
@@ -476,8 +477,8 @@ fn comma(items: &[String]) -> String {
 
 fn startup_file_text(f: &StartupFileView) -> String {
     block(&[
-        ("id", f.id.clone()),
-        ("template", f.template_id.clone()),
+        ("id", f.id.to_string()),
+        ("template", f.template_id.to_string()),
         ("path", f.path.clone()),
         ("order", f.order_index.to_string()),
         ("mode", f.mode.clone()),
@@ -488,7 +489,7 @@ fn startup_file_text(f: &StartupFileView) -> String {
 fn startup_files_table(files: &[StartupFileView]) -> String {
     let mut table = Table::new(&["ORDER", "PATH", "MODE", "ID"]);
     for f in files {
-        table.row(vec![f.order_index.to_string(), f.path.clone(), f.mode.clone(), f.id.clone()]);
+        table.row(vec![f.order_index.to_string(), f.path.clone(), f.mode.clone(), f.id.to_string()]);
     }
     table.render()
 }
@@ -499,9 +500,9 @@ fn config_text(config: &BTreeMap<String, Value>) -> String {
 
 fn capability_text(c: &CapabilityView) -> String {
     block(&[
-        ("id", c.id.clone()),
-        ("template", c.template_id.clone()),
-        ("kind", c.kind.clone()),
+        ("id", c.id.to_string()),
+        ("template", c.template_id.to_string()),
+        ("kind", c.kind.as_str().to_owned()),
         ("name", c.name.clone()),
         ("enabled", c.enabled.to_string()),
         ("config", config_text(&c.config)),
@@ -512,7 +513,13 @@ fn capability_text(c: &CapabilityView) -> String {
 fn capabilities_table(capabilities: &[CapabilityView]) -> String {
     let mut table = Table::new(&["ID", "KIND", "NAME", "ENABLED", "CONFIG"]);
     for c in capabilities {
-        table.row(vec![c.id.clone(), c.kind.clone(), c.name.clone(), c.enabled.to_string(), config_text(&c.config)]);
+        table.row(vec![
+            c.id.to_string(),
+            c.kind.as_str().to_owned(),
+            c.name.clone(),
+            c.enabled.to_string(),
+            config_text(&c.config),
+        ]);
     }
     table.render()
 }

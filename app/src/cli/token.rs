@@ -103,20 +103,28 @@ pub async fn run(ctx: &Ctx, command: TokenCommand) -> Outcome {
         }
         TokenCommand::List => {
             let reply = client.tokens().await?;
-            ctx.show(&reply.raw, || tokens_table(&reply.value), || reply.value.iter().map(|t| t.id.clone()).collect())
+            ctx.show(
+                &reply.raw,
+                || tokens_table(&reply.value),
+                || reply.value.iter().map(|t| t.id.to_string()).collect(),
+            )
         }
         TokenCommand::Get { id } => {
             let reply = client.token(&id).await?;
-            ctx.show(&reply.raw, || block(&token_pairs(&reply.value)), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || block(&token_pairs(&reply.value)), || vec![reply.value.id.to_string()])
         }
         TokenCommand::Revoke { id } => {
             let reply = client.revoke_token(&id).await?;
-            ctx.show(&reply.raw, || block(&token_pairs(&reply.value)), || vec![reply.value.id.clone()])
+            ctx.show(&reply.raw, || block(&token_pairs(&reply.value)), || vec![reply.value.id.to_string()])
         }
         TokenCommand::Whoami => {
             let reply = client.whoami().await?;
             let me = &reply.value;
-            ctx.show(&reply.raw, || whoami_text(me), || vec![me.token_id.clone().unwrap_or_else(|| me.name.clone())])
+            ctx.show(
+                &reply.raw,
+                || whoami_text(me),
+                || vec![me.token_id.map(|id| id.to_string()).unwrap_or_else(|| me.name.clone())],
+            )
         }
     }
 }
@@ -149,7 +157,7 @@ fn expires(at: &Option<DateTime<Utc>>) -> String {
 
 fn token_pairs(t: &TokenView) -> Vec<(&'static str, String)> {
     vec![
-        ("id", t.id.clone()),
+        ("id", t.id.to_string()),
         ("name", t.name.clone()),
         ("scopes", scopes(&t.scopes)),
         ("status", status_name(t.status).into()),
@@ -173,7 +181,7 @@ fn tokens_table(tokens: &[TokenView]) -> String {
     let mut table = Table::new(&["ID", "NAME", "SCOPES", "STATUS", "CREATED", "LAST-USED", "EXPIRES"]);
     for t in tokens {
         table.row(vec![
-            t.id.clone(),
+            t.id.to_string(),
             t.name.clone(),
             scopes(&t.scopes),
             status_name(t.status).into(),
@@ -188,7 +196,7 @@ fn tokens_table(tokens: &[TokenView]) -> String {
 fn whoami_text(me: &WhoAmIView) -> String {
     block(&[
         ("name", me.name.clone()),
-        ("token", me.token_id.clone().unwrap_or_else(|| "-".into())),
+        ("token", me.token_id.map(|id| id.to_string()).unwrap_or_else(|| "-".into())),
         ("scopes", scopes(&me.scopes)),
     ])
 }
@@ -255,7 +263,7 @@ mod tests {
     #[test]
     fn the_created_text_shows_the_secret_and_says_it_is_shown_once() {
         let token = TokenView {
-            id: "t1".into(),
+            id: uuid::Uuid::nil(),
             name: "ci".into(),
             scopes: vec![ScopeView::Read, ScopeView::Execute],
             status: TokenStatusView::Active,
@@ -272,7 +280,10 @@ mod tests {
         let table = tokens_table(&[token]);
         assert_eq!(
             table.lines().next(),
-            Some("ID  NAME  SCOPES         STATUS  CREATED               LAST-USED  EXPIRES")
+            Some(
+                "ID                                    NAME  SCOPES         STATUS  CREATED               LAST-USED  \
+                 EXPIRES"
+            )
         );
     }
 }

@@ -7,6 +7,7 @@ pub mod store;
 
 pub use clock::{now_in_microseconds, Clock, Sleep};
 pub use runtime::{
-    Ending, Job, JsRuntime, LibraryCache, LimitHit, LiveEvents, Outcome, RuntimeError, RuntimeSpec, StateAfter,
+    Ending, Job, JsRuntime, LibraryCache, LimitHit, LiveEvents, Outcome, ProcessStats, RuntimeError, RuntimeSpec,
+    StateAfter,
 };
-pub use store::{ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
+pub use store::{Connections, ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};

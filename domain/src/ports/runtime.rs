@@ -97,6 +97,23 @@ pub struct Outcome {
 /// runtime's own tasks: it must return quickly and never block.
 pub type LiveEvents = Arc<dyn Fn(EventPayload) + Send + Sync>;
 
+/// What a runtime's processes cost right now, for metrics. A runtime that
+/// keeps engines in the daemon's own process reports zeros.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStats {
+    /// Live session engines running in processes of their own.
+    pub workers: u64,
+    /// Their resident memory, summed, in bytes.
+    pub worker_rss_bytes: u64,
+    /// The CPU time (user and system) they used so far, summed, in seconds.
+    pub worker_cpu_seconds: f64,
+    /// Processes kept ready ahead of sessions (e.g. engines with libraries
+    /// already loaded, from which sessions start).
+    pub zygotes: u64,
+    /// Copies of sessions kept to take over if the live engine is killed.
+    pub checkpoints: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// No live runtime for this session (never started, closed or dead).
@@ -130,6 +147,18 @@ pub trait JsRuntime: Send + Sync {
     async fn close(&self, session: SessionId);
     /// Sessions whose engine is alive in memory.
     fn live_sessions(&self) -> Vec<SessionId>;
+    /// Whether a session could start now, for the readiness probe: cheap,
+    /// and answered within about a second (an adapter that prepares engines
+    /// ahead checks, or restarts, what it prepared). The error says why not.
+    ///
+    /// The default is always ready: for runtimes with nothing to prepare.
+    async fn health(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    /// What the runtime's processes cost right now (read at each call).
+    fn process_stats(&self) -> ProcessStats {
+        ProcessStats::default()
+    }
     /// Waits for the next session whose engine died on its own (killed from
     /// outside, crashed) while no job ran, and says what happened. The
     /// adapter notices such a death at once and queues it; the session is

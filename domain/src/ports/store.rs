@@ -52,6 +52,9 @@ pub trait SessionStore: Send + Sync {
     async fn list(&self, status: Option<SessionStatus>) -> Result<Vec<Session>, DomainError>;
     /// Writes `status`, `closed_at` and `last_error` of an existing session.
     async fn update_state(&self, session: &Session) -> Result<(), DomainError>;
+    /// How many sessions there are in each status (statuses without one
+    /// may be left out).
+    async fn count_by_status(&self) -> Result<Vec<(SessionStatus, u64)>, DomainError>;
 }
 
 #[cfg_attr(test, mockall::automock)]
@@ -88,6 +91,17 @@ pub trait StoreHealth: Send + Sync {
     async fn check(&self) -> Result<(), DomainError>;
     /// Finished executions kept in memory until the store takes them.
     fn pending_writes(&self) -> usize;
+    /// The store's connections right now, for metrics.
+    fn connections(&self) -> Connections;
+}
+
+/// A store's connections: those running a statement, those open and idle,
+/// and how many it may open at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Connections {
+    pub in_use: u64,
+    pub idle: u64,
+    pub max: u64,
 }
 
 #[cfg_attr(test, mockall::automock)]

@@ -3,15 +3,17 @@
 //! limits turned into errors that name the execution, and a running
 //! execution can be followed live or cancelled.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{json, Map, Value};
+use tracing::Instrument;
 
 use super::live::{Followed, LiveExecutions};
 use crate::error::{state_suffix, with_state};
@@ -23,6 +25,7 @@ use crate::ports::{
     Clock, Ending, ExecutionStore, Job, JsRuntime, LimitHit, LiveEvents, RuntimeError, SessionStore, StateAfter,
 };
 use crate::session::{Session, SessionStatus};
+use crate::telemetry::{ExecutionStats, Limit, RunningExecution};
 use crate::DomainError;
 
 /// A finished execution with the events it recorded.
@@ -41,6 +44,21 @@ pub type Completion = Pin<Box<dyn Future<Output = Result<Executed, DomainError>>
 pub struct Started {
     pub execution: Execution,
     pub completion: Completion,
+}
+
+/// How a drain went; see [`ExecutionService::drain`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Executions that ran here during the drain.
+    pub running: usize,
+    /// Of those, the ones that ended on their own.
+    pub finished: usize,
+    /// The ones cancelled at the shutdown timeout.
+    pub cancelled: usize,
+    /// The ones whose end could not be waited for (a cancel that failed or
+    /// did not end them in time): stored `running`, they are finalised as
+    /// interrupted at the next start.
+    pub left: usize,
 }
 
 /// What a reader of an execution receives: its events after a cursor, then
@@ -123,6 +141,10 @@ pub(crate) struct Recorder {
     pub clock: Arc<dyn Clock>,
     pub busy: Busy,
     pub live: Arc<LiveExecutions>,
+    /// What the executions of this process did, for metrics.
+    pub stats: Arc<ExecutionStats>,
+    /// Set once by [`ExecutionService::drain`]: no execution starts after.
+    pub draining: AtomicBool,
 }
 
 impl Recorder {
@@ -132,7 +154,17 @@ impl Recorder {
         runtime: Arc<dyn JsRuntime>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { sessions, executions, runtime, clock, busy: Busy::default(), live: Arc::default() }
+        let stats = Arc::new(ExecutionStats::new());
+        let draining = AtomicBool::new(false);
+        Self { sessions, executions, runtime, clock, busy: Busy::default(), live: Arc::default(), stats, draining }
+    }
+
+    /// `SHUTTING_DOWN` once the daemon drains.
+    pub fn refuse_when_draining(&self) -> Result<(), DomainError> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(DomainError::ShuttingDown);
+        }
+        Ok(())
     }
 
     /// Runs `work` in `session` to its end; see [`Recorder::start`].
@@ -148,7 +180,10 @@ impl Recorder {
     /// not be rolled back marks the session `crashed`. When the final write
     /// meets a store outage, the execution is handed to
     /// [`ExecutionStore::finish_later`] and the outage error names it
-    /// (`details.execution_id`); a lost runtime is still closed.
+    /// (`details.execution_id`); a lost runtime is still closed. Refused
+    /// with `SHUTTING_DOWN` once the daemon drains. The completion runs in
+    /// an `execution` span (`execution_id`, `session_id`), a child of the
+    /// caller's span (the request's), wherever it is driven.
     pub async fn start(self: &Arc<Self>, session: &Session, work: Work) -> Result<Started, DomainError> {
         let execution_id = ExecutionId::new();
         let guard = self.busy.claim(session.id, Activity::Execution(execution_id))?;
@@ -168,17 +203,27 @@ impl Recorder {
             metrics: Metrics::default(),
         };
         let flush_now = self.live.open(execution_id, session.id);
-        if let Err(err) = self.executions.insert(&execution).await {
+        // Checked with the journal open, so that a drain that began before
+        // this check sees this execution among those it waits for.
+        if let Err(err) = self.refuse_when_draining() {
             self.live.discard(execution_id);
             return Err(err);
         }
+        // At error level, as the request span: its ids reach every line.
+        let span = tracing::error_span!("execution", execution_id = %execution_id, session_id = %session.id);
+        if let Err(err) = self.executions.insert(&execution).instrument(span.clone()).await {
+            self.live.discard(execution_id);
+            return Err(err);
+        }
+        let counted = self.stats.start(execution.kind);
         let echo = execution.input.clone().or_else(|| execution.path.clone()).unwrap_or_default();
         self.live.record(execution_id, EventPayload::InputEcho { text: echo }, self.clock.now());
         let recorder = self.clone();
         let session = session.clone();
         let running = execution.clone();
-        let completion = async move { recorder.complete(&session, running, work.job, flush_now, guard).await };
-        Ok(Started { execution, completion: completion.boxed() })
+        span.in_scope(|| tracing::debug!(kind = execution.kind.as_str(), "execution started"));
+        let completion = async move { recorder.complete(&session, running, work.job, flush_now, guard, counted).await };
+        Ok(Started { execution, completion: completion.instrument(span).boxed() })
     }
 
     /// Runs the job while storing its events every [`FLUSH_EVERY`] (or at
@@ -190,6 +235,7 @@ impl Recorder {
         job: Job,
         flush_now: UnboundedReceiver<()>,
         busy: BusyGuard,
+        counted: RunningExecution,
     ) -> Result<Executed, DomainError> {
         let id = execution.id;
         let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
@@ -215,6 +261,12 @@ impl Recorder {
             event_count: events.len() as u64,
             output_bytes: events.iter().map(|e| e.payload.output_bytes() as u64).sum(),
         };
+        let limit = match &ending {
+            Ending::Limit { hit, .. } => Some(Limit::from(*hit)),
+            _ => None,
+        };
+        counted.end(execution.status, &execution.metrics, limit);
+        log_end(&ending, &execution);
         let tail = self.live.unstored(id);
         let finished = self.executions.finish(&execution, &tail).await;
         // The session's fate is settled before anyone hears the end: a reader
@@ -281,6 +333,7 @@ impl Recorder {
         stop: futures::channel::oneshot::Receiver<()>,
     ) {
         let mut stop = stop.fuse();
+        let mut warned = false;
         loop {
             let tick = self.clock.sleep(FLUSH_EVERY).fuse();
             futures::pin_mut!(tick);
@@ -290,8 +343,17 @@ impl Recorder {
                 _ = flush_now.next() => {},
             }
             let batch = self.live.unstored(id);
-            if !batch.is_empty() && self.executions.append_events(id, &batch).await.is_ok() {
-                self.live.mark_stored(id, batch.len());
+            if batch.is_empty() {
+                continue;
+            }
+            match self.executions.append_events(id, &batch).await {
+                Ok(()) => self.live.mark_stored(id, batch.len()),
+                // Once per execution: the flusher retries every tick.
+                Err(err) if !warned => {
+                    warned = true;
+                    tracing::warn!(error = %err, waiting = batch.len(), "cannot store the execution's new events yet; retrying");
+                }
+                Err(_) => {}
             }
         }
     }
@@ -309,6 +371,41 @@ impl Recorder {
             self.sessions.update_state(&crashed).await?;
         }
         Ok(())
+    }
+}
+
+/// One line per ended execution, in its span: debug when it completed or
+/// threw, info when a cancel or a limit stopped it, warn when its runtime
+/// crashed under it.
+fn log_end(ending: &Ending, execution: &Execution) {
+    let status = execution.status.as_str();
+    let (duration_ms, events) = (execution.metrics.duration_ms, execution.metrics.event_count);
+    let state = |state: &StateAfter| match state {
+        StateAfter::Kept => "kept",
+        StateAfter::RolledBack => "rolled_back",
+        StateAfter::Lost => "lost",
+    };
+    match ending {
+        Ending::Completed | Ending::Threw => tracing::debug!(status, duration_ms, events, "execution ended"),
+        Ending::Limit { hit, state: after } => tracing::info!(
+            status,
+            duration_ms,
+            events,
+            limit = Limit::from(*hit).as_str(),
+            session_state = state(after),
+            "execution stopped by a limit"
+        ),
+        Ending::Cancelled { state: after } => {
+            tracing::info!(status, duration_ms, events, session_state = state(after), "execution cancelled")
+        }
+        Ending::Crashed { reason, state: after } => tracing::warn!(
+            status,
+            duration_ms,
+            events,
+            reason = reason.as_str(),
+            session_state = state(after),
+            "execution ended: its runtime stopped under it"
+        ),
     }
 }
 
@@ -430,6 +527,12 @@ impl ExecutionService {
         Self { recorder }
     }
 
+    /// What the executions of this process did so far (startup files
+    /// included), as the metrics count it.
+    pub fn stats(&self) -> &ExecutionStats {
+        &self.recorder.stats
+    }
+
     /// Evaluates a snippet in the session's global scope and waits for its end.
     pub async fn repl(&self, session_id: SessionId, input: &str) -> Result<Executed, DomainError> {
         self.start_repl(session_id, input).await?.completion.await
@@ -464,7 +567,10 @@ impl ExecutionService {
         let path = ScriptPath::parse(&request.path)?;
         let env = request.env.unwrap_or_default();
         if let Some(key) = env.keys().find(|k| k.is_empty() || k.contains(['=', '\0'])) {
-            return Err(DomainError::validation("env", format!("env name {key:?} is not a valid variable name")));
+            return Err(DomainError::InvalidValue {
+                field: "env".into(),
+                message: format!("env name {key:?} is not a valid variable name (empty, or holds `=` or NUL)"),
+            });
         }
         let session = self.ready_session(session_id).await?;
         let resolved = session.worktree_path.resolve(&path)?;
@@ -560,6 +666,7 @@ impl ExecutionService {
                 status => Err(not_running(status.as_str())),
             };
         };
+        tracing::info!(execution_id = %id, session_id = %session, "cancel requested");
         let Some((_, mut rest)) = self.recorder.live.follow(id, i64::MAX) else { return self.get(id).await };
         let clock = &self.recorder.clock;
         // The job may not have reached the runtime yet: ask until it has.
@@ -590,7 +697,100 @@ impl ExecutionService {
         }
     }
 
+    /// How many executions run in this process now.
+    pub fn running_here(&self) -> usize {
+        self.recorder.live.running().len()
+    }
+
+    /// Whether the daemon drains (see [`ExecutionService::drain`]).
+    pub fn is_draining(&self) -> bool {
+        self.recorder.draining.load(Ordering::SeqCst)
+    }
+
+    /// Drains this process before it stops: from now on every new
+    /// execution (and session, and fork) is refused with `SHUTTING_DOWN`;
+    /// the executions running here may end on their own for `timeout`, and
+    /// those still running then are cancelled through [`ExecutionService::cancel`]
+    /// (stored `cancelled` with their events and a `system` event saying
+    /// why). Returns once each has ended and is stored (or queued for the
+    /// store). Nothing else is touched: sessions stay as they are.
+    pub async fn drain(&self, timeout: Duration) -> DrainReport {
+        let recorder = &self.recorder;
+        recorder.draining.store(true, Ordering::SeqCst);
+        let mut seen: HashSet<ExecutionId> = recorder.live.running().into_iter().collect();
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            running = seen.len(),
+            timeout_ms,
+            "drain started: new work is refused, running executions may end"
+        );
+        let deadline = recorder.clock.sleep(timeout).fuse();
+        futures::pin_mut!(deadline);
+        // Executions that passed the draining check just before it was set
+        // show up in a later look; none can start after it.
+        let rest = loop {
+            let running = recorder.live.running();
+            seen.extend(running.iter().copied());
+            if running.is_empty() {
+                break running;
+            }
+            let ended = self.all_ended(&running).fuse();
+            futures::pin_mut!(ended);
+            futures::select! {
+                () = ended => {}
+                () = deadline => break recorder.live.running(),
+            }
+        };
+        seen.extend(rest.iter().copied());
+        let mut report = DrainReport { running: seen.len(), ..DrainReport::default() };
+        if !rest.is_empty() {
+            tracing::warn!(
+                cancelling = rest.len(),
+                timeout_ms,
+                "drain: cancelling the executions still running at the shutdown timeout"
+            );
+        }
+        let message = format!(
+            "the daemon is shutting down: this execution is cancelled, still running after the shutdown timeout of {timeout_ms} ms"
+        );
+        for id in &rest {
+            let event = EventPayload::System { message: message.clone(), level: SystemLevel::Warn };
+            recorder.live.record(*id, event, recorder.clock.now());
+        }
+        let cancels = futures::future::join_all(rest.iter().map(|id| self.cancel(*id))).await;
+        for (id, cancelled) in rest.iter().zip(cancels) {
+            match cancelled {
+                Ok(execution) if execution.status == ExecutionStatus::Cancelled => report.cancelled += 1,
+                Ok(execution) if execution.status == ExecutionStatus::Running => report.left += 1,
+                Ok(_) | Err(DomainError::ExecutionNotRunning { .. }) => {}
+                Err(err) => {
+                    tracing::warn!(execution_id = %id, error = %err, "drain: cannot cancel an execution");
+                    report.left += 1;
+                }
+            }
+        }
+        report.left = report.left.max(recorder.live.running().len());
+        report.finished = report.running.saturating_sub(report.cancelled + report.left);
+        tracing::info!(
+            running = report.running,
+            finished = report.finished,
+            cancelled = report.cancelled,
+            left = report.left,
+            "drain finished"
+        );
+        report
+    }
+
+    /// Resolves once each of `ids` has ended here (or never ran here).
+    fn all_ended(&self, ids: &[ExecutionId]) -> impl Future<Output = ()> + use<> {
+        let followers: Vec<_> =
+            ids.iter().filter_map(|id| self.recorder.live.follow(*id, i64::MAX)).map(|(_, rest)| rest).collect();
+        // Each follower ends with the execution's end, when its journal goes.
+        futures::future::join_all(followers.into_iter().map(|rest| rest.for_each(|_| async {}))).map(|_| ())
+    }
+
     async fn ready_session(&self, id: SessionId) -> Result<Session, DomainError> {
+        self.recorder.refuse_when_draining()?;
         let session =
             self.recorder.sessions.get(id).await?.ok_or_else(|| DomainError::SessionNotFound { id: id.to_string() })?;
         if session.status != SessionStatus::Ready {
@@ -681,6 +881,67 @@ mod tests {
     }
 
     #[test]
+    fn a_drain_waits_for_the_running_execution_and_refuses_new_ones() {
+        let (executions, finished) = recording_executions();
+        let runtime = runtime_returning(Outcome { events: vec![], ending: Ending::Completed });
+        let svc = service(sessions_with(SessionStatus::Ready), executions, runtime);
+        let running = block_on(svc.start_repl(SessionId::new(), "1")).unwrap();
+        assert_eq!(svc.running_here(), 1);
+        let (report, done) = block_on(async { futures::join!(svc.drain(Duration::from_secs(30)), running.completion) });
+        assert_eq!(report, DrainReport { running: 1, finished: 1, cancelled: 0, left: 0 });
+        assert_eq!(done.unwrap().execution.status, ExecutionStatus::Ok);
+        let refused = block_on(svc.repl(SessionId::new(), "2")).unwrap_err();
+        assert_eq!(refused.code(), "SHUTTING_DOWN");
+        assert_eq!(finished.lock().unwrap().len(), 1, "the refused execution was never stored");
+        assert_eq!(svc.running_here(), 0);
+    }
+
+    #[test]
+    fn a_drain_cancels_what_still_runs_at_the_timeout_and_says_why_in_its_events() {
+        const TIMEOUT: Duration = Duration::from_millis(200);
+        let (mut executions, finished) = recording_executions();
+        let stored = finished.clone();
+        executions.expect_get().returning(move |id| {
+            let done = stored.lock().unwrap().iter().find(|(e, _)| e.id == id).map(|(e, _)| e.clone());
+            let mut running = crate::services::fixtures::an_execution(id, SessionId::new());
+            running.status = ExecutionStatus::Running;
+            Ok(Some(done.unwrap_or(running)))
+        });
+        let mut runtime = MockJsRuntime::new();
+        runtime.expect_cancel().times(1).returning(|_| true);
+        let mut clock = crate::ports::clock::MockClock::new();
+        clock.expect_now().returning(|| fixed_clock().now());
+        // Only the drain's timeout passes; every other pause lasts forever.
+        clock.expect_sleep().returning(|pause| match pause {
+            TIMEOUT => Box::pin(std::future::ready(())),
+            _ => Box::pin(std::future::pending()),
+        });
+        let recorder = Recorder::new(
+            Arc::new(sessions_with(SessionStatus::Ready)),
+            Arc::new(executions),
+            Arc::new(runtime),
+            Arc::new(clock),
+        );
+        let svc = ExecutionService::new(Arc::new(recorder));
+        let running = block_on(svc.start_repl(SessionId::new(), "while (true) {}")).unwrap();
+        let (report, done) = block_on(async { futures::join!(svc.drain(TIMEOUT), running.completion) });
+        assert_eq!(report, DrainReport { running: 1, finished: 0, cancelled: 1, left: 0 });
+        assert_eq!(done.unwrap().execution.status, ExecutionStatus::Cancelled);
+        let stored = finished.lock().unwrap();
+        let (execution, events) = &stored[0];
+        assert_eq!(execution.status, ExecutionStatus::Cancelled);
+        let messages: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                EventPayload::System { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(messages[0].contains("shutting down") && messages[0].contains("200 ms"), "{messages:?}");
+        assert!(messages[1].contains("cancelled"), "{messages:?}");
+    }
+
+    #[test]
     fn a_session_that_is_not_ready_refuses_executions() {
         let mut executions = MockExecutionStore::new();
         executions.expect_insert().never();
@@ -707,6 +968,37 @@ mod tests {
             EventPayload::System { message, .. } => assert!(message.contains("max_events"), "{message}"),
             other => panic!("expected a system event last, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn ended_executions_are_counted_by_status_with_the_limit_that_stopped_them() {
+        let (executions, _finished) = recording_executions();
+        let mut runtime = MockJsRuntime::new();
+        let mut endings = vec![
+            Ending::Completed,
+            Ending::Threw,
+            Ending::Limit { hit: LimitHit::CpuTime { limit_ms: 10 }, state: StateAfter::Kept },
+        ]
+        .into_iter();
+        runtime.expect_run().times(3).returning(move |_, _, _| {
+            let line = EventPayload::Console { level: ConsoleLevel::Log, text: "abc".into() };
+            Ok(Outcome { events: vec![line], ending: endings.next().unwrap() })
+        });
+        let svc = service(sessions_with(SessionStatus::Ready), executions, runtime);
+        block_on(svc.repl(SessionId::new(), "1")).unwrap();
+        block_on(svc.repl(SessionId::new(), "throw 1")).unwrap();
+        block_on(svc.repl(SessionId::new(), "for(;;){}")).unwrap_err();
+        let stats = svc.stats();
+        let by_status =
+            [ExecutionStatus::Ok, ExecutionStatus::Error, ExecutionStatus::Timeout, ExecutionStatus::Cancelled];
+        assert_eq!(by_status.map(|s| stats.ended(s)), [1, 1, 1, 0]);
+        assert_eq!(stats.ended_of(ExecutionKind::Repl, ExecutionStatus::Timeout), 1);
+        assert_eq!(stats.limit_hits(Limit::Cpu), 1);
+        assert_eq!(stats.running(), 0);
+        // Each: the input echo and the console line; the limit adds its system event.
+        assert_eq!(stats.events(), 7);
+        assert_eq!(stats.output_bytes(), 9);
+        assert_eq!(stats.durations().count, 3);
     }
 
     #[test]

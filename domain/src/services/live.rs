@@ -133,6 +133,11 @@ impl LiveExecutions {
         Some(journal.session)
     }
 
+    /// The executions running here now.
+    pub fn running(&self) -> Vec<ExecutionId> {
+        self.journals().keys().copied().collect()
+    }
+
     pub fn cancel_requested(&self, id: ExecutionId) -> bool {
         self.journals().get(&id).is_some_and(|j| j.cancel_requested)
     }

@@ -7,11 +7,11 @@ mod sessions;
 mod templates;
 mod tokens;
 
-pub use executions::{Completion, Executed, ExecutionService, Following, RunFileRequest, Started};
+pub use executions::{Completion, DrainReport, Executed, ExecutionService, Following, RunFileRequest, Started};
 pub use live::Followed;
-pub use sessions::{NewSession, ReconcileReport, SessionService};
-pub use templates::{LibraryEntry, NewCapability, NewStartupFile, NewTemplate, TemplateService};
-pub use tokens::{NewToken, TokenService, MIN_SUPPLIED_SECRET_LEN, TOUCH_INTERVAL};
+pub use sessions::{ReconcileReport, SessionService};
+pub use templates::{LibraryEntry, TemplateService};
+pub use tokens::{TokenService, MIN_SUPPLIED_SECRET_LEN, TOUCH_INTERVAL};
 
 #[cfg(test)]
 pub(crate) mod fixtures;

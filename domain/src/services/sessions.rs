@@ -6,24 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Map};
+use tracing::Instrument;
 
 use super::executions::{Activity, Recorder, Work};
 use super::ExecutionService;
 use crate::event::{Event, EventPayload, SystemLevel};
 use crate::execution::{ExecutionKind, ExecutionStatus};
-use crate::ids::{SessionId, TemplateId};
+use crate::ids::SessionId;
 use crate::paths::{WorktreePath, WorktreePolicy};
-use crate::ports::{Clock, ExecutionStore, Job, JsRuntime, RuntimeSpec, SessionStore, TemplateStore};
-use crate::session::{Label, Session, SessionStatus};
+use crate::ports::{Clock, ExecutionStore, Job, JsRuntime, ProcessStats, RuntimeSpec, SessionStore, TemplateStore};
+use crate::session::{Session, SessionSpec, SessionStatus};
+use crate::template::{Capability, Settings, StartupFile, Template};
 use crate::DomainError;
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NewSession {
-    pub template_id: String,
-    pub workspace_id: String,
-    pub base_commit_oid: String,
-    pub worktree_path: String,
-}
 
 /// What reconciliation found left over from a previous process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,13 +58,13 @@ impl SessionService {
     /// Creates a session: allocates the runtime with the template's settings,
     /// modules and libraries, then runs the startup files in order, each as a
     /// `startup` execution. Any failure leaves the session `crashed` and is
-    /// reported as `STARTUP_FAILED` carrying the session id.
-    pub async fn create(&self, new: NewSession) -> Result<Session, DomainError> {
-        let template_id = TemplateId::parse(&new.template_id, "template_id")?;
-        let workspace_id = Label::parse("workspace_id", &new.workspace_id)?;
-        let base_commit_oid = Label::parse("base_commit_oid", &new.base_commit_oid)?;
-        let worktree_path = WorktreePath::parse(&new.worktree_path)?;
-        self.worktrees.check(&new.worktree_path, &worktree_path)?;
+    /// reported as `STARTUP_FAILED` carrying the session id. Refused with
+    /// `SHUTTING_DOWN` once the daemon drains.
+    pub async fn create(&self, spec: SessionSpec) -> Result<Session, DomainError> {
+        self.recorder.refuse_when_draining()?;
+        let SessionSpec { template_id, workspace_id, base_commit_oid, worktree_path: raw_worktree } = spec;
+        let worktree_path = WorktreePath::parse(&raw_worktree)?;
+        self.worktrees.check(&raw_worktree, &worktree_path)?;
         let template = self
             .templates
             .get(template_id)
@@ -90,7 +84,7 @@ impl SessionService {
         let capabilities = self.templates.capabilities(template_id).await?;
         let startup_files = self.templates.startup_files(template_id).await?;
 
-        let mut session = Session {
+        let session = Session {
             id: SessionId::new(),
             template_id,
             workspace_id,
@@ -102,6 +96,21 @@ impl SessionService {
             last_error: None,
             forked_from: None,
         };
+        // At error level, as the request span: its id reaches every line.
+        let span = tracing::error_span!("session", session_id = %session.id);
+        self.start(session, template, settings, capabilities, startup_files).instrument(span).await
+    }
+
+    /// Stores the new session, brings its runtime up and runs its startup
+    /// files; see [`SessionService::create`].
+    async fn start(
+        &self,
+        mut session: Session,
+        template: Template,
+        settings: Settings,
+        capabilities: Vec<Capability>,
+        startup_files: Vec<StartupFile>,
+    ) -> Result<Session, DomainError> {
         self.sessions().insert(&session).await?;
 
         let spec = RuntimeSpec {
@@ -146,11 +155,13 @@ impl SessionService {
             }
         }
         self.sessions().update_state(&session).await?;
+        tracing::info!(template_id = %session.template_id, "session started");
         Ok(session)
     }
 
     /// Marks the session crashed, discards its runtime and builds the error.
     async fn fail_start(&self, mut session: Session, reason: String) -> DomainError {
+        tracing::warn!(reason = reason.as_str(), "session failed to start");
         self.runtime().close(session.id).await;
         session.status = SessionStatus::Crashed;
         session.last_error = Some(reason.clone());
@@ -223,6 +234,7 @@ impl SessionService {
         session.status = SessionStatus::Closed;
         session.closed_at = Some(self.recorder.clock.now());
         self.sessions().update_state(&session).await?;
+        tracing::info!(session_id = %id, "session closed");
         Ok(session)
     }
 
@@ -231,8 +243,10 @@ impl SessionService {
     /// module), with the source's template and worktree and `forked_from`
     /// naming the source. The source is busy meanwhile and unchanged after.
     /// A fork that cannot start leaves the new session `crashed` and is
-    /// reported as `STARTUP_FAILED`.
+    /// reported as `STARTUP_FAILED`. Refused with `SHUTTING_DOWN` once the
+    /// daemon drains.
     pub async fn fork(&self, id: SessionId) -> Result<Session, DomainError> {
+        self.recorder.refuse_when_draining()?;
         self.notice_lost_runtimes().await?;
         let source = self.find(id).await?;
         if source.status != SessionStatus::Ready {
@@ -257,7 +271,14 @@ impl SessionService {
             self.runtime().close(session.id).await;
             return Err(err);
         }
+        tracing::info!(session_id = %session.id, forked_from = %id, "session forked");
         Ok(session)
+    }
+
+    /// Whether a session could start now (the readiness probe's runtime
+    /// check); `RUNTIME_UNAVAILABLE` with the runtime's reason when not.
+    pub async fn runtime_health(&self) -> Result<(), DomainError> {
+        self.runtime().health().await.map_err(|err| DomainError::RuntimeUnavailable { reason: err.to_string() })
     }
 
     /// Sessions whose runtime is alive in memory.
@@ -265,6 +286,21 @@ impl SessionService {
         let mut ids = self.runtime().live_sessions();
         ids.sort();
         ids
+    }
+
+    /// How many sessions are in each status, every status listed in the
+    /// order of [`SessionStatus::ALL`], after noticing runtimes that died
+    /// while idle and are still queued.
+    pub async fn count_by_status(&self) -> Result<[(SessionStatus, u64); 4], DomainError> {
+        self.notice_lost_runtimes().await?;
+        let counted = self.sessions().count_by_status().await?;
+        Ok(SessionStatus::ALL
+            .map(|status| (status, counted.iter().filter(|(s, _)| *s == status).map(|(_, n)| n).sum())))
+    }
+
+    /// What the runtime's processes cost right now.
+    pub fn process_stats(&self) -> ProcessStats {
+        self.runtime().process_stats()
     }
 
     /// Run once at start: sessions that claim to be live are closed (their
@@ -312,11 +348,11 @@ mod tests {
 
     use super::*;
     use crate::execution::{Execution, Metrics};
-    use crate::ids::ExecutionId;
+    use crate::ids::{ExecutionId, TemplateId};
     use crate::ports::runtime::{Ending, MockJsRuntime, Outcome, RuntimeError};
     use crate::ports::store::{MockExecutionStore, MockSessionStore, MockTemplateStore};
     use crate::services::fixtures::{a_session, a_startup_file, a_template, fixed_clock};
-    use crate::template::Settings;
+    use crate::session::Label;
 
     struct Parts {
         templates: MockTemplateStore,
@@ -337,6 +373,10 @@ mod tests {
         }
 
         fn build(self) -> SessionService {
+            self.build_both().0
+        }
+
+        fn build_both(self) -> (SessionService, ExecutionService) {
             SessionService::new(
                 Arc::new(self.templates),
                 Arc::new(self.sessions),
@@ -345,15 +385,14 @@ mod tests {
                 fixed_clock(),
                 WorktreePolicy::new(&[std::path::PathBuf::from("/")], &[]).unwrap(),
             )
-            .0
         }
     }
 
-    fn new_session(worktree: &std::path::Path) -> NewSession {
-        NewSession {
-            template_id: TemplateId::new().to_string(),
-            workspace_id: "ws".into(),
-            base_commit_oid: "abc123".into(),
+    fn new_session(worktree: &std::path::Path) -> SessionSpec {
+        SessionSpec {
+            template_id: TemplateId::new(),
+            workspace_id: Label::parse("workspace_id", "ws").unwrap(),
+            base_commit_oid: Label::parse("base_commit_oid", "abc123").unwrap(),
             worktree_path: worktree.to_str().unwrap().into(),
         }
     }
@@ -370,6 +409,31 @@ mod tests {
             Ok(())
         });
         states
+    }
+
+    #[test]
+    fn a_draining_daemon_refuses_new_sessions_and_forks_before_touching_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut parts = Parts::new();
+        parts.sessions.expect_insert().never();
+        parts.sessions.expect_get().never();
+        parts.runtime.expect_start().never();
+        parts.runtime.expect_fork().never();
+        let (sessions, executions) = parts.build_both();
+        let report = block_on(executions.drain(std::time::Duration::from_secs(30)));
+        assert_eq!(report, crate::services::DrainReport::default(), "nothing ran, nothing to wait for");
+        assert!(executions.is_draining());
+        assert_eq!(block_on(sessions.create(new_session(dir.path()))).unwrap_err().code(), "SHUTTING_DOWN");
+        assert_eq!(block_on(sessions.fork(SessionId::new())).unwrap_err().code(), "SHUTTING_DOWN");
+    }
+
+    #[test]
+    fn a_runtime_that_cannot_start_sessions_is_runtime_unavailable_with_its_reason() {
+        let mut parts = Parts::new();
+        parts.runtime.expect_health().returning(|| Err(RuntimeError::Unavailable("the zygote is gone".into())));
+        let err = block_on(parts.build().runtime_health()).unwrap_err();
+        assert_eq!(err.code(), "RUNTIME_UNAVAILABLE");
+        assert!(err.to_string().contains("the zygote is gone"), "{err}");
     }
 
     #[test]
@@ -433,9 +497,9 @@ mod tests {
     fn a_relative_worktree_is_an_invalid_path() {
         let mut parts = Parts::new();
         parts.sessions.expect_insert().never();
-        let mut new = new_session(std::path::Path::new("/tmp"));
-        new.worktree_path = "relative/dir".into();
-        assert_eq!(block_on(parts.build().create(new)).unwrap_err().code(), "INVALID_PATH");
+        let mut spec = new_session(std::path::Path::new("/tmp"));
+        spec.worktree_path = "relative/dir".into();
+        assert_eq!(block_on(parts.build().create(spec)).unwrap_err().code(), "INVALID_PATH");
     }
 
     #[test]
@@ -613,5 +677,33 @@ mod tests {
         parts.sessions.expect_insert().never();
         let err = block_on(parts.build().fork(SessionId::new())).unwrap_err();
         assert_eq!(err.code(), "SESSION_NOT_READY");
+    }
+
+    #[test]
+    fn session_counts_list_every_status_and_notice_lost_runtimes_first() {
+        let mut parts = Parts::new();
+        let lost = SessionId::new();
+        parts.runtime.expect_take_lost().times(1).returning(move || vec![(lost, "killed".into())]);
+        parts.sessions.expect_get().returning(|id| Ok(Some(a_session(id, SessionStatus::Ready))));
+        let states = recorded_states(&mut parts.sessions);
+        parts
+            .sessions
+            .expect_count_by_status()
+            .returning(|| Ok(vec![(SessionStatus::Closed, 4), (SessionStatus::Ready, 2)]));
+        let counts = block_on(parts.build().count_by_status()).unwrap();
+        assert_eq!(
+            counts,
+            [
+                (SessionStatus::Starting, 0),
+                (SessionStatus::Ready, 2),
+                (SessionStatus::Crashed, 0),
+                (SessionStatus::Closed, 4)
+            ]
+        );
+        assert_eq!(
+            states.lock().unwrap()[0].status,
+            SessionStatus::Crashed,
+            "the lost runtime's session crashed first"
+        );
     }
 }

@@ -1,46 +1,18 @@
-//! Template rules: names, engines, settings defaults and validation, module
-//! and library policy, capability configs (`net`/`fetch`'s allow list),
-//! startup-file paths and modes.
+//! Template rules: engines, settings defaults and validation, the module and
+//! library lists, capability configs (`net`/`fetch`'s allow list). Names,
+//! paths and modes arrive parsed, in the `…Spec` types of `crate::template`.
 
 use std::sync::Arc;
-
-use serde_json::{Map, Value};
 
 use crate::catalog::{LibraryInfo, LibraryRef, ModuleInfo, ModuleName, LIBRARIES, MODULES};
 use crate::ids::{CapabilityId, StartupFileId, TemplateId};
 use crate::net::{configures_fetch, FetchConfig};
-use crate::paths::ScriptPath;
 use crate::ports::{Clock, LibraryCache, TemplateStore};
 use crate::template::{
-    Capability, CapabilityKind, Settings, StartupFile, StartupMode, Template, TemplateDetail, TemplateName,
+    Capability, CapabilitySpec, Settings, StartupFile, StartupFileSpec, Template, TemplateDetail, TemplateSpec,
     DEFAULT_ENGINE,
 };
 use crate::DomainError;
-
-/// What a caller sends to create a template; everything but `name` is optional.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NewTemplate {
-    pub name: String,
-    pub engine: Option<String>,
-    pub settings: Option<Settings>,
-    pub modules: Vec<String>,
-    pub libraries: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewCapability {
-    pub kind: String,
-    pub name: String,
-    pub enabled: Option<bool>,
-    pub config: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewStartupFile {
-    pub path: String,
-    pub order_index: Option<i64>,
-    pub mode: Option<String>,
-}
 
 /// A catalog library and whether its file is in the local cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,20 +39,21 @@ impl TemplateService {
         Self { store, cache, clock, engines }
     }
 
-    pub async fn create(&self, new: NewTemplate) -> Result<TemplateDetail, DomainError> {
-        let name = TemplateName::parse(&new.name)?;
-        let engine = new.engine.as_deref().map(str::trim).unwrap_or(DEFAULT_ENGINE).to_owned();
+    /// Creates a template: checks the engine against the registered ones
+    /// (`ENGINE_UNSUPPORTED`) and the settings, sorts the modules and drops
+    /// repeated modules and libraries (libraries keep their order).
+    pub async fn create(&self, spec: TemplateSpec) -> Result<TemplateDetail, DomainError> {
+        let engine = spec.engine.as_deref().map(str::trim).unwrap_or(DEFAULT_ENGINE).to_owned();
         if !self.engines.contains(&engine) {
             return Err(DomainError::EngineUnsupported { engine, supported: self.engines.clone() });
         }
-        let settings = new.settings.unwrap_or_default();
+        let settings = spec.settings.unwrap_or_default();
         settings.validate()?;
-        let mut exposed_modules = new.modules.iter().map(|m| ModuleName::parse(m)).collect::<Result<Vec<_>, _>>()?;
+        let mut exposed_modules = spec.modules;
         exposed_modules.sort();
         exposed_modules.dedup();
         let mut libraries: Vec<LibraryRef> = Vec::new();
-        for raw in &new.libraries {
-            let library = LibraryRef::parse(raw)?;
+        for library in spec.libraries {
             if !libraries.contains(&library) {
                 libraries.push(library);
             }
@@ -88,7 +61,7 @@ impl TemplateService {
         let now = self.clock.now();
         let template = Template {
             id: TemplateId::new(),
-            name,
+            name: spec.name,
             engine,
             is_active: true,
             exposed_modules,
@@ -140,26 +113,22 @@ impl TemplateService {
         }
     }
 
-    pub async fn add_capability(&self, id: TemplateId, new: NewCapability) -> Result<Capability, DomainError> {
-        let kind = CapabilityKind::parse(new.kind.trim())?;
-        let name = new.name.trim();
-        if name.is_empty() {
-            return Err(DomainError::validation("name", "name is required and must not be blank"));
-        }
-        let config = new.config.unwrap_or_default();
+    /// Adds a capability. A `fetch` config that breaks its rules is a
+    /// `VALIDATION_ERROR` naming the field (`config.allow[1]`).
+    pub async fn add_capability(&self, id: TemplateId, spec: CapabilitySpec) -> Result<Capability, DomainError> {
         // Checked enabled or not: a disabled capability's config is refused
         // now rather than when someone turns it on.
-        if configures_fetch(kind, name) {
-            FetchConfig::parse(&config)?;
+        if configures_fetch(spec.kind, spec.name.as_str()) {
+            FetchConfig::parse(&spec.config)?;
         }
         self.get(id).await?;
         let capability = Capability {
             id: CapabilityId::new(),
             template_id: id,
-            kind,
-            name: name.to_owned(),
-            enabled: new.enabled.unwrap_or(true),
-            config,
+            kind: spec.kind,
+            name: spec.name.as_str().to_owned(),
+            enabled: spec.enabled,
+            config: spec.config,
             created_at: self.clock.now(),
         };
         self.store.add_capability(&capability).await?;
@@ -171,16 +140,14 @@ impl TemplateService {
         self.store.capabilities(id).await
     }
 
-    pub async fn add_startup_file(&self, id: TemplateId, new: NewStartupFile) -> Result<StartupFile, DomainError> {
-        let path = ScriptPath::parse(&new.path)?;
-        let mode = StartupMode::parse(new.mode.as_deref().map(str::trim).unwrap_or("eval"))?;
+    pub async fn add_startup_file(&self, id: TemplateId, spec: StartupFileSpec) -> Result<StartupFile, DomainError> {
         self.get(id).await?;
         let file = StartupFile {
             id: StartupFileId::new(),
             template_id: id,
-            path,
-            order_index: new.order_index.unwrap_or(0),
-            mode,
+            path: spec.path,
+            order_index: spec.order_index,
+            mode: spec.mode,
             created_at: self.clock.now(),
         };
         self.store.add_startup_file(&file).await?;
@@ -259,11 +226,13 @@ fn not_found(id: TemplateId) -> DomainError {
 mod tests {
     use futures::executor::block_on;
     use mockall::predicate::always;
+    use serde_json::Value;
 
     use super::*;
     use crate::ports::runtime::MockLibraryCache;
     use crate::ports::store::MockTemplateStore;
     use crate::services::fixtures::{a_template, fixed_clock};
+    use crate::template::{CapabilityKind, TemplateName};
 
     fn service(store: MockTemplateStore) -> TemplateService {
         let mut cache = MockLibraryCache::new();
@@ -271,12 +240,21 @@ mod tests {
         TemplateService::new(Arc::new(store), Arc::new(cache), fixed_clock(), vec!["boa".into()])
     }
 
+    fn a_spec(name: &str) -> TemplateSpec {
+        TemplateSpec {
+            name: TemplateName::parse(name).unwrap(),
+            engine: None,
+            settings: None,
+            modules: vec![],
+            libraries: vec![],
+        }
+    }
+
     #[test]
     fn a_new_template_gets_the_default_engine_and_settings() {
         let mut store = MockTemplateStore::new();
         store.expect_insert().times(1).returning(|_, _| Ok(()));
-        let detail =
-            block_on(service(store).create(NewTemplate { name: " demo ".into(), ..Default::default() })).unwrap();
+        let detail = block_on(service(store).create(a_spec("demo"))).unwrap();
         assert_eq!(detail.template.name.as_str(), "demo");
         assert_eq!(detail.template.engine, "boa");
         assert!(detail.template.is_active);
@@ -284,15 +262,25 @@ mod tests {
     }
 
     #[test]
+    fn a_new_template_sorts_its_modules_and_drops_repeats_keeping_the_library_order() {
+        let mut store = MockTemplateStore::new();
+        store.expect_insert().times(1).returning(|_, _| Ok(()));
+        let modules = ["fs", "exec", "fs"].map(|m| ModuleName::parse(m).unwrap()).to_vec();
+        let libraries =
+            ["moment-2.29.4", "lodash-4.17.21", "moment-2.29.4"].map(|l| LibraryRef::parse(l).unwrap()).to_vec();
+        let detail = block_on(service(store).create(TemplateSpec { modules, libraries, ..a_spec("demo") })).unwrap();
+        let modules: Vec<_> = detail.template.exposed_modules.iter().map(ModuleName::as_str).collect();
+        assert_eq!(modules, ["exec", "fs"]);
+        let libraries: Vec<_> = detail.template.libraries.iter().map(LibraryRef::as_str).collect();
+        assert_eq!(libraries, ["moment-2.29.4", "lodash-4.17.21"]);
+    }
+
+    #[test]
     fn an_unknown_engine_is_refused_with_the_supported_list() {
         let mut store = MockTemplateStore::new();
         store.expect_insert().never();
-        let err = block_on(service(store).create(NewTemplate {
-            name: "x".into(),
-            engine: Some("v8".into()),
-            ..Default::default()
-        }))
-        .unwrap_err();
+        let err =
+            block_on(service(store).create(TemplateSpec { engine: Some("v8".into()), ..a_spec("x") })).unwrap_err();
         assert_eq!(err.code(), "ENGINE_UNSUPPORTED");
         assert_eq!(err.details()["supported"], serde_json::json!(["boa"]));
     }
@@ -324,16 +312,13 @@ mod tests {
     }
 
     #[test]
-    fn startup_files_must_be_relative_and_eval() {
+    fn a_startup_file_of_a_missing_template_is_not_found_and_not_stored() {
         let mut store = MockTemplateStore::new();
-        store.expect_get().returning(|id| Ok(Some(a_template(id))));
+        store.expect_get().returning(|_| Ok(None));
         store.expect_add_startup_file().never();
-        let svc = service(store);
-        let id = TemplateId::new();
-        let escape = NewStartupFile { path: "../init.js".into(), order_index: None, mode: None };
-        assert_eq!(block_on(svc.add_startup_file(id, escape)).unwrap_err().code(), "INVALID_PATH");
-        let esm = NewStartupFile { path: "init.js".into(), order_index: None, mode: Some("module".into()) };
-        assert_eq!(block_on(svc.add_startup_file(id, esm)).unwrap_err().code(), "STARTUP_MODE_UNSUPPORTED");
+        let spec = StartupFileSpec::parse("init.js", None, None).unwrap();
+        let err = block_on(service(store).add_startup_file(TemplateId::new(), spec)).unwrap_err();
+        assert_eq!(err.code(), "TEMPLATE_NOT_FOUND");
     }
 
     #[test]
@@ -363,24 +348,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn capabilities_need_a_known_kind_and_a_name() {
-        let mut store = MockTemplateStore::new();
-        store.expect_add_capability().never();
-        let svc = service(store);
-        let bad_kind = NewCapability { kind: "disk".into(), name: "x".into(), enabled: None, config: None };
-        assert_eq!(block_on(svc.add_capability(TemplateId::new(), bad_kind)).unwrap_err().code(), "VALIDATION_ERROR");
-        let no_name = NewCapability { kind: "fs".into(), name: " ".into(), enabled: None, config: None };
-        assert_eq!(block_on(svc.add_capability(TemplateId::new(), no_name)).unwrap_err().code(), "VALIDATION_ERROR");
-    }
-
-    fn fetch_capability(config: Value, enabled: Option<bool>) -> NewCapability {
-        NewCapability {
-            kind: "net".into(),
-            name: "fetch".into(),
-            enabled,
-            config: Some(config.as_object().expect("a config object").clone()),
-        }
+    fn fetch_capability(config: Value, enabled: Option<bool>) -> CapabilitySpec {
+        let config = config.as_object().expect("a config object").clone();
+        CapabilitySpec::parse(CapabilityKind::Net, "fetch", enabled, Some(config)).unwrap()
     }
 
     #[test]
@@ -418,12 +388,8 @@ mod tests {
         let config = serde_json::json!({"allow": ["127.0.0.1:8080", "*.example.org"], "max_fetch_kb": 64});
         let added = block_on(svc.add_capability(TemplateId::new(), fetch_capability(config.clone(), None))).unwrap();
         assert_eq!(Value::Object(added.config), config);
-        let socket = NewCapability {
-            kind: "net".into(),
-            name: "socket".into(),
-            enabled: None,
-            config: Some(serde_json::json!({"allow": ["bad host!"]}).as_object().unwrap().clone()),
-        };
+        let config = serde_json::json!({"allow": ["bad host!"]}).as_object().unwrap().clone();
+        let socket = CapabilitySpec::parse(CapabilityKind::Net, "socket", None, Some(config)).unwrap();
         block_on(svc.add_capability(TemplateId::new(), socket)).expect("only `fetch` has a known config");
     }
 }

@@ -7,22 +7,14 @@ use chrono::TimeDelta;
 
 use crate::ids::TokenId;
 use crate::ports::{Clock, TokenStore};
-use crate::token::{normalise_scopes, Principal, Scope, Token, TokenName, TokenSecret, TokenStatus};
-use crate::{DomainError, Timestamp};
+use crate::token::{normalise_scopes, Principal, Scope, Token, TokenName, TokenSecret, TokenSpec, TokenStatus};
+use crate::DomainError;
 
 /// `last_used_at` is written at most this often per token.
 pub const TOUCH_INTERVAL: TimeDelta = TimeDelta::minutes(1);
 
 /// The shortest secret `--admin-token-file` may hold.
 pub const MIN_SUPPLIED_SECRET_LEN: usize = 32;
-
-/// What a caller sends to make a token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewToken {
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub expires_at: Option<Timestamp>,
-}
 
 pub struct TokenService {
     store: Arc<dyn TokenStore>,
@@ -35,22 +27,24 @@ impl TokenService {
     }
 
     /// Makes a token; the secret is returned here and never again.
-    pub async fn create(&self, new: NewToken) -> Result<(Token, TokenSecret), DomainError> {
-        let name = TokenName::parse(&new.name)?;
-        let scopes = normalise_scopes(&new.scopes)?;
+    pub async fn create(&self, spec: TokenSpec) -> Result<(Token, TokenSecret), DomainError> {
+        let scopes = normalise_scopes(spec.scopes)?;
         let now = self.clock.now();
-        if let Some(at) = new.expires_at {
+        if let Some(at) = spec.expires_at {
             if at <= now {
-                return Err(DomainError::validation("expires_at", "expires_at must be in the future"));
+                return Err(DomainError::InvalidValue {
+                    field: "expires_at".into(),
+                    message: format!("expires_at must be in the future, got {at}"),
+                });
             }
         }
         let token = Token {
             id: TokenId::new(),
-            name,
+            name: spec.name,
             scopes,
             created_at: now,
             last_used_at: None,
-            expires_at: new.expires_at,
+            expires_at: spec.expires_at,
             revoked_at: None,
         };
         let secret = TokenSecret::generate()?;
@@ -171,6 +165,7 @@ mod tests {
     use super::*;
     use crate::ports::store::MockTokenStore;
     use crate::services::fixtures::fixed_clock;
+    use crate::Timestamp;
 
     fn a_token(scopes: Vec<Scope>) -> Token {
         Token {
@@ -188,6 +183,10 @@ mod tests {
         TokenService::new(Arc::new(store), fixed_clock())
     }
 
+    fn a_spec(scopes: Vec<Scope>, expires_at: Option<Timestamp>) -> TokenSpec {
+        TokenSpec { name: TokenName::parse("ci").unwrap(), scopes, expires_at }
+    }
+
     #[test]
     fn create_stores_only_the_digest_and_returns_the_secret_once() {
         block_on(async {
@@ -198,8 +197,8 @@ mod tests {
                 *sink.lock().unwrap() = Some((token.clone(), digest.clone()));
                 Ok(())
             });
-            let new = NewToken { name: "ci".into(), scopes: vec!["read".into(), "execute".into()], expires_at: None };
-            let (token, secret) = service(store).create(new).await.unwrap();
+            let spec = a_spec(vec![Scope::Execute, Scope::Read, Scope::Execute], None);
+            let (token, secret) = service(store).create(spec).await.unwrap();
             let (stored, digest) = seen.lock().unwrap().clone().unwrap();
             assert_eq!(stored, token);
             assert_eq!(digest, secret.digest());
@@ -209,13 +208,14 @@ mod tests {
     }
 
     #[test]
-    fn create_refuses_a_past_expiry_and_bad_scopes() {
+    fn create_refuses_a_past_expiry_and_no_scopes() {
         block_on(async {
-            let past =
-                NewToken { name: "ci".into(), scopes: vec!["read".into()], expires_at: Some(fixed_clock().now()) };
-            assert_eq!(service(MockTokenStore::new()).create(past).await.unwrap_err().code(), "VALIDATION_ERROR");
-            let bad = NewToken { name: "ci".into(), scopes: vec!["sudo".into()], expires_at: None };
-            assert_eq!(service(MockTokenStore::new()).create(bad).await.unwrap_err().code(), "VALIDATION_ERROR");
+            let past = a_spec(vec![Scope::Read], Some(fixed_clock().now()));
+            let err = service(MockTokenStore::new()).create(past).await.unwrap_err();
+            assert_eq!((err.code(), err.details()["field"].as_str()), ("INVALID_VALUE", Some("expires_at")));
+            let none = a_spec(vec![], None);
+            let err = service(MockTokenStore::new()).create(none).await.unwrap_err();
+            assert_eq!((err.code(), err.details()["field"].as_str()), ("VALIDATION_ERROR", Some("scopes")));
         });
     }
 

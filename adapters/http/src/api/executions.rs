@@ -13,6 +13,7 @@ use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, OpenApi, Union};
+use uuid::Uuid;
 use vm_domain::services::{Followed, RunFileRequest, Started};
 use vm_domain::DomainError;
 
@@ -52,7 +53,7 @@ pub enum ExecutionCreated {
 #[derive(Debug, Clone, Union)]
 pub enum StreamMessage {
     Event(EventView),
-    End(ExecutionView),
+    End(Box<ExecutionView>),
     Error(ErrorEnvelope),
 }
 
@@ -128,7 +129,7 @@ impl ExecutionsApi {
     /// Evaluate a snippet in the session's global scope.
     #[oai(path = "/executions/repl", method = "post", operation_id = "runRepl")]
     async fn repl(&self, _caller: Executor, body: JsonBody<ReplBody>) -> ApiResult<ExecutionCreated> {
-        let session = session_id(&body.0.session_id)?;
+        let session = session_id(&body.0.session_id);
         let started = self.0.executions.start_repl(session, &body.0.input).await?;
         self.answer(started, body.0.wait).await
     }
@@ -136,7 +137,7 @@ impl ExecutionsApi {
     /// Run a file of the session's worktree; `args` and `env` become `__ARGS__` and `__ENV__`.
     #[oai(path = "/executions/run-file", method = "post", operation_id = "runFile")]
     async fn run_file(&self, _caller: Executor, body: JsonBody<RunFileBody>) -> ApiResult<ExecutionCreated> {
-        let session = session_id(&body.0.session_id)?;
+        let session = session_id(&body.0.session_id);
         let body = body.0;
         let request =
             RunFileRequest { path: body.path, args: body.args.map(|a| a.into_iter().collect()), env: body.env };
@@ -150,18 +151,20 @@ impl ExecutionsApi {
         &self,
         _caller: Reader,
         /// Only executions of this session.
-        session_id: Query<Option<String>>,
-        /// 1 to 1000; default 50.
+        session_id: Query<Option<Uuid>>,
+        /// How many, newest first: 1 to 1000; default 50.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<Vec<ExecutionView>>> {
-        let session = session_id.0.as_deref().map(super::session_id).transpose()?;
+        let session = session_id.0.as_ref().map(super::session_id);
         let list = self.0.executions.list(session, limit.0).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 
+    /// An execution: its status, result or error, and metrics (its events are at `/events`).
     #[oai(path = "/executions/:id", method = "get", operation_id = "getExecution")]
-    async fn get(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<ExecutionView>> {
-        Ok(Json(self.0.executions.get(execution_id(&id)?).await?.into()))
+    async fn get(&self, _caller: Reader, id: Path<Uuid>) -> ApiResult<Json<ExecutionView>> {
+        Ok(Json(self.0.executions.get(execution_id(&id)).await?.into()))
     }
 
     /// Events with `seq` greater than `after_seq` (default 0), in order. With `Accept:
@@ -173,32 +176,34 @@ impl ExecutionsApi {
     async fn events(
         &self,
         _caller: Reader,
-        id: Path<String>,
+        id: Path<Uuid>,
+        /// Only events with a greater `seq`; default 0 (all).
+        #[oai(validator(minimum(value = "0")))]
         after_seq: Query<Option<i64>>,
         /// `text/event-stream` for a live stream; JSON otherwise.
         #[oai(name = "Accept")]
         accept: Header<Option<String>>,
         /// The `seq` of the last event received, to resume a live stream.
-        #[oai(name = "Last-Event-ID")]
-        last_event_id: Header<Option<String>>,
+        #[oai(name = "Last-Event-ID", validator(minimum(value = "0")))]
+        last_event_id: Header<Option<i64>>,
     ) -> ApiResult<EventsReply> {
-        let id = execution_id(&id)?;
+        let id = execution_id(&id);
         if !wants_event_stream(accept.0.as_deref()) {
             let events = self.0.executions.events(id, after_seq.0).await?;
             return Ok(EventsReply::Stored(Json(events.into_iter().map(Into::into).collect())));
         }
-        let after_seq = match last_event_id.0.as_deref().map(str::trim) {
-            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-                DomainError::validation("Last-Event-ID", format!("Last-Event-ID must be an event seq, got {raw:?}"))
-            })?),
-            None => after_seq.0,
-        };
+        let after_seq = last_event_id.0.or(after_seq.0);
         let following = self.0.executions.follow(id, after_seq).await?;
+        // Counted in `vm_sse_clients` for as long as the stream lives.
+        let client = crate::metrics::SseClient::open();
         let messages = following
-            .map(|item| match item {
-                Ok(Followed::Event(event)) => StreamMessage::Event(event.into()),
-                Ok(Followed::End(execution)) => StreamMessage::End(execution.into()),
-                Err(err) => StreamMessage::Error(envelope(&err).0),
+            .map(move |item| {
+                let _open = &client;
+                match item {
+                    Ok(Followed::Event(event)) => StreamMessage::Event(event.into()),
+                    Ok(Followed::End(execution)) => StreamMessage::End(Box::new(execution.into())),
+                    Err(err) => StreamMessage::Error(envelope(&err).0),
+                }
             })
             .boxed();
         Ok(EventsReply::Live(EventStream::new(messages).keep_alive(HEARTBEAT).to_event(sse_event)))
@@ -209,8 +214,8 @@ impl ExecutionsApi {
     /// before the execution (`error.details.rolled_back`); files written and programs run are
     /// not undone. Answers the execution as stored.
     #[oai(path = "/executions/:id/cancel", method = "post", operation_id = "cancelExecution")]
-    async fn cancel(&self, _caller: Executor, id: Path<String>) -> ApiResult<Json<ExecutionView>> {
-        Ok(Json(self.0.executions.cancel(execution_id(&id)?).await?.into()))
+    async fn cancel(&self, _caller: Executor, id: Path<Uuid>) -> ApiResult<Json<ExecutionView>> {
+        Ok(Json(self.0.executions.cancel(execution_id(&id)).await?.into()))
     }
 }
 

@@ -5,12 +5,13 @@ pub mod catalog;
 pub mod executions;
 pub mod ops;
 pub mod sessions;
+pub mod system;
 pub mod templates;
 pub mod tokens;
 
 use vm_domain::ids::{ExecutionId, SessionId, TemplateId};
 
-use crate::error::ApiResult;
+use uuid::Uuid;
 
 #[derive(poem_openapi::Tags)]
 pub enum Tag {
@@ -28,14 +29,14 @@ pub enum Tag {
     Tokens,
 }
 
-pub(crate) fn template_id(raw: &str) -> ApiResult<TemplateId> {
-    Ok(TemplateId::parse(raw, "id")?)
+pub(crate) fn template_id(id: &Uuid) -> TemplateId {
+    TemplateId::from(*id)
 }
 
-pub(crate) fn session_id(raw: &str) -> ApiResult<SessionId> {
-    Ok(SessionId::parse(raw, "session_id")?)
+pub(crate) fn session_id(id: &Uuid) -> SessionId {
+    SessionId::from(*id)
 }
 
-pub(crate) fn execution_id(raw: &str) -> ApiResult<ExecutionId> {
-    Ok(ExecutionId::parse(raw, "id")?)
+pub(crate) fn execution_id(id: &Uuid) -> ExecutionId {
+    ExecutionId::from(*id)
 }

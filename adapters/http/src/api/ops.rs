@@ -1,5 +1,5 @@
-//! `/health` (liveness), `/ready` (readiness: the store answers) and
-//! `/runtime/summary`.
+//! `/health` (liveness), `/ready` (readiness: the store answers, the runtime
+//! can start sessions, the daemon is not draining) and `/runtime/summary`.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use poem_openapi::OpenApi;
 
 use super::Tag;
 use crate::dto::{HealthView, ReadyView, RuntimeSummaryView};
-use crate::error::{ApiResult, NotReady};
+use crate::error::{ApiResult, NotReady, Readiness};
 use crate::guard::Reader;
 use crate::Services;
 
@@ -24,18 +24,24 @@ impl OpsApi {
         Json(HealthView { status: "ok".into() })
     }
 
-    /// Readiness: whether the store answers.
+    /// Readiness: whether the daemon can take work.
     ///
-    /// 200 when the store answers a query within 2 s; 503 `STORE_UNAVAILABLE` with `Retry-After`
-    /// when it does not (down, saturated, full or failing). No token needed; the cause of a
-    /// failure is logged, not answered.
+    /// 200 when the store answers a query within 2 s, the JavaScript runtime can start a session
+    /// (its prepared worker is alive, or starts again within 1 s) and the daemon is not draining
+    /// before a stop. Otherwise 503 with `Retry-After`; `details.checks` gives each check's state
+    /// (`store`, `runtime`: `ok` or `failed`; `drain`: `ok` or `draining`) and the code names the
+    /// first failure: `SHUTTING_DOWN`, `STORE_UNAVAILABLE`, `RUNTIME_UNAVAILABLE`. No token
+    /// needed; the cause of a failure is logged, not answered. `/health` stays 200 meanwhile.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self) -> Result<Json<ReadyView>, NotReady> {
-        self.0.store_health.check().await?;
+        let services = &self.0;
+        let (store, runtime) = futures::join!(services.store_health.check(), services.sessions.runtime_health());
+        Readiness { draining: services.executions.is_draining(), store, runtime }.verdict()?;
         Ok(Json(ReadyView {
             status: "ready".into(),
             store: "ok".into(),
-            pending_writes: self.0.store_health.pending_writes() as u64,
+            runtime: "ok".into(),
+            pending_writes: services.store_health.pending_writes() as u64,
         }))
     }
 
@@ -45,7 +51,7 @@ impl OpsApi {
         let ids = self.0.sessions.live_sessions();
         Ok(Json(RuntimeSummaryView {
             active_sessions: ids.len() as u64,
-            active_session_ids: ids.iter().map(ToString::to_string).collect(),
+            active_session_ids: ids.iter().map(|id| id.as_uuid()).collect(),
         }))
     }
 }

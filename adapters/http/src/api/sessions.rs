@@ -5,10 +5,11 @@ use std::sync::Arc;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
 use vm_domain::session::SessionStatus;
 
 use super::{session_id, Tag};
-use crate::dto::{CreateSessionBody, SessionView};
+use crate::dto::{CreateSessionBody, SessionStatusView, SessionView};
 use crate::error::ApiResult;
 use crate::guard::{Executor, Reader};
 use crate::payload::JsonBody;
@@ -43,44 +44,45 @@ impl SessionsApi {
     async fn list(
         &self,
         _caller: Reader,
-        /// Only sessions in this state: `starting`, `ready`, `crashed` or `closed`.
-        status: Query<Option<String>>,
+        /// Only sessions in this state.
+        status: Query<Option<SessionStatusView>>,
     ) -> ApiResult<Json<Vec<SessionView>>> {
-        let status = status.0.as_deref().map(SessionStatus::parse).transpose()?;
+        let status = status.0.map(SessionStatus::from);
         Ok(Json(self.0.sessions.list(status).await?.into_iter().map(Into::into).collect()))
     }
 
     /// Start a session from a template, bound to an existing worktree directory.
     #[oai(path = "/sessions", method = "post", operation_id = "createSession")]
     async fn create(&self, _caller: Executor, body: JsonBody<CreateSessionBody>) -> ApiResult<SessionCreated> {
-        let session = self.0.sessions.create(body.0.into()).await?;
+        let session = self.0.sessions.create(body.0.try_into()?).await?;
         Ok(SessionCreated::Created(Json(session.into())))
     }
 
+    /// A session: its status, worktree, and why it stopped if it did.
     #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
-    async fn get(&self, _caller: Reader, id: Path<String>) -> ApiResult<Json<SessionView>> {
-        Ok(Json(self.0.sessions.get(session_id(&id)?).await?.into()))
+    async fn get(&self, _caller: Reader, id: Path<Uuid>) -> ApiResult<Json<SessionView>> {
+        Ok(Json(self.0.sessions.get(session_id(&id)).await?.into()))
     }
 
     /// Fork a ready session: a new session starts as a copy of its live heap (every variable,
     /// function and loaded module), on the same template and worktree; from then on each goes
     /// its own way. The source must be `ready` and idle, and is unchanged.
     #[oai(path = "/sessions/:id/fork", method = "post", operation_id = "forkSession")]
-    async fn fork(&self, _caller: Executor, id: Path<String>) -> ApiResult<SessionForked> {
-        let session = self.0.sessions.fork(session_id(&id)?).await?;
+    async fn fork(&self, _caller: Executor, id: Path<Uuid>) -> ApiResult<SessionForked> {
+        let session = self.0.sessions.fork(session_id(&id)).await?;
         let location = format!("/api/v1/sessions/{}", session.id);
         Ok(SessionForked::Created(Json(session.into()), location))
     }
 
     /// Close the session (same as `POST /sessions/{id}/close`).
     #[oai(path = "/sessions/:id", method = "delete", operation_id = "deleteSession")]
-    async fn delete(&self, _caller: Executor, id: Path<String>) -> ApiResult<Json<SessionView>> {
-        Ok(Json(self.0.sessions.close(session_id(&id)?).await?.into()))
+    async fn delete(&self, _caller: Executor, id: Path<Uuid>) -> ApiResult<Json<SessionView>> {
+        Ok(Json(self.0.sessions.close(session_id(&id)).await?.into()))
     }
 
     /// Discard the runtime and keep the record; closing twice is harmless.
     #[oai(path = "/sessions/:id/close", method = "post", operation_id = "closeSession")]
-    async fn close(&self, _caller: Executor, id: Path<String>) -> ApiResult<Json<SessionView>> {
-        Ok(Json(self.0.sessions.close(session_id(&id)?).await?.into()))
+    async fn close(&self, _caller: Executor, id: Path<Uuid>) -> ApiResult<Json<SessionView>> {
+        Ok(Json(self.0.sessions.close(session_id(&id)).await?.into()))
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
 use vm_domain::ids::TokenId;
 use vm_domain::token::Token;
 
@@ -22,10 +23,6 @@ pub enum TokenCreated {
     /// The token and its secret, shown this once.
     #[oai(status = 201)]
     Created(Json<CreatedTokenView>),
-}
-
-fn token_id(raw: &str) -> ApiResult<TokenId> {
-    Ok(TokenId::parse(raw, "id")?)
 }
 
 impl TokensApi {
@@ -48,23 +45,24 @@ impl TokensApi {
     /// Make a token; the response holds its secret, which cannot be read again.
     #[oai(path = "/tokens", method = "post", operation_id = "createToken")]
     async fn create(&self, _caller: Admin, body: JsonBody<CreateTokenBody>) -> ApiResult<TokenCreated> {
-        let (token, secret) = self.0.tokens.create(body.0.into()).await?;
+        let (token, secret) = self.0.tokens.create(body.0.try_into()?).await?;
         Ok(TokenCreated::Created(Json(CreatedTokenView {
             secret: secret.expose().to_owned(),
             token: self.view(token),
         })))
     }
 
+    /// A token, without its secret.
     #[oai(path = "/tokens/:id", method = "get", operation_id = "getToken")]
-    async fn get(&self, _caller: Admin, id: Path<String>) -> ApiResult<Json<TokenView>> {
-        let token = self.0.tokens.get(token_id(&id)?).await?;
+    async fn get(&self, _caller: Admin, id: Path<Uuid>) -> ApiResult<Json<TokenView>> {
+        let token = self.0.tokens.get(TokenId::from(*id)).await?;
         Ok(Json(self.view(token)))
     }
 
     /// Revoke a token at once; it stays listed as `revoked`. Revoking twice is harmless.
     #[oai(path = "/tokens/:id", method = "delete", operation_id = "revokeToken")]
-    async fn revoke(&self, _caller: Admin, id: Path<String>) -> ApiResult<Json<TokenView>> {
-        let token = self.0.tokens.revoke(token_id(&id)?).await?;
+    async fn revoke(&self, _caller: Admin, id: Path<Uuid>) -> ApiResult<Json<TokenView>> {
+        let token = self.0.tokens.revoke(TokenId::from(*id)).await?;
         Ok(Json(self.view(token)))
     }
 

@@ -168,7 +168,6 @@ async fn bad_token_requests_are_validation_errors() {
         (json!({ "name": "x", "scopes": ["root"] }), "scopes"),
         (json!({ "name": "", "scopes": ["read"] }), "name"),
         (json!({ "name": "has space", "scopes": ["read"] }), "name"),
-        (json!({ "name": "x", "scopes": ["read"], "expires_at": past }), "expires_at"),
         (json!({ "name": "x", "scopes": ["read"], "expires_at": "tomorrow" }), "expires_at"),
     ];
     for (body, field) in cases {
@@ -179,6 +178,9 @@ async fn bad_token_requests_are_validation_errors() {
     app.post("/api/v1/tokens", json!({ "name": "x", "scopes": ["read"], "secret": "mine" }))
         .await
         .assert_error(400, "INVALID_REQUEST");
+    // Well-formed but in the past: a rule the schema cannot state, so 422.
+    let answer = app.post("/api/v1/tokens", json!({ "name": "x", "scopes": ["read"], "expires_at": past })).await;
+    assert_eq!(answer.assert_error(422, "INVALID_VALUE")["field"], "expires_at");
     assert_eq!(app.get("/api/v1/tokens").await.body.as_array().unwrap().len(), 1, "nothing was stored");
 }
 

@@ -74,11 +74,11 @@ async fn a_body_that_is_not_an_object_or_is_missing_is_an_invalid_request() {
 }
 
 #[tokio::test]
-async fn a_body_over_the_size_limit_is_an_invalid_request() {
+async fn a_body_over_the_size_limit_is_payload_too_large() {
     let app = spawn_app().await;
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(vm_http::payload::MAX_BODY_BYTES));
     let answer = app.raw(Method::POST, "/api/v1/templates", "application/json", &huge).await;
-    answer.assert_error(400, "INVALID_REQUEST");
+    answer.assert_error(413, "PAYLOAD_TOO_LARGE");
     assert_eq!(app.get("/api/v1/templates").await.body, json!([]));
 }
 
@@ -193,6 +193,21 @@ async fn unknown_routes_and_wrong_methods_use_the_envelope() {
     app.get("/nothing-at-all").await.assert_error(404, "NOT_FOUND");
     app.call(Method::PATCH, "/api/v1/templates", None).await.assert_error(405, "METHOD_NOT_ALLOWED");
     app.call(Method::GET, "/api/v1/executions/repl", None).await.assert_error(405, "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_answered_with_the_allowed_ones() {
+    let app = spawn_app().await;
+    for (method, path, allowed) in [
+        (Method::PATCH, "/api/v1/sessions/6a624238-6e16-4003-83c9-09125e07aecb", "DELETE, GET"),
+        (Method::PUT, "/api/v1/templates", "GET, POST"),
+        (Method::GET, "/api/v1/executions/repl", "POST"),
+    ] {
+        let answer = app.request(method.clone(), path, crate::harness::As::Admin).send().await;
+        assert_eq!(answer.0.status().as_u16(), 405, "{method} {path}");
+        let header = answer.0.headers().get("allow").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(header.as_deref(), Some(allowed), "{method} {path}");
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use poem::EndpointExt;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use vm_domain::paths::WorktreePolicy;
-use vm_domain::services::NewToken;
+use vm_domain::token::{Scope, TokenName, TokenSpec};
 use vm_http::clock::SystemClock;
 use vm_http::{Access, AuthMode, Services, StorePorts};
 use vm_runtime_boa::sandbox::SandboxMode;
@@ -127,8 +127,9 @@ pub async fn spawn_app_with(rules: Access) -> TestApp {
     std::fs::create_dir_all(&worktree).unwrap();
     std::fs::create_dir_all(dir.path().join("cache")).unwrap();
     let (services, store) = services_and_store(&fresh_database(dir.path()), dir.path().join("cache")).await;
-    let new = NewToken { name: "test-admin".into(), scopes: vec!["admin".into()], expires_at: None };
-    let (_, secret) = services.tokens.create(new).await.expect("the test admin token is made");
+    let name = TokenName::parse("test-admin").expect("a valid token name");
+    let spec = TokenSpec { name, scopes: vec![Scope::Admin], expires_at: None };
+    let (_, secret) = services.tokens.create(spec).await.expect("the test admin token is made");
     let client = TestClient::new(vm_http::app(services.clone(), rules, None).boxed());
     TestApp {
         client,

@@ -194,3 +194,23 @@ async fn a_program_cannot_signal_its_sessions_worker_but_can_signal_its_own_chil
     assert_eq!(stdout, serde_json::json!("worker:1\nown:143\n"), "the worker survives, the program's child does not");
     assert_eq!(crate::harness::json_of(&h.eval(s, "kept").await), serde_json::json!("alive"));
 }
+
+#[tokio::test]
+async fn process_stats_count_each_live_worker_with_its_memory_and_forget_a_closed_one() {
+    let h = Harness::new();
+    let a = h.session().await;
+    let b = h.session().await;
+    // A fixed amount of work, not of time: on a busy machine a timed loop may get no CPU.
+    h.eval(a, "let n = 0; for (let i = 0; i < 500000; i++) { n += i }").await;
+    let stats = h.runtime.process_stats();
+    assert_eq!(stats.workers, 2, "{stats:?}");
+    assert!(stats.worker_rss_bytes > 2 << 20, "two engines hold more than 2 MiB: {stats:?}");
+    assert!(stats.worker_cpu_seconds > 0.0, "{stats:?}");
+    assert!(stats.zygotes >= 1, "the zygote the sessions came from is kept: {stats:?}");
+    assert!(stats.checkpoints >= 1, "the session that ran a job has a checkpoint: {stats:?}");
+    h.runtime.close(a).await;
+    assert_eq!(h.runtime.process_stats().workers, 1);
+    h.runtime.close(b).await;
+    let after = h.runtime.process_stats();
+    assert_eq!((after.workers, after.checkpoints, after.worker_rss_bytes), (0, 0, 0), "{after:?}");
+}

@@ -41,6 +41,20 @@ contract!(sessions_are_listed_newest_first_and_filtered_by_status, async |h: &Ha
     assert!(h.sessions.list(Some(SessionStatus::Starting)).await.unwrap().is_empty());
 });
 
+contract!(sessions_are_counted_by_status, async |h: &Harness| {
+    assert!(h.sessions.count_by_status().await.unwrap().is_empty(), "no sessions, no counts");
+    for (status, n) in [(SessionStatus::Ready, 2), (SessionStatus::Closed, 3), (SessionStatus::Crashed, 1)] {
+        for i in 0..n {
+            let mut s = session(TemplateId::new(), at(i));
+            s.status = status;
+            h.sessions.insert(&s).await.unwrap();
+        }
+    }
+    let mut counts = h.sessions.count_by_status().await.unwrap();
+    counts.sort_by_key(|(status, _)| status.as_str());
+    assert_eq!(counts, [(SessionStatus::Closed, 3), (SessionStatus::Crashed, 1), (SessionStatus::Ready, 2)]);
+});
+
 contract!(updating_state_writes_status_closed_at_and_last_error, async |h: &Harness| {
     let mut live = session(TemplateId::new(), at(1));
     live.status = SessionStatus::Starting;

@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use vm_domain::ids::TemplateId;
-use vm_domain::ports::{SessionStore, TemplateStore};
+use vm_domain::ports::{SessionStore, StoreHealth, TemplateStore};
 use vm_domain::template::Settings;
 use vm_store::SqliteStore;
 
@@ -89,4 +89,22 @@ async fn a_session_stored_before_forks_were_recorded_reads_as_forked_from_none()
     assert_eq!(old.forked_from, None);
     assert_eq!(SessionStore::get(&store, old.id).await.unwrap(), Some(old.clone()));
     assert_eq!(SessionStore::list(&store, None).await.unwrap(), [old]);
+}
+
+#[tokio::test]
+async fn connections_count_the_readers_and_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("vm-system.db")).await.unwrap();
+    TemplateStore::list(&store).await.unwrap();
+    // A reader goes back to the pool on a task of its own, just after the read.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while store.connections().in_use > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let idle = store.connections();
+    assert_eq!((idle.in_use, idle.max), (0, 9), "8 readers and the writer: {idle:?}");
+    assert!(idle.idle >= 2, "a reader and the writer stay open: {idle:?}");
+    let reading = store.pool().acquire().await.unwrap();
+    assert_eq!(store.connections().in_use, 1);
+    drop(reading);
 }
