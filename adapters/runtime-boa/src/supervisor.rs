@@ -502,6 +502,14 @@ impl Supervisor {
                     self.note_checkpoint(None);
                     continue;
                 }
+                Step::Frame(Err(err)) if err.kind() != std::io::ErrorKind::InvalidData => {
+                    // The channel broke under the reader (reset by a killed
+                    // worker, or cut mid-frame): that is a death, which its
+                    // exit status explains, not a protocol breach.
+                    tracing::debug!("the worker's channel broke: {err}");
+                    io.at_end = true;
+                    Stop::Died
+                }
                 Step::Frame(Ok(Some(_)) | Err(_)) => Stop::Protocol,
                 Step::Frame(Ok(None)) => {
                     io.at_end = true;
