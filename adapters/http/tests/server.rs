@@ -350,9 +350,9 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
     let length = vm_http::payload::MAX_BODY_BYTES + 1;
     client.send(&format!("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n\r\n{{")).await;
     let response = client.response().await;
-    assert_eq!(response.status, 400);
+    assert_eq!(response.status, 413);
     let error = &response.json()["error"];
-    assert_eq!(error["code"], "INVALID_REQUEST");
+    assert_eq!(error["code"], "PAYLOAD_TOO_LARGE");
     assert!(error["message"].as_str().unwrap().contains("16 MiB"), "{error}");
 }
 
@@ -369,7 +369,7 @@ async fn a_chunked_body_over_the_limit_is_refused() {
         }
     }
     let response = client.response().await;
-    assert_eq!((response.status, response.json()["error"]["code"].as_str()), (400, Some("INVALID_REQUEST")));
+    assert_eq!((response.status, response.json()["error"]["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")));
 }
 
 #[tokio::test]
