@@ -67,7 +67,9 @@ pub struct FetchConfigError {
 
 impl From<FetchConfigError> for DomainError {
     fn from(err: FetchConfigError) -> Self {
-        DomainError::validation(err.field, err.message)
+        // The allow list's grammar is more than the API document states: a
+        // schema-valid body it refuses is 422, not 400.
+        DomainError::InvalidValue { field: err.field, message: err.message }
     }
 }
 
@@ -272,7 +274,7 @@ mod tests {
             assert!(err.message.contains(message), "{label}: {}", err.message);
             assert!(err.message.starts_with("the net capability `fetch`"), "{label}: {}", err.message);
             match DomainError::from(err) {
-                DomainError::Validation { field: named, .. } => assert_eq!(named, field, "{label}"),
+                DomainError::InvalidValue { field: named, .. } => assert_eq!(named, field, "{label}"),
                 other => panic!("{label}: {other:?}"),
             }
         }

@@ -195,7 +195,7 @@ fn a_bad_allow_list_is_refused_when_the_capability_is_added_through_the_api_and_
         &format!("/templates/{id}/capabilities"),
         json!({ "kind": "net", "name": "fetch", "config": { "allow": ["127.0.0.1:3000", "bad host!"] } }),
     );
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("VALIDATION_ERROR")), "{body}");
+    assert_eq!((status, &body["error"]["code"]), (422, &json!("INVALID_VALUE")), "{body}");
     assert_eq!(body["error"]["details"]["field"], "config.allow[1]", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("invalid allow entry \"bad host!\""), "{body}");
 
@@ -207,9 +207,6 @@ fn a_bad_allow_list_is_refused_when_the_capability_is_added_through_the_api_and_
         None,
     );
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(
-        run.stderr.starts_with("VALIDATION_ERROR: the net capability `fetch` has an invalid allow entry"),
-        "{run:?}"
-    );
+    assert!(run.stderr.starts_with("INVALID_VALUE: the net capability `fetch` has an invalid allow entry"), "{run:?}");
     assert_eq!(daemon.get(&format!("/templates/{id}/capabilities")).1, json!([]), "nothing refused was stored");
 }

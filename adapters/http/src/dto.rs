@@ -345,7 +345,7 @@ pub struct CreateCapabilityBody {
     /// `fetch` takes `{"allow": [...], "max_fetch_kb": N}` and nothing else: each entry is `host`,
     /// `host:port`, `*.domain`, `*.domain:port`, an IPv4 address or a bracketed IPv6 address (with
     /// an optional port); `max_fetch_kb` is a positive integer (default 10240). A config that breaks
-    /// these rules is refused with `VALIDATION_ERROR`, `details.field` naming it (`config.allow[1]`).
+    /// these rules is refused with 422 `INVALID_VALUE`, `details.field` naming it (`config.allow[1]`).
     pub config: Option<BTreeMap<String, Value>>,
 }
 

@@ -175,6 +175,7 @@ pub fn finish(doc: &mut Value, choices: &Choices) {
         }
         target["enum"] = choices;
     }
+    declare_only_what_applies(doc);
     for (path, values) in
         [("/templates/{id}/modules/{name}", &choices.modules), ("/templates/{id}/libraries/{name}", &choices.libraries)]
     {
@@ -184,6 +185,26 @@ pub fn finish(doc: &mut Value, choices: &Choices) {
                 if parameter["name"] == "name" {
                     parameter["schema"]["enum"] = enum_of(values);
                 }
+            }
+        }
+    }
+}
+
+/// Every operation shares one error type, which lists every error status; this keeps on each
+/// operation those it can give: no `405` (a route answers it, with `Allow`, for the methods it
+/// has no operation for), `408` and `413` only where a body is read, `422` on no read.
+fn declare_only_what_applies(doc: &mut Value) {
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
+        for (method, operation) in item.as_object_mut().into_iter().flat_map(|item| item.iter_mut()) {
+            let has_body = operation.get("requestBody").is_some();
+            let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+            responses.remove("405");
+            if !has_body {
+                responses.remove("408");
+                responses.remove("413");
+            }
+            if method == "get" {
+                responses.remove("422");
             }
         }
     }

@@ -114,7 +114,7 @@ impl TemplateService {
     }
 
     /// Adds a capability. A `fetch` config that breaks its rules is a
-    /// `VALIDATION_ERROR` naming the field (`config.allow[1]`).
+    /// `INVALID_VALUE` naming the field (`config.allow[1]`).
     pub async fn add_capability(&self, id: TemplateId, spec: CapabilitySpec) -> Result<Capability, DomainError> {
         // Checked enabled or not: a disabled capability's config is refused
         // now rather than when someone turns it on.
@@ -368,7 +368,7 @@ mod tests {
             for enabled in [None, Some(false)] {
                 let err = block_on(svc.add_capability(TemplateId::new(), fetch_capability(config.clone(), enabled)))
                     .unwrap_err();
-                assert_eq!(err.code(), "VALIDATION_ERROR", "{label}");
+                assert_eq!(err.code(), "INVALID_VALUE", "{label}");
                 assert_eq!(err.details()["field"], field, "{label}");
             }
         }

@@ -649,7 +649,7 @@ export interface components {
              *     `fetch` takes `{"allow": [...], "max_fetch_kb": N}` and nothing else: each entry is `host`,
              *     `host:port`, `*.domain`, `*.domain:port`, an IPv4 address or a bracketed IPv6 address (with
              *     an optional port); `max_fetch_kb` is a positive integer (default 10240). A config that breaks
-             *     these rules is refused with `VALIDATION_ERROR`, `details.field` naming it (`config.allow[1]`).
+             *     these rules is refused with 422 `INVALID_VALUE`, `details.field` naming it (`config.allow[1]`).
              */
             config?: {
                 [key: string]: unknown;
@@ -1798,24 +1798,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -1825,29 +1807,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1947,24 +1908,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -1974,29 +1917,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2101,24 +2023,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -2128,29 +2032,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2265,15 +2148,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2443,15 +2317,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
             408: {
                 headers: {
@@ -2594,24 +2459,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -2621,29 +2468,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2745,35 +2571,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2906,24 +2705,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -2933,29 +2714,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3078,24 +2838,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -3105,29 +2847,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3227,24 +2948,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -3254,29 +2957,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3410,24 +3092,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -3437,29 +3101,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3562,24 +3205,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -3589,29 +3214,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3709,15 +3313,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3867,24 +3462,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -3894,29 +3471,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4018,35 +3574,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4169,35 +3698,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4326,35 +3828,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4475,24 +3950,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -4502,29 +3959,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4621,15 +4057,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4779,24 +4206,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -4806,29 +4215,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4929,35 +4317,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5080,24 +4441,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -5107,29 +4450,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5228,15 +4550,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5386,24 +4699,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -5413,29 +4708,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5535,15 +4809,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5694,35 +4959,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5845,24 +5083,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -5872,29 +5092,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5994,15 +5193,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6153,35 +5343,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6304,24 +5467,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -6331,29 +5476,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6452,15 +5576,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6610,24 +5725,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -6637,29 +5734,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6758,15 +5834,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6914,24 +5981,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -6941,29 +5990,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7061,15 +6089,6 @@ export interface operations {
             };
             /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7219,24 +6238,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -7246,29 +6247,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7370,35 +6350,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7519,24 +6472,6 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `METHOD_NOT_ALLOWED`. */
-            405: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `REQUEST_TIMEOUT`: the body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
             409: {
                 headers: {
@@ -7546,29 +6481,8 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is larger than 16 MiB. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
             421: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /**
-             * @description `INVALID_VALUE`, `INVALID_PATH`, limits, `STARTUP_MODE_UNSUPPORTED`, `MODULE_NOT_ALLOWED`,
-             *     `LIBRARY_NOT_AVAILABLE`, `ENGINE_UNSUPPORTED`, `STARTUP_FAILED`.
-             */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };

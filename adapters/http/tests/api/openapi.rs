@@ -104,3 +104,35 @@ async fn every_operation_that_touches_the_store_declares_503_with_retry_after_an
     }
     assert!(checked > 30, "checked {checked} operations");
 }
+
+#[tokio::test]
+async fn the_document_states_nulls_formats_enums_unions_and_the_errors_that_apply() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = serde_json::from_str(&vm_http::openapi_json(app.services.clone())).unwrap();
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    assert_eq!(schema("SessionView")["properties"]["closed_at"]["nullable"], true);
+    assert_eq!(schema("SessionView")["properties"]["id"]["format"], "uuid");
+    assert_eq!(schema("SessionView")["properties"]["created_at"]["format"], "date-time");
+    assert_eq!(schema("ExecutionView")["properties"]["result"]["nullable"], true);
+    assert_eq!(schema("CreateTemplateBody")["additionalProperties"], false);
+    assert_eq!(schema("LimitsBody")["additionalProperties"], false, "reached through SettingsBody");
+    let modules: Vec<&str> = vm_domain::catalog::MODULES.iter().map(|m| m.name).collect();
+    assert_eq!(schema("ModuleNameBody")["properties"]["name"]["enum"], serde_json::json!(modules));
+    assert_eq!(schema("CreateTemplateBody")["properties"]["engine"]["enum"], serde_json::json!(["boa", null]));
+    let events = schema("EventView");
+    assert_eq!(events["discriminator"]["propertyName"], "type");
+    assert_eq!(events["oneOf"].as_array().unwrap().len(), 8);
+    assert_eq!(schema("ConsoleEvent")["properties"]["payload"]["$ref"], "#/components/schemas/ConsolePayload");
+    assert!(schema("ErrorDetails")["anyOf"].as_array().unwrap().len() > 10);
+    let responses = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"].as_object().unwrap().keys().cloned().collect()
+    };
+    let list = responses("/sessions", "get");
+    for absent in ["405", "408", "413", "422"] {
+        assert!(!list.contains(&absent.to_owned()), "GET /sessions declares {absent}: {list:?}");
+    }
+    let create = responses("/templates", "post");
+    for present in ["201", "400", "401", "403", "413", "422", "503", "507"] {
+        assert!(create.contains(&present.to_owned()), "POST /templates lacks {present}: {create:?}");
+    }
+}

@@ -172,13 +172,13 @@ async fn a_fetch_capability_with_a_bad_allow_list_is_refused_when_added_naming_t
     ];
     for (label, config, field, message) in cases {
         let refused = app.post(&path, json!({ "kind": "net", "name": "fetch", "config": config })).await;
-        let details = refused.assert_error(400, "VALIDATION_ERROR");
+        let details = refused.assert_error(422, "INVALID_VALUE");
         assert_eq!(details["field"], field, "{label}");
         let said = refused.body["error"]["message"].as_str().unwrap();
         assert!(said.contains(message), "{label}: {said}");
     }
     let disabled = app.post(&path, json!({ "kind": "net", "name": "fetch", "enabled": false, "config": {} })).await;
-    assert_eq!(disabled.assert_error(400, "VALIDATION_ERROR")["field"], "config.allow", "disabled or not");
+    assert_eq!(disabled.assert_error(422, "INVALID_VALUE")["field"], "config.allow", "disabled or not");
     assert_eq!(app.get(&path).await.body, json!([]), "nothing refused was stored");
 
     let config = json!({ "allow": ["api.example.com", "*.example.org:8443", "[::1]:8080"], "max_fetch_kb": 64 });
