@@ -101,7 +101,9 @@ async fn a_full_disk_fails_writes_with_storage_full_loses_nothing_stored_and_hea
     let again = executions.finish(&done, &events).await.expect_err("the disk is still full");
     assert_eq!(again.code(), "STORAGE_FULL", "{again}");
     let streaming = left.next().expect("an execution left running");
-    let streamed = big_events(&streaming, EVENTS, EVENT_BYTES);
+    // Twice the refused finish's events: a batch of the same size can fit in
+    // the room the refused transaction's WAL frames leave for reuse.
+    let streamed = big_events(&streaming, 2 * EVENTS, EVENT_BYTES);
     let append = executions.append_events(streaming.id, &streamed).await.expect_err("the disk is still full");
     assert_eq!(append.code(), "STORAGE_FULL", "{append}");
     assert!(executions.events_after(streaming.id, 0).await.unwrap().is_empty(), "a refused append stored events");
