@@ -101,10 +101,15 @@ fn openapi_service(services: Arc<Services>) -> OpenApiService<impl poem_openapi:
 /// The OpenAPI document as the daemon serves it (pretty JSON): generated from the operations,
 /// then [`schema::finish`]ed.
 pub fn openapi_json(services: Arc<Services>) -> String {
+    serde_json::to_string_pretty(&document(&services)).expect("a JSON value serialises")
+}
+
+/// The OpenAPI document as a JSON value: generated, then finished.
+fn document(services: &Arc<Services>) -> serde_json::Value {
     let mut doc: serde_json::Value =
         serde_json::from_str(&openapi_service(services.clone()).spec()).expect("poem-openapi writes JSON");
-    schema::finish(&mut doc, &choices(&services));
-    serde_json::to_string_pretty(&doc).expect("a JSON value serialises")
+    schema::finish(&mut doc, &choices(services));
+    doc
 }
 
 /// The closed sets of this daemon's configuration.
@@ -128,11 +133,9 @@ pub fn app(
 ) -> impl Endpoint<Output = poem::Response> {
     let access = Arc::new(access);
     let api = openapi_service(services.clone());
-    let spec = openapi_json(services.clone());
-    let methods = Arc::new(allow::Methods::from_document(
-        &serde_json::from_str(&spec).expect("the document is JSON"),
-        API_PREFIX,
-    ));
+    let doc = document(&services);
+    let methods = Arc::new(allow::Methods::from_document(&doc, API_PREFIX));
+    let spec = serde_json::to_string_pretty(&doc).expect("a JSON value serialises");
     let mut route = Route::new()
         .nest(API_PREFIX, api.around(metrics::keep_operation_id))
         .at(

@@ -16,20 +16,27 @@ use serde_json::{json, Map, Value};
 
 use crate::dto::{ConsolePayload, EventView, ExceptionPayload, FetchPayload, SystemPayload, TextPayload, ValuePayload};
 
+/// A component schema to refer to, and how to register it.
+type Shape = (MetaSchemaRef, fn(&mut Registry));
+
+fn shape<T: Type>() -> Shape {
+    (T::schema_ref(), T::register)
+}
+
 /// The event types and the schema of each one's payload.
-fn event_types() -> [(&'static str, &'static str, MetaSchemaRef); 8] {
+fn event_types() -> [(&'static str, &'static str, Shape); 8] {
     [
-        ("input_echo", "The snippet as it was run.", TextPayload::schema_ref()),
-        ("console", "A console call.", ConsolePayload::schema_ref()),
-        ("value", "The completion value.", ValuePayload::schema_ref()),
-        ("exception", "An uncaught exception.", ExceptionPayload::schema_ref()),
-        ("system", "The daemon's own note: a limit hit, a cancel, a rollback.", SystemPayload::schema_ref()),
-        ("stdout", "Output a module wrote to stdout.", TextPayload::schema_ref()),
-        ("stderr", "Output a module wrote to stderr.", TextPayload::schema_ref()),
+        ("input_echo", "The snippet as it was run.", shape::<TextPayload>()),
+        ("console", "A console call.", shape::<ConsolePayload>()),
+        ("value", "The completion value.", shape::<ValuePayload>()),
+        ("exception", "An uncaught exception.", shape::<ExceptionPayload>()),
+        ("system", "The daemon's own note: a limit hit, a cancel, a rollback.", shape::<SystemPayload>()),
+        ("stdout", "Output a module wrote to stdout.", shape::<TextPayload>()),
+        ("stderr", "Output a module wrote to stderr.", shape::<TextPayload>()),
         (
             "fetch",
             "A request `fetch` made for the script, or refused (`status` null, `code` set).",
-            FetchPayload::schema_ref(),
+            shape::<FetchPayload>(),
         ),
     ]
 }
@@ -57,14 +64,9 @@ impl Type for EventView {
     }
 
     fn register(registry: &mut Registry) {
-        TextPayload::register(registry);
-        ConsolePayload::register(registry);
-        ValuePayload::register(registry);
-        ExceptionPayload::register(registry);
-        SystemPayload::register(registry);
-        FetchPayload::register(registry);
         let mut variants = Vec::new();
-        for (event_type, description, payload) in event_types() {
+        for (event_type, description, (payload, register)) in event_types() {
+            register(registry);
             let name = variant_name(event_type);
             registry.create_schema::<Self, _>(name.clone(), |_| MetaSchema {
                 ty: "object",
@@ -399,20 +401,20 @@ impl Type for ErrorDetails {
 
     fn register(registry: &mut Registry) {
         let shapes = [
-            (FieldDetails::schema_ref(), FieldDetails::register as fn(&mut Registry)),
-            (TemplateDetails::schema_ref(), TemplateDetails::register),
-            (SessionDetails::schema_ref(), SessionDetails::register),
-            (ExecutionDetails::schema_ref(), ExecutionDetails::register),
-            (TokenDetails::schema_ref(), TokenDetails::register),
-            (PathDetails::schema_ref(), PathDetails::register),
-            (LimitDetails::schema_ref(), LimitDetails::register),
-            (ChoiceDetails::schema_ref(), ChoiceDetails::register),
-            (StartupFailedDetails::schema_ref(), StartupFailedDetails::register),
-            (ReasonDetails::schema_ref(), ReasonDetails::register),
-            (ForbiddenDetails::schema_ref(), ForbiddenDetails::register),
-            (MisdirectedDetails::schema_ref(), MisdirectedDetails::register),
-            (ReadinessDetails::schema_ref(), ReadinessDetails::register),
-            (NoDetails::schema_ref(), NoDetails::register),
+            shape::<FieldDetails>(),
+            shape::<TemplateDetails>(),
+            shape::<SessionDetails>(),
+            shape::<ExecutionDetails>(),
+            shape::<TokenDetails>(),
+            shape::<PathDetails>(),
+            shape::<LimitDetails>(),
+            shape::<ChoiceDetails>(),
+            shape::<StartupFailedDetails>(),
+            shape::<ReasonDetails>(),
+            shape::<ForbiddenDetails>(),
+            shape::<MisdirectedDetails>(),
+            shape::<ReadinessDetails>(),
+            shape::<NoDetails>(),
         ];
         for (_, register) in &shapes {
             register(registry);
