@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::ids::{ExecutionId, SessionId, TemplateId};
+use crate::ids::{ExecutionId, NodeId, SessionId, TemplateId};
 use crate::ports::StateAfter;
 
 /// Boxed source of an unexpected failure.
@@ -113,6 +113,18 @@ pub enum DomainError {
     #[error("the JavaScript runtime cannot start sessions: {reason}")]
     RuntimeUnavailable { reason: String },
 
+    /// The node that runs the session cannot be reached, and its lease has
+    /// not expired yet (503, with `Retry-After`): either it comes back or
+    /// another node fails its sessions over once the lease runs out.
+    #[error("node {node_id} ({url}) cannot be reached: {reason}")]
+    NodeUnavailable { node_id: NodeId, url: String, session_id: Option<SessionId>, reason: String },
+
+    /// No live node has room for another session (with `placement=local`:
+    /// this node has none) (503, with `Retry-After`).
+    /// `scope` says where room was looked for, e.g. "on any live node".
+    #[error("no room for another session {scope}; close sessions or add nodes")]
+    NoCapacity { scope: String, max_sessions: u32 },
+
     /// The disk holding the store is full (507). `execution_id` as for
     /// `StoreUnavailable`.
     #[error("the store's disk is full: {reason}{}", pending_suffix(execution_id))]
@@ -206,6 +218,8 @@ impl DomainError {
             Self::StorageFull { .. } => "STORAGE_FULL",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::RuntimeUnavailable { .. } => "RUNTIME_UNAVAILABLE",
+            Self::NodeUnavailable { .. } => "NODE_UNAVAILABLE",
+            Self::NoCapacity { .. } => "NO_CAPACITY",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -218,6 +232,13 @@ impl DomainError {
                 json!({})
             }
             Self::RuntimeUnavailable { reason } => json!({ "reason": reason }),
+            Self::NodeUnavailable { node_id, url, session_id, reason } => match session_id {
+                Some(session_id) => {
+                    json!({ "node_id": node_id, "url": url, "session_id": session_id, "reason": reason })
+                }
+                None => json!({ "node_id": node_id, "url": url, "reason": reason }),
+            },
+            Self::NoCapacity { max_sessions, .. } => json!({ "max_sessions": max_sessions }),
             Self::TokenNotFound { id } => json!({ "token_id": id }),
             Self::StoreUnavailable { reason, execution_id } | Self::StorageFull { reason, execution_id } => {
                 match execution_id {

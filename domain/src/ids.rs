@@ -80,6 +80,8 @@ id_type!(/// Identifies a startup file row of a template.
     StartupFileId, "startup_file_id");
 id_type!(/// Identifies an API token.
     TokenId, "token_id");
+id_type!(/// Identifies a node: one daemon process serving the database.
+    NodeId, "node_id");
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 //! - [`catalog`]: native modules and third-party libraries that can be configured.
 //! - [`paths`]: worktree and script path safety.
 //! - [`net`]: the `fetch` capability's config (its allow list) as data.
+//! - [`node`]: the daemons sharing one database, their leases and capacity.
 //! - [`ports`]: store, runtime, library cache and clock traits.
 //! - [`token`]: API tokens, scopes, secrets and the caller ([`token::Principal`]).
 //! - [`sandbox`]: what a session's processes may touch, as data.
@@ -23,6 +24,7 @@ pub mod event;
 pub mod execution;
 pub mod ids;
 pub mod net;
+pub mod node;
 pub mod paths;
 pub mod ports;
 pub mod sandbox;

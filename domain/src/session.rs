@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{SessionId, TemplateId};
+use crate::ids::{NodeId, SessionId, TemplateId};
 use crate::paths::WorktreePath;
 use crate::{DomainError, Timestamp};
 
@@ -91,6 +91,9 @@ pub struct Session {
     pub last_error: Option<String>,
     /// The session whose live heap this one started as a copy of.
     pub forked_from: Option<SessionId>,
+    /// The node that runs (or ran) the session's worker; `None` for rows
+    /// written before nodes existed.
+    pub node_id: Option<NodeId>,
 }
 
 /// What it takes to create a session, parsed but for the worktree: whether a

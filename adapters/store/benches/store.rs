@@ -74,6 +74,7 @@ async fn a_session(stores: &Stores) -> SessionId {
         closed_at: None,
         last_error: None,
         forked_from: None,
+        node_id: None,
     };
     stores.sessions.insert(&session).await.expect("the session is stored");
     session.id

@@ -26,7 +26,7 @@ mod store;
 
 use std::sync::Arc;
 
-use vm_domain::ports::{ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
+use vm_domain::ports::{ExecutionStore, NodeStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
 
 pub use error::OpenError;
 pub use location::{Database, PoolSettings, PostgresUrl};
@@ -42,6 +42,7 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub executions: Arc<dyn ExecutionStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub nodes: Arc<dyn NodeStore>,
     pub health: Arc<dyn StoreHealth>,
     backend: Backend,
 }
@@ -62,6 +63,7 @@ impl Stores {
             sessions: store.clone(),
             executions: store.clone(),
             tokens: store.clone(),
+            nodes: store.clone(),
             health: store,
             backend,
         }

@@ -12,8 +12,9 @@ use metrics::{describe_histogram, histogram, Unit};
 use vm_domain::catalog::{LibraryRef, ModuleName};
 use vm_domain::event::Event;
 use vm_domain::execution::Execution;
-use vm_domain::ids::{ExecutionId, SessionId, TemplateId, TokenId};
-use vm_domain::ports::{Connections, ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
+use vm_domain::ids::{ExecutionId, NodeId, SessionId, TemplateId, TokenId};
+use vm_domain::node::Node;
+use vm_domain::ports::{Connections, ExecutionStore, NodeStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
 use vm_domain::session::{Session, SessionStatus};
 use vm_domain::template::{Capability, Settings, StartupFile, Template};
 use vm_domain::token::{SecretDigest, Token};
@@ -120,6 +121,41 @@ impl<S: SessionStore> SessionStore for Measured<S> {
 
     async fn count_by_status(&self) -> Result<Vec<(SessionStatus, u64)>, DomainError> {
         timed("sessions.count_by_status", self.0.count_by_status()).await
+    }
+
+    async fn live_on(&self, node: Option<NodeId>) -> Result<Vec<Session>, DomainError> {
+        timed("sessions.live_on", self.0.live_on(node)).await
+    }
+}
+
+#[async_trait]
+impl<S: NodeStore> NodeStore for Measured<S> {
+    async fn insert(&self, node: &Node) -> Result<(), DomainError> {
+        timed("nodes.insert", self.0.insert(node)).await
+    }
+
+    async fn renew(&self, id: NodeId, at: Timestamp, expires: Timestamp) -> Result<bool, DomainError> {
+        timed("nodes.renew", self.0.renew(id, at, expires)).await
+    }
+
+    async fn get(&self, id: NodeId) -> Result<Option<Node>, DomainError> {
+        timed("nodes.get", self.0.get(id)).await
+    }
+
+    async fn list(&self) -> Result<Vec<Node>, DomainError> {
+        timed("nodes.list", self.0.list()).await
+    }
+
+    async fn claim_lost(&self, except: NodeId, now: Timestamp, all_others: bool) -> Result<Option<Node>, DomainError> {
+        timed("nodes.claim_lost", self.0.claim_lost(except, now, all_others)).await
+    }
+
+    async fn mark_lost(&self, id: NodeId, at: Timestamp) -> Result<(), DomainError> {
+        timed("nodes.mark_lost", self.0.mark_lost(id, at)).await
+    }
+
+    async fn shared_secret(&self, candidate: &str) -> Result<String, DomainError> {
+        timed("nodes.shared_secret", self.0.shared_secret(candidate)).await
     }
 }
 

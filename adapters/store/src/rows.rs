@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use vm_domain::catalog::{LibraryRef, ModuleName};
 use vm_domain::event::{Event, EventPayload};
 use vm_domain::execution::{Execution, ExecutionKind, ExecutionStatus, Metrics};
+use vm_domain::node::{Node, NodeStatus};
 use vm_domain::paths::{ScriptPath, WorktreePath};
 use vm_domain::session::{Label, Session, SessionStatus};
 use vm_domain::template::{Capability, CapabilityKind, Settings, StartupFile, StartupMode, Template, TemplateName};
@@ -77,8 +78,35 @@ pub(crate) fn startup_file(row: &impl ReadRow) -> Result<StartupFile, DomainErro
     })
 }
 
+/// The columns of a `nodes n` row with its live sessions counted as
+/// `active_sessions`.
+pub(crate) const NODE_COLUMNS: &str = "n.id, n.url, n.version, n.status, n.started_at, n.heartbeat_at, \
+     n.lease_expires_at, n.lost_at, n.max_sessions, \
+     (SELECT COUNT(*) FROM sessions s WHERE s.node_id = n.id AND s.status IN ('starting', 'ready')) \
+     AS active_sessions";
+
+/// A `nodes` row read with [`NODE_COLUMNS`].
+pub(crate) fn node(row: &impl ReadRow) -> Result<Node, DomainError> {
+    const TABLE: &str = "nodes";
+    let count = |column: &str| -> Result<u32, DomainError> {
+        u32::try_from(row.int(column)?).map_err(|_| crate::error::corrupt_column(column, "out of range"))
+    };
+    Ok(Node {
+        id: row.id("id")?,
+        url: text(row, TABLE, "url")?,
+        version: text(row, TABLE, "version")?,
+        status: NodeStatus::parse(&text(row, TABLE, "status")?).map_err(|e| corrupt(TABLE, e))?,
+        started_at: at(row, TABLE, "started_at")?,
+        heartbeat_at: at(row, TABLE, "heartbeat_at")?,
+        lease_expires_at: at(row, TABLE, "lease_expires_at")?,
+        lost_at: row.at("lost_at")?,
+        max_sessions: count("max_sessions")?,
+        active_sessions: count("active_sessions")?,
+    })
+}
+
 pub(crate) const SESSION_COLUMNS: &str = "id, template_id, workspace_id, base_commit_oid, worktree_path, status, \
-                                          created_at, closed_at, last_error, forked_from";
+                                          created_at, closed_at, last_error, forked_from, node_id";
 
 /// A `sessions` row.
 pub(crate) fn session(row: &impl ReadRow) -> Result<Session, DomainError> {
@@ -97,6 +125,7 @@ pub(crate) fn session(row: &impl ReadRow) -> Result<Session, DomainError> {
         closed_at: row.at("closed_at")?,
         last_error: row.free_text("last_error")?,
         forked_from: row.nullable_id("forked_from")?,
+        node_id: row.nullable_id("node_id")?,
     })
 }
 

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use vm_domain::catalog::{LibraryRef, ModuleName};
 use vm_domain::event::Event;
 use vm_domain::execution::{Execution, ExecutionStatus};
-use vm_domain::ids::{ExecutionId, SessionId, TemplateId, TokenId};
-use vm_domain::ports::{Connections, ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
+use vm_domain::ids::{ExecutionId, NodeId, SessionId, TemplateId, TokenId};
+use vm_domain::node::Node;
+use vm_domain::ports::{Connections, ExecutionStore, NodeStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
 use vm_domain::session::{Session, SessionStatus};
 use vm_domain::template::{Capability, Settings, StartupFile, Template};
 use vm_domain::token::{SecretDigest, Token};
@@ -415,8 +416,8 @@ impl<D: Dialect> SessionStore for Store<D> {
         self.db
             .execute(
                 "INSERT INTO sessions (id, template_id, workspace_id, base_commit_oid, worktree_path, status, \
-                                       created_at, closed_at, last_error, forked_from) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                       created_at, closed_at, last_error, forked_from, node_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 &[
                     Value::id(session.id),
                     Value::id(session.template_id),
@@ -428,6 +429,7 @@ impl<D: Dialect> SessionStore for Store<D> {
                     Value::At(session.closed_at),
                     Value::FreeText(session.last_error.as_deref()),
                     Value::Id(session.forked_from.map(Into::into)),
+                    Value::Id(session.node_id.map(Into::into)),
                 ],
             )
             .await
@@ -479,6 +481,126 @@ impl<D: Dialect> SessionStore for Store<D> {
     /// One aggregate query; a status the domain does not know is a corrupt row.
     async fn count_by_status(&self) -> Result<Vec<(SessionStatus, u64)>, DomainError> {
         self.all("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status", &[], rows::status_count).await
+    }
+
+    async fn live_on(&self, node: Option<NodeId>) -> Result<Vec<Session>, DomainError> {
+        const LIVE: &str = "status IN ('starting', 'ready')";
+        match node {
+            Some(node) => {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE node_id = $1 AND {LIVE} ORDER BY created_at, pk",
+                    rows::SESSION_COLUMNS
+                );
+                self.all(&sql, &[Value::id(node)], rows::session).await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE {LIVE} AND (node_id IS NULL OR node_id NOT IN \
+                     (SELECT id FROM nodes WHERE status = 'live')) ORDER BY created_at, pk",
+                    rows::SESSION_COLUMNS
+                );
+                self.all(&sql, &[], rows::session).await
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> NodeStore for Store<D> {
+    async fn insert(&self, node: &Node) -> Result<(), DomainError> {
+        self.db
+            .execute(
+                "INSERT INTO nodes (id, url, version, status, started_at, heartbeat_at, lease_expires_at, lost_at, \
+                                    max_sessions) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    Value::id(node.id),
+                    Value::text(&node.url),
+                    Value::text(&node.version),
+                    Value::text(node.status.as_str()),
+                    Value::at(node.started_at),
+                    Value::at(node.heartbeat_at),
+                    Value::at(node.lease_expires_at),
+                    Value::At(node.lost_at),
+                    Value::Int(i64::from(node.max_sessions)),
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn renew(&self, id: NodeId, at: Timestamp, expires: Timestamp) -> Result<bool, DomainError> {
+        let renewed = self
+            .db
+            .execute(
+                "UPDATE nodes SET heartbeat_at = $2, lease_expires_at = $3 WHERE id = $1 AND status = 'live'",
+                &[Value::id(id), Value::at(at), Value::at(expires)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(renewed > 0)
+    }
+
+    async fn get(&self, id: NodeId) -> Result<Option<Node>, DomainError> {
+        let sql = format!("SELECT {} FROM nodes n WHERE n.id = $1", rows::NODE_COLUMNS);
+        self.one(&sql, &[Value::id(id)], rows::node).await
+    }
+
+    async fn list(&self) -> Result<Vec<Node>, DomainError> {
+        let sql = format!(
+            "SELECT {} FROM nodes n ORDER BY CASE WHEN n.status = 'live' THEN 0 ELSE 1 END, n.started_at DESC, n.pk DESC",
+            rows::NODE_COLUMNS
+        );
+        self.all(&sql, &[], rows::node).await
+    }
+
+    /// One conditional `UPDATE … RETURNING`: of two nodes claiming the same
+    /// row at once, the second finds it no longer live and gets nothing.
+    async fn claim_lost(&self, except: NodeId, now: Timestamp, all_others: bool) -> Result<Option<Node>, DomainError> {
+        let sql = format!(
+            "UPDATE nodes SET status = 'lost', lost_at = $2 \
+             WHERE status = 'live' AND id = (SELECT id FROM nodes WHERE status = 'live' AND id <> $1 \
+                                              AND ($3 OR lease_expires_at < $2) ORDER BY pk LIMIT 1) \
+             RETURNING {}",
+            rows::NODE_COLUMNS.replace("n.", "nodes.")
+        );
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        let row = tx
+            .fetch_optional(&sql, &[Value::id(except), Value::at(now), Value::Bool(all_others)])
+            .await
+            .map_err(db_error)?;
+        let node = row.as_ref().map(rows::node).transpose()?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(node)
+    }
+
+    async fn mark_lost(&self, id: NodeId, at: Timestamp) -> Result<(), DomainError> {
+        self.db
+            .execute(
+                "UPDATE nodes SET status = 'lost', lost_at = $2 WHERE id = $1 AND status = 'live'",
+                &[Value::id(id), Value::at(at)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn shared_secret(&self, candidate: &str) -> Result<String, DomainError> {
+        self.db
+            .execute(
+                "INSERT INTO cluster_secrets (name, value) VALUES ('node_credential', $1) ON CONFLICT DO NOTHING",
+                &[Value::text(candidate)],
+            )
+            .await
+            .map_err(db_error)?;
+        let stored = self
+            .db
+            .fetch_optional("SELECT value FROM cluster_secrets WHERE name = 'node_credential'", &[])
+            .await
+            .map_err(db_error)?;
+        let value = stored.as_ref().map(|row| crate::dialect::ReadRow::text(row, "value")).transpose()?.flatten();
+        value.ok_or_else(|| DomainError::internal("the node credential was stored but cannot be read"))
     }
 }
 

@@ -10,4 +10,4 @@ pub use runtime::{
     Ending, Job, JsRuntime, LibraryCache, LimitHit, LiveEvents, Outcome, ProcessStats, RuntimeError, RuntimeSpec,
     StateAfter,
 };
-pub use store::{Connections, ExecutionStore, SessionStore, StoreHealth, TemplateStore, TokenStore};
+pub use store::{Connections, ExecutionStore, NodeStore, SessionStore, StoreHealth, TemplateStore, TokenStore};

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use crate::catalog::{LibraryRef, ModuleName};
 use crate::event::Event;
 use crate::execution::Execution;
-use crate::ids::{ExecutionId, SessionId, TemplateId, TokenId};
+use crate::ids::{ExecutionId, NodeId, SessionId, TemplateId, TokenId};
+use crate::node::Node;
 use crate::session::{Session, SessionStatus};
 use crate::template::{Capability, Settings, StartupFile, Template};
 use crate::token::{SecretDigest, Token};
@@ -55,6 +56,10 @@ pub trait SessionStore: Send + Sync {
     /// How many sessions there are in each status (statuses without one
     /// may be left out).
     async fn count_by_status(&self) -> Result<Vec<(SessionStatus, u64)>, DomainError>;
+    /// Sessions that claim to be live (`starting`, `ready`) on `node`, or,
+    /// with `None`, on no node that is live: rows without a node, or whose
+    /// node is lost or unknown.
+    async fn live_on(&self, node: Option<NodeId>) -> Result<Vec<Session>, DomainError>;
 }
 
 #[cfg_attr(test, mockall::automock)]
@@ -81,6 +86,33 @@ pub trait ExecutionStore: Send + Sync {
     /// with a store outage in memory and writes it in the background,
     /// retrying until it is stored. Returns at once.
     fn finish_later(&self, execution: Execution, events: Vec<Event>);
+}
+
+/// The nodes serving this database: their rows, leases and shared secret.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait NodeStore: Send + Sync {
+    /// Stores a node as it joins (`active_sessions` is not stored: it is
+    /// counted from the sessions when read).
+    async fn insert(&self, node: &Node) -> Result<(), DomainError>;
+    /// Moves a live node's heartbeat to `at` and its lease to `expires`;
+    /// `false` when the node is no longer live (another node found it lost).
+    async fn renew(&self, id: NodeId, at: Timestamp, expires: Timestamp) -> Result<bool, DomainError>;
+    /// The node with its live sessions counted.
+    async fn get(&self, id: NodeId) -> Result<Option<Node>, DomainError>;
+    /// Every node with its live sessions counted: live ones first, then
+    /// newest first.
+    async fn list(&self) -> Result<Vec<Node>, DomainError>;
+    /// Marks lost, at `now`, one live node other than `except` whose lease
+    /// expired before `now` (any live node but `except` when `all_others`)
+    /// and returns it as it was; `None` when there is none. Each node is
+    /// returned to one caller only, however many ask at once.
+    async fn claim_lost(&self, except: NodeId, now: Timestamp, all_others: bool) -> Result<Option<Node>, DomainError>;
+    /// Marks a live node lost at `at` (as it stops).
+    async fn mark_lost(&self, id: NodeId, at: Timestamp) -> Result<(), DomainError>;
+    /// The secret the nodes show each other: the one stored, or `candidate`
+    /// stored now when there is none yet.
+    async fn shared_secret(&self, candidate: &str) -> Result<String, DomainError>;
 }
 
 /// Whether the store answers, for the readiness probe.

@@ -46,6 +46,7 @@ pub fn a_session(id: SessionId, status: SessionStatus) -> Session {
         closed_at: None,
         last_error: None,
         forked_from: None,
+        node_id: None,
     }
 }
 

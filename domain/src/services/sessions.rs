@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{json, Map};
+use serde_json::Map;
 use tracing::Instrument;
 
 use super::executions::{Activity, Recorder, Work};
 use super::ExecutionService;
-use crate::event::{Event, EventPayload, SystemLevel};
 use crate::execution::{ExecutionKind, ExecutionStatus};
-use crate::ids::SessionId;
+use crate::ids::{NodeId, SessionId};
 use crate::paths::{WorktreePath, WorktreePolicy};
 use crate::ports::{Clock, ExecutionStore, Job, JsRuntime, ProcessStats, RuntimeSpec, SessionStore, TemplateStore};
 use crate::session::{Session, SessionSpec, SessionStatus};
@@ -30,6 +29,10 @@ pub struct SessionService {
     templates: Arc<dyn TemplateStore>,
     recorder: Arc<Recorder>,
     worktrees: WorktreePolicy,
+    /// The node whose sessions this service starts.
+    node: NodeId,
+    /// Live sessions this node runs at most.
+    max_sessions: u32,
 }
 
 impl SessionService {
@@ -44,7 +47,25 @@ impl SessionService {
         worktrees: WorktreePolicy,
     ) -> (Self, ExecutionService) {
         let recorder = Arc::new(Recorder::new(sessions, executions, runtime, clock));
-        (Self { templates, recorder: recorder.clone(), worktrees }, ExecutionService::new(recorder))
+        let service =
+            Self { templates, recorder: recorder.clone(), worktrees, node: NodeId::new(), max_sessions: u32::MAX };
+        (service, ExecutionService::new(recorder))
+    }
+
+    /// Starts sessions as `node`'s, at most `max_sessions` live at once:
+    /// past it a create or fork is `NO_CAPACITY`.
+    pub fn on_node(mut self, node: NodeId, max_sessions: u32) -> Self {
+        self.node = node;
+        self.max_sessions = max_sessions;
+        self
+    }
+
+    /// `NO_CAPACITY` when this node runs `max_sessions` live sessions.
+    fn ensure_room(&self) -> Result<(), DomainError> {
+        if self.max_sessions != u32::MAX && self.runtime().live_sessions().len() >= self.max_sessions as usize {
+            return Err(DomainError::NoCapacity { scope: "on this node".to_owned(), max_sessions: self.max_sessions });
+        }
+        Ok(())
     }
 
     fn sessions(&self) -> &dyn SessionStore {
@@ -65,6 +86,7 @@ impl SessionService {
         let SessionSpec { template_id, workspace_id, base_commit_oid, worktree_path: raw_worktree } = spec;
         let worktree_path = WorktreePath::parse(&raw_worktree)?;
         self.worktrees.check(&raw_worktree, &worktree_path)?;
+        self.ensure_room()?;
         let template = self
             .templates
             .get(template_id)
@@ -95,6 +117,7 @@ impl SessionService {
             closed_at: None,
             last_error: None,
             forked_from: None,
+            node_id: Some(self.node),
         };
         // At error level, as the request span: its id reaches every line.
         let span = tracing::error_span!("session", session_id = %session.id);
@@ -252,6 +275,7 @@ impl SessionService {
         if source.status != SessionStatus::Ready {
             return Err(DomainError::SessionNotReady { session_id: id, status: source.status.to_string() });
         }
+        self.ensure_room()?;
         let _busy = self.recorder.busy.claim(id, Activity::Fork)?;
         let mut session = Session {
             id: SessionId::new(),
@@ -260,6 +284,7 @@ impl SessionService {
             closed_at: None,
             last_error: None,
             forked_from: Some(id),
+            node_id: Some(self.node),
             ..source
         };
         self.sessions().insert(&session).await?;
@@ -302,42 +327,6 @@ impl SessionService {
     pub fn process_stats(&self) -> ProcessStats {
         self.runtime().process_stats()
     }
-
-    /// Run once at start: sessions that claim to be live are closed (their
-    /// runtimes died with the previous process) and executions left
-    /// `running` are finalised as `cancelled` with a `system` event saying why.
-    pub async fn reconcile_after_restart(&self) -> Result<ReconcileReport, DomainError> {
-        let now = self.recorder.clock.now();
-        let mut report = ReconcileReport::default();
-        for mut session in self.sessions().list(None).await? {
-            if !session.status.claims_live() {
-                continue;
-            }
-            session.status = SessionStatus::Closed;
-            session.closed_at = Some(now);
-            session.last_error = Some("closed at daemon start: the runtime ended with the previous process".into());
-            self.sessions().update_state(&session).await?;
-            report.closed_sessions += 1;
-        }
-        let executions = &self.recorder.executions;
-        for mut execution in executions.running().await? {
-            let next_seq = executions.events_after(execution.id, 0).await?.last().map_or(1, |e| e.seq + 1);
-            let message = "execution interrupted: the daemon stopped before it finished".to_owned();
-            let event = Event {
-                execution_id: execution.id,
-                seq: next_seq,
-                ts: now,
-                payload: EventPayload::System { message: message.clone(), level: SystemLevel::Warn },
-            };
-            execution.status = ExecutionStatus::Cancelled;
-            execution.ended_at = Some(now);
-            execution.error = Some(json!({ "code": "INTERRUPTED", "message": message }));
-            execution.metrics.event_count = next_seq as u64;
-            executions.finish(&execution, &[event]).await?;
-            report.finalised_executions += 1;
-        }
-        Ok(report)
-    }
 }
 
 #[cfg(test)]
@@ -347,8 +336,8 @@ mod tests {
     use futures::executor::block_on;
 
     use super::*;
-    use crate::execution::{Execution, Metrics};
-    use crate::ids::{ExecutionId, TemplateId};
+    use crate::event::EventPayload;
+    use crate::ids::TemplateId;
     use crate::ports::runtime::{Ending, MockJsRuntime, Outcome, RuntimeError};
     use crate::ports::store::{MockExecutionStore, MockSessionStore, MockTemplateStore};
     use crate::services::fixtures::{a_session, a_startup_file, a_template, fixed_clock};
@@ -585,51 +574,6 @@ mod tests {
             .returning(|_| Ok(()));
         parts.runtime.expect_close().times(1).returning(|_| ());
         block_on(parts.build().close(SessionId::new())).unwrap();
-    }
-
-    #[test]
-    fn reconciliation_closes_live_sessions_and_cancels_running_executions() {
-        let mut parts = Parts::new();
-        let ready = a_session(SessionId::new(), SessionStatus::Ready);
-        let closed = a_session(SessionId::new(), SessionStatus::Closed);
-        let listed = vec![ready.clone(), closed];
-        parts.sessions.expect_list().returning(move |_| Ok(listed.clone()));
-        parts
-            .sessions
-            .expect_update_state()
-            .withf(move |s| s.id == ready.id && s.status == SessionStatus::Closed)
-            .times(1)
-            .returning(|_| Ok(()));
-        let running = Execution {
-            id: ExecutionId::new(),
-            session_id: SessionId::new(),
-            kind: ExecutionKind::Repl,
-            input: Some("while(true){}".into()),
-            path: None,
-            args: Map::new(),
-            env: BTreeMap::new(),
-            status: ExecutionStatus::Running,
-            started_at: fixed_clock().now(),
-            ended_at: None,
-            result: None,
-            error: None,
-            metrics: Metrics::default(),
-        };
-        parts.executions.expect_running().returning(move || Ok(vec![running.clone()]));
-        parts.executions.expect_events_after().returning(|_, _| Ok(vec![]));
-        parts
-            .executions
-            .expect_finish()
-            .withf(|e, events| {
-                e.status == ExecutionStatus::Cancelled
-                    && events.len() == 1
-                    && events[0].seq == 1
-                    && matches!(events[0].payload, EventPayload::System { .. })
-            })
-            .times(1)
-            .returning(|_, _| Ok(()));
-        let report = block_on(parts.build().reconcile_after_restart()).unwrap();
-        assert_eq!(report, ReconcileReport { closed_sessions: 1, finalised_executions: 1 });
     }
 
     #[test]

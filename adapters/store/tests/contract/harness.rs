@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 use tempfile::TempDir;
-use vm_domain::ports::{ExecutionStore, SessionStore, TemplateStore, TokenStore};
+use vm_domain::ports::{ExecutionStore, NodeStore, SessionStore, TemplateStore, TokenStore};
 use vm_store::{PostgresStore, PostgresUrl, SqliteStore};
 
 /// The stores of one fresh database, seen only through the ports, plus plain
@@ -16,6 +16,7 @@ pub struct Harness {
     pub sessions: Arc<dyn SessionStore>,
     pub executions: Arc<dyn ExecutionStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub nodes: Arc<dyn NodeStore>,
     backend: Backend,
 }
 
@@ -39,6 +40,7 @@ pub async fn fresh_sqlite() -> Harness {
         sessions: store.clone(),
         executions: store.clone(),
         tokens: store.clone(),
+        nodes: store.clone(),
         backend: Backend::Sqlite { store, _dir: dir },
     }
 }
@@ -55,6 +57,7 @@ pub async fn fresh_postgres() -> Option<Harness> {
         sessions: store.clone(),
         executions: store.clone(),
         tokens: store.clone(),
+        nodes: store.clone(),
         backend: Backend::Postgres { store },
     })
 }

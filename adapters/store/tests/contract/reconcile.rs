@@ -9,8 +9,9 @@ use serde_json::json;
 use vm_domain::event::{EventPayload, SystemLevel};
 use vm_domain::execution::ExecutionStatus;
 use vm_domain::ids::{SessionId, TemplateId};
+use vm_domain::node::NodeConfig;
 use vm_domain::ports::{Clock, Job, JsRuntime, LiveEvents, Outcome, RuntimeError, RuntimeSpec, Sleep};
-use vm_domain::services::{ReconcileReport, SessionService};
+use vm_domain::services::{NodeService, ReconcileReport};
 use vm_domain::session::SessionStatus;
 use vm_domain::Timestamp;
 
@@ -67,16 +68,24 @@ impl Clock for StoppedAt {
     }
 }
 
-fn restarted_daemon(h: &Harness, now: Timestamp) -> SessionService {
-    let (sessions, _executions) = SessionService::new(
-        h.templates.clone(),
+/// A daemon that starts alone on the database (as on SQLite, which it holds
+/// exclusively): every node before it is gone.
+fn restarted_daemon(h: &Harness, now: Timestamp) -> NodeService {
+    let config = NodeConfig {
+        url: "http://127.0.0.1:3210".into(),
+        version: "test".into(),
+        max_sessions: 8,
+        lease: std::time::Duration::from_secs(10),
+        exclusive: true,
+    };
+    NodeService::new(
+        h.nodes.clone(),
         h.sessions.clone(),
         h.executions.clone(),
         Arc::new(NoEngines),
         Arc::new(StoppedAt(now)),
-        vm_domain::paths::WorktreePolicy::new(&[std::path::PathBuf::from("/")], &[]).unwrap(),
-    );
-    sessions
+        config,
+    )
 }
 
 contract!(a_restart_closes_live_sessions_and_finalises_running_executions, async |h: &Harness| {
@@ -103,7 +112,7 @@ contract!(a_restart_closes_live_sessions_and_finalises_running_executions, async
     h.executions.finish(&completed, &events(&completed, 3)).await.unwrap();
     let now = at(100);
 
-    let report = restarted_daemon(h, now).reconcile_after_restart().await.unwrap();
+    let report = restarted_daemon(h, now).join("secret").await.unwrap();
 
     assert_eq!(report, ReconcileReport { closed_sessions: 2, finalised_executions: 2 });
     for live in [&ready, &starting] {
@@ -133,10 +142,10 @@ contract!(a_second_restart_finds_nothing_left_to_reconcile, async |h: &Harness| 
     h.sessions.insert(&live).await.unwrap();
     let left = running(live.id, at(2));
     h.executions.insert(&left).await.unwrap();
-    let first = restarted_daemon(h, at(10)).reconcile_after_restart().await.unwrap();
+    let first = restarted_daemon(h, at(10)).join("secret").await.unwrap();
     let after_first = (h.sessions.get(live.id).await.unwrap(), h.executions.get(left.id).await.unwrap());
 
-    let second = restarted_daemon(h, at(20)).reconcile_after_restart().await.unwrap();
+    let second = restarted_daemon(h, at(20)).join("secret").await.unwrap();
 
     assert_eq!(first, ReconcileReport { closed_sessions: 1, finalised_executions: 1 });
     assert_eq!(second, ReconcileReport::default());
@@ -152,7 +161,7 @@ contract!(a_restart_finalises_a_running_execution_after_the_events_it_appended, 
     let streamed = events(&left, 4);
     h.executions.append_events(left.id, &streamed).await.unwrap();
 
-    let report = restarted_daemon(h, at(10)).reconcile_after_restart().await.unwrap();
+    let report = restarted_daemon(h, at(10)).join("secret").await.unwrap();
 
     assert_eq!(report, ReconcileReport { closed_sessions: 1, finalised_executions: 1 });
     let trail = h.executions.events_after(left.id, 0).await.unwrap();

@@ -58,6 +58,7 @@ pub fn session(template_id: TemplateId, created_at: Timestamp) -> Session {
         closed_at: None,
         last_error: None,
         forked_from: None,
+        node_id: None,
     }
 }
 
