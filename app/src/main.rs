@@ -13,6 +13,7 @@ mod auth;
 mod bench;
 mod cli;
 mod client;
+mod db_lock;
 mod logging;
 mod serve;
 mod shutdown;

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use vm_domain::node::NodeConfig;
 use vm_domain::paths::WorktreePolicy;
+use vm_domain::services::Heartbeat;
 use vm_http::clock::SystemClock;
 use vm_http::{Access, AuthMode, Services, StorePorts};
 use vm_runtime_boa::sandbox::SandboxMode;
@@ -26,6 +28,56 @@ pub struct ServeConfig {
     /// How long running executions may go on after a stop signal.
     pub shutdown_timeout: Duration,
     pub security: SecurityArgs,
+    pub node: NodeArgs,
+}
+
+/// The flags of `serve` that place the daemon among the nodes sharing its
+/// database (`vm-system help operations`, "Several nodes").
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// The URL other nodes reach this daemon at, to forward requests for its sessions.
+    /// [default: http://<the listen address>]
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
+    /// Live sessions this node runs at once; a create or fork past it is 503 NO_CAPACITY.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+    /// How long this node's lease lasts unless renewed (every quarter of it). A node whose lease
+    /// runs out is lost: another node fails its sessions over.
+    #[arg(long, default_value = "10s", value_parser = parse_lease)]
+    pub node_lease: Duration,
+}
+
+fn parse_lease(raw: &str) -> Result<Duration, String> {
+    let lease = humantime::parse_duration(raw).map_err(|err| err.to_string())?;
+    if lease < Duration::from_secs(1) {
+        return Err("the lease must be 1s or longer".to_owned());
+    }
+    Ok(lease)
+}
+
+/// The URL this node is reached at: `--advertise-url`, or the address it
+/// listens on. Listening on every interface needs an `--advertise-url`
+/// when other nodes may share the database.
+fn advertise_url(config: &ServeConfig, local: SocketAddr) -> anyhow::Result<String> {
+    if let Some(url) = &config.node.advertise_url {
+        let url = url.trim().trim_end_matches('/');
+        let rest =
+            url.strip_prefix("http://").filter(|rest| !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']));
+        if rest.is_none() {
+            anyhow::bail!("--advertise-url {url:?} is not a URL like http://10.0.0.5:3210 (http, host and port only)");
+        }
+        return Ok(url.to_owned());
+    }
+    if !local.ip().is_unspecified() {
+        return Ok(format!("http://{local}"));
+    }
+    match &config.db {
+        Database::Sqlite(_) => Ok(format!("http://127.0.0.1:{}", local.port())),
+        Database::Postgres(_) => anyhow::bail!(
+            "listening on {local} on PostgreSQL needs --advertise-url: the other nodes must know which address reaches this one"
+        ),
+    }
 }
 
 /// `--auth`.
@@ -115,6 +167,7 @@ pub async fn services(
     cache_dir: PathBuf,
     sandbox: SandboxMode,
     worktrees: WorktreePolicy,
+    node: NodeConfig,
 ) -> anyhow::Result<Arc<Services>> {
     match sandbox {
         SandboxMode::Off => tracing::warn!(
@@ -150,18 +203,28 @@ pub async fn services(
         sessions: store.sessions,
         executions: store.executions,
         tokens: store.tokens,
+        nodes: store.nodes,
         health: store.health,
     };
-    let services =
-        Services::new(stores, boa, Arc::new(FsLibraryCache::new(cache_dir)), Arc::new(SystemClock), worktrees);
-    let report = services.sessions.reconcile_after_restart().await.context("cannot reconcile the database")?;
+    let cache = Arc::new(FsLibraryCache::new(cache_dir));
+    let services = Services::new(stores, boa, cache, Arc::new(SystemClock), worktrees, node);
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let report = services.nodes.join(&secret).await.context("cannot join the database as a node")?;
     if report.closed_sessions + report.finalised_executions > 0 {
         tracing::warn!(
             closed_sessions = report.closed_sessions,
             finalised_executions = report.finalised_executions,
-            "reconciled what the previous process left behind"
+            "reconciled what nodes that are gone left behind"
         );
     }
+    let config = services.nodes.config();
+    tracing::info!(
+        node_id = %services.nodes.id(),
+        url = config.url,
+        max_sessions = config.max_sessions,
+        lease = ?config.lease,
+        "joined as a node"
+    );
     Ok(Arc::new(services))
 }
 
@@ -212,8 +275,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         config.security.admin_token_file.as_deref().map(crate::auth::AdminTokenFile::read).transpose()?;
     let data_dir = config.security.data_dir.clone().unwrap_or_else(crate::auth::default_data_dir);
     let worktrees = worktree_policy(&config, &data_dir)?;
-    let services = services(&config.db, config.cache_dir.clone(), config.sandbox, worktrees).await?;
-    let watcher = tokio::spawn(notice_lost_runtimes(services.clone()));
+    let lock = match &config.db {
+        Database::Sqlite(file) => Some(crate::db_lock::DbLock::acquire(file)?),
+        Database::Postgres(_) => None,
+    };
     match vm_http::server::raise_open_file_limit() {
         Ok((before, after)) => tracing::info!(before, after, "open-file limit (soft RLIMIT_NOFILE) raised to hard"),
         Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit; fewer connections can be served"),
@@ -221,6 +286,20 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let listener =
         vm_http::server::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr().unwrap_or(config.listen);
+    let node = NodeConfig {
+        url: advertise_url(&config, local)?,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        max_sessions: config.node.max_sessions,
+        lease: config.node.node_lease,
+        exclusive: lock.is_some(),
+    };
+    if let Some(lock) = &lock {
+        lock.describe(&node.url);
+    }
+    let services = services(&config.db, config.cache_dir.clone(), config.sandbox, worktrees, node).await?;
+    let watcher = tokio::spawn(notice_lost_runtimes(services.clone()));
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
+    let lease = tokio::spawn(keep_lease(services.clone(), lost_tx));
     tracing::info!(db = %config.db, backend = config.db.backend(), cache_dir = %config.cache_dir.display(), "store ready");
     if !crate::ui_assets::is_built() {
         tracing::warn!("the web UI is not built into this binary; / says how to build it (the API works as ever)");
@@ -244,12 +323,54 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         served = server => served.context("the HTTP server failed")?,
         () = signals.received(2) => {
             let running = services.executions.running_here();
-            tracing::warn!(running, "stopped at once: executions still running are finalised as interrupted at the next start");
+            tracing::warn!(running, "stopped at once: executions still running are finalised as interrupted");
+        }
+        Ok(()) = lost_rx => {
+            watcher.abort();
+            anyhow::bail!(
+                "this node's lease ran out before it could renew it (cut off from the database?) and another node \
+                 failed its sessions over; stopping so that a supervisor starts it again as a new node"
+            );
         }
     }
+    lease.abort();
+    match tokio::time::timeout(Duration::from_secs(5), services.nodes.leave()).await {
+        Ok(Ok(report)) => tracing::info!(closed_sessions = report.closed_sessions, "left the nodes"),
+        Ok(Err(err)) => tracing::warn!(error = %err, "cannot mark this node gone; the others wait for its lease"),
+        Err(_) => tracing::warn!("marking this node gone took too long; the others wait for its lease"),
+    }
     watcher.abort();
+    drop(lock);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// While the daemon serves: renews this node's lease and fails over the
+/// nodes whose lease ran out. Says on `lost` when another node found this
+/// one lost, then ends.
+async fn keep_lease(services: Arc<Services>, lost: tokio::sync::oneshot::Sender<()>) {
+    let every = services.nodes.config().heartbeat();
+    loop {
+        tokio::time::sleep(every).await;
+        match services.nodes.heartbeat().await {
+            Ok(Heartbeat::Renewed { lost_nodes, released }) => {
+                if !lost_nodes.is_empty() {
+                    tracing::warn!(
+                        nodes = ?lost_nodes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        crashed_sessions = released.closed_sessions,
+                        cancelled_executions = released.finalised_executions,
+                        "failed over the sessions of lost nodes"
+                    );
+                }
+            }
+            Ok(Heartbeat::Lost) => {
+                tracing::error!("another node found this node lost: its lease ran out before it was renewed");
+                let _ = lost.send(());
+                return;
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot renew this node's lease; trying again"),
+        }
+    }
 }
 
 /// While the daemon serves: each runtime that dies on its own while idle

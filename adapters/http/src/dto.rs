@@ -11,6 +11,8 @@ use uuid::Uuid;
 use vm_domain::catalog::{LibraryRef, ModuleInfo, ModuleName};
 use vm_domain::event::Event;
 use vm_domain::execution::{Execution, ExecutionKind, ExecutionStatus};
+use vm_domain::ids::NodeId;
+use vm_domain::node::{Node, NodeStatus};
 use vm_domain::services::{Executed, LibraryEntry};
 use vm_domain::session::{Label, Session, SessionSpec, SessionStatus};
 use vm_domain::template::{
@@ -609,6 +611,8 @@ pub struct SessionView {
     pub last_error: Option<String>,
     /// The session this one was forked from (its heap started as a copy).
     pub forked_from: Option<Uuid>,
+    /// The node that runs (or ran) the session's worker; null for sessions from before nodes.
+    pub node_id: Option<Uuid>,
 }
 
 impl From<Session> for SessionView {
@@ -624,6 +628,7 @@ impl From<Session> for SessionView {
             closed_at: s.closed_at,
             last_error: s.last_error,
             forked_from: s.forked_from.map(|id| id.as_uuid()),
+            node_id: s.node_id.map(|id| id.as_uuid()),
         }
     }
 }
@@ -1080,4 +1085,74 @@ impl From<Principal> for WhoAmIView {
             scopes: p.scopes.into_iter().map(Into::into).collect(),
         }
     }
+}
+
+/// `live` while the node renews its lease; `lost` once it stopped or its lease ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatusView {
+    Live,
+    Lost,
+}
+
+impl From<NodeStatus> for NodeStatusView {
+    fn from(s: NodeStatus) -> Self {
+        match s {
+            NodeStatus::Live => Self::Live,
+            NodeStatus::Lost => Self::Lost,
+        }
+    }
+}
+
+/// One daemon process serving the database.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: Uuid,
+    /// Where the other nodes reach it (`--advertise-url`).
+    pub url: String,
+    pub version: String,
+    pub status: NodeStatusView,
+    /// Whether this is the node that answered.
+    pub this_node: bool,
+    pub started_at: DateTime<Utc>,
+    /// When it last renewed its lease.
+    pub heartbeat_at: DateTime<Utc>,
+    /// When it is found lost unless it renews the lease first.
+    pub lease_expires_at: DateTime<Utc>,
+    /// When it was found lost or stopped.
+    pub lost_at: Option<DateTime<Utc>>,
+    /// Live sessions it runs at most (`--max-sessions`).
+    pub max_sessions: u32,
+    /// Its sessions that are `starting` or `ready`.
+    pub active_sessions: u32,
+}
+
+impl NodeView {
+    pub fn new(node: Node, this: NodeId) -> Self {
+        Self {
+            id: node.id.as_uuid(),
+            url: node.url,
+            version: node.version,
+            status: node.status.into(),
+            this_node: node.id == this,
+            started_at: node.started_at,
+            heartbeat_at: node.heartbeat_at,
+            lease_expires_at: node.lease_expires_at,
+            lost_at: node.lost_at,
+            max_sessions: node.max_sessions,
+            active_sessions: node.active_sessions,
+        }
+    }
+}
+
+/// Where `POST /sessions` runs the new session: `auto`, the live node with the most free
+/// capacity; `local`, the node that received the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize, Default)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementView {
+    #[default]
+    Auto,
+    Local,
 }

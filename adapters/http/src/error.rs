@@ -67,6 +67,9 @@ pub enum ApiError {
     /// seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
     /// `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
     /// or fork; retry on another instance, or here after its restart.
+    /// `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+    /// run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+    /// `placement=local`: this node) has room for another session.
     #[oai(status = 503)]
     Unavailable(
         Json<ErrorEnvelope>,
@@ -109,9 +112,11 @@ fn variant_of(err: &DomainError) -> fn(Json<ErrorEnvelope>) -> ApiError {
         E::Unauthenticated { .. } => ApiError::Unauthorized,
         E::Forbidden { .. } => ApiError::Forbidden,
         E::MisdirectedRequest { .. } => ApiError::Misdirected,
-        E::StoreUnavailable { .. } | E::ShuttingDown | E::RuntimeUnavailable { .. } => {
-            |envelope| ApiError::Unavailable(envelope, RETRY_AFTER_SECONDS)
-        }
+        E::StoreUnavailable { .. }
+        | E::ShuttingDown
+        | E::RuntimeUnavailable { .. }
+        | E::NodeUnavailable { .. }
+        | E::NoCapacity { .. } => |envelope| ApiError::Unavailable(envelope, RETRY_AFTER_SECONDS),
         E::StorageFull { .. } => ApiError::InsufficientStorage,
         E::Internal(_) => ApiError::Internal,
     }

@@ -250,7 +250,7 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// The caller of `req`, who must hold `scope`.
-async fn authorize(req: &Request, scope: Scope) -> poem::Result<Principal> {
+pub(crate) async fn authorize(req: &Request, scope: Scope) -> poem::Result<Principal> {
     let access = req.data::<Arc<Access>>().expect("the app is built with its Access");
     let services = req.data::<Arc<Services>>().expect("the app is built with its Services");
     let principal = match access.auth {

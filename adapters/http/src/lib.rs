@@ -10,15 +10,19 @@
 //! - [`guard`]: tokens and scopes, `Host` and `Origin` checks, CORS, audit log.
 //! - [`request_id`]: `X-Request-Id` on every response.
 //! - [`metrics`]: Prometheus metrics: the recorder, request timing, scrape-time gauges.
+//! - [`cluster`], [`forward`]: several nodes on one database: which node serves a request, and
+//!   forwarding it there.
 //! - [`server`]: the accept loop with connection limits and timeouts.
 //! - [`docs`]: Swagger UI from vendored assets.
 
 pub mod allow;
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod docs;
 pub mod dto;
 pub mod error;
+pub mod forward;
 pub mod guard;
 pub mod metrics;
 pub mod payload;
@@ -30,11 +34,12 @@ use std::sync::Arc;
 
 use poem::{get, Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
+use vm_domain::node::NodeConfig;
 use vm_domain::paths::WorktreePolicy;
 use vm_domain::ports::{
-    Clock, ExecutionStore, JsRuntime, LibraryCache, SessionStore, StoreHealth, TemplateStore, TokenStore,
+    Clock, ExecutionStore, JsRuntime, LibraryCache, NodeStore, SessionStore, StoreHealth, TemplateStore, TokenStore,
 };
-use vm_domain::services::{ExecutionService, SessionService, TemplateService, TokenService};
+use vm_domain::services::{ExecutionService, NodeService, SessionService, TemplateService, TokenService};
 
 pub use guard::{Access, AuthMode};
 
@@ -44,6 +49,8 @@ pub struct Services {
     pub sessions: SessionService,
     pub executions: ExecutionService,
     pub tokens: TokenService,
+    /// This node among the nodes serving the database.
+    pub nodes: NodeService,
     /// Whether the store answers, for `GET /ready`.
     pub store_health: Arc<dyn StoreHealth>,
 }
@@ -54,26 +61,32 @@ pub struct StorePorts {
     pub sessions: Arc<dyn SessionStore>,
     pub executions: Arc<dyn ExecutionStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub nodes: Arc<dyn NodeStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
 impl Services {
     /// The three services over the given ports; templates may name the
     /// runtime's engine. The daemon and the HTTP tests wire through here.
-    /// Session worktrees must satisfy `worktrees`.
+    /// Session worktrees must satisfy `worktrees`; `node` says how this
+    /// daemon appears among the nodes (it joins with [`NodeService::join`]).
     pub fn new(
         stores: StorePorts,
         runtime: Arc<dyn JsRuntime>,
         cache: Arc<dyn LibraryCache>,
         clock: Arc<dyn Clock>,
         worktrees: WorktreePolicy,
+        node: NodeConfig,
     ) -> Self {
-        let StorePorts { templates, sessions, executions, tokens, health } = stores;
+        let StorePorts { templates, sessions, executions, tokens, nodes, health } = stores;
         let engines = vec![runtime.engine().to_owned()];
         let template_service = TemplateService::new(templates.clone(), cache, clock.clone(), engines);
         let tokens = TokenService::new(tokens, clock.clone());
+        let max_sessions = node.max_sessions;
+        let nodes = NodeService::new(nodes, sessions.clone(), executions.clone(), runtime.clone(), clock.clone(), node);
         let (sessions, executions) = SessionService::new(templates, sessions, executions, runtime, clock, worktrees);
-        Self { templates: template_service, sessions, executions, tokens, store_health: health }
+        let sessions = sessions.on_node(nodes.id(), max_sessions);
+        Self { templates: template_service, sessions, executions, tokens, nodes, store_health: health }
     }
 }
 
@@ -136,8 +149,11 @@ pub fn app(
     let doc = document(&services);
     let methods = Arc::new(allow::Methods::from_document(&doc, API_PREFIX));
     let spec = serde_json::to_string_pretty(&doc).expect("a JSON value serialises");
+    let forwarder = Arc::new(forward::Forwarder::new());
+    let api =
+        api.around(metrics::keep_operation_id).around(move |next, req| cluster::route(next, req, forwarder.clone()));
     let mut route = Route::new()
-        .nest(API_PREFIX, api.around(metrics::keep_operation_id))
+        .nest(API_PREFIX, api)
         .at(
             format!("{API_PREFIX}/openapi.json"),
             get(poem::endpoint::make_sync(move |_| {

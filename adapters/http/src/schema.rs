@@ -382,6 +382,22 @@ struct ReadinessDetails {
     checks: std::collections::BTreeMap<String, String>,
 }
 
+/// `NODE_UNAVAILABLE`: the node that runs the session, where it was reached, and why it could not
+/// be.
+#[derive(poem_openapi::Object)]
+struct NodeDetails {
+    node_id: String,
+    url: String,
+    session_id: Option<String>,
+    reason: String,
+}
+
+/// `NO_CAPACITY`: this node's `--max-sessions`.
+#[derive(poem_openapi::Object)]
+struct CapacityDetails {
+    max_sessions: u64,
+}
+
 /// Every other code: no details.
 #[derive(poem_openapi::Object)]
 struct NoDetails {}
@@ -414,6 +430,8 @@ impl Type for ErrorDetails {
             shape::<ForbiddenDetails>(),
             shape::<MisdirectedDetails>(),
             shape::<ReadinessDetails>(),
+            shape::<NodeDetails>(),
+            shape::<CapacityDetails>(),
             shape::<NoDetails>(),
         ];
         for (_, register) in &shapes {

@@ -86,6 +86,8 @@ pub enum Command {
         shutdown_timeout: Duration,
         #[command(flatten)]
         security: Box<serve::SecurityArgs>,
+        #[command(flatten)]
+        node: serve::NodeArgs,
     },
     /// Measure a running daemon: REPL round trips and executions per second.
     Bench(crate::bench::BenchArgs),
@@ -137,9 +139,20 @@ impl Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let context = || ctx(&cli.server_url, cli.token.as_deref(), cli.output, cli.quiet);
     match cli.command {
-        Command::Serve { listen, db, cache_dir, sandbox, sandbox_user, log_format: _, shutdown_timeout, security } => {
+        Command::Serve {
+            listen,
+            db,
+            cache_dir,
+            sandbox,
+            sandbox_user,
+            log_format: _,
+            shutdown_timeout,
+            security,
+            node,
+        } => {
             let sandbox = serve::sandbox_mode(sandbox, &sandbox_user)?;
-            serve::run(ServeConfig { listen, db, cache_dir, sandbox, shutdown_timeout, security: *security }).await
+            serve::run(ServeConfig { listen, db, cache_dir, sandbox, shutdown_timeout, security: *security, node })
+                .await
         }
         Command::Bench(args) => {
             let credentials =

@@ -214,6 +214,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The nodes serving this database, live ones first, then newest first.
+         * @description Every daemon is a node: it registers when it starts and renews a lease while it lives
+         *     (`--node-lease`). A node whose lease runs out is `lost` and another node fails its sessions
+         *     over; a restarted daemon is a new node. `this_node` marks the node that answered.
+         */
+        get: operations["listNodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ready": {
         parameters: {
             query?: never;
@@ -266,7 +288,13 @@ export interface paths {
         /** List sessions, newest first. */
         get: operations["listSessions"];
         put?: never;
-        /** Start a session from a template, bound to an existing worktree directory. */
+        /**
+         * Start a session from a template, bound to an existing worktree directory.
+         * @description With several nodes on one database, the session runs on the live node with the most free
+         *     capacity (`placement=auto`, the receiving node on a tie) or on the receiving node
+         *     (`placement=local`); the request is forwarded to that node and `node_id` names it.
+         *     503 `NO_CAPACITY` when no node has room.
+         */
         post: operations["createSession"];
         delete?: never;
         options?: never;
@@ -567,6 +595,14 @@ export interface components {
             /** Format: uuid */
             template_id: string;
         };
+        /**
+         * CapacityDetails
+         * @description `NO_CAPACITY`: this node's `--max-sessions`.
+         */
+        CapacityDetails: {
+            /** Format: uint64 */
+            max_sessions: number;
+        };
         /** CatalogLibraryView */
         CatalogLibraryView: {
             /** @description Whether the file is in the daemon's library cache. */
@@ -820,7 +856,7 @@ export interface components {
             message: string;
         };
         /** @description Facts about the error; the shape depends on `code` (see each alternative). */
-        ErrorDetails: components["schemas"]["FieldDetails"] | components["schemas"]["TemplateDetails"] | components["schemas"]["SessionDetails"] | components["schemas"]["ExecutionDetails"] | components["schemas"]["TokenDetails"] | components["schemas"]["PathDetails"] | components["schemas"]["LimitDetails"] | components["schemas"]["ChoiceDetails"] | components["schemas"]["StartupFailedDetails"] | components["schemas"]["ReasonDetails"] | components["schemas"]["ForbiddenDetails"] | components["schemas"]["MisdirectedDetails"] | components["schemas"]["ReadinessDetails"] | components["schemas"]["NoDetails"];
+        ErrorDetails: components["schemas"]["FieldDetails"] | components["schemas"]["TemplateDetails"] | components["schemas"]["SessionDetails"] | components["schemas"]["ExecutionDetails"] | components["schemas"]["TokenDetails"] | components["schemas"]["PathDetails"] | components["schemas"]["LimitDetails"] | components["schemas"]["ChoiceDetails"] | components["schemas"]["StartupFailedDetails"] | components["schemas"]["ReasonDetails"] | components["schemas"]["ForbiddenDetails"] | components["schemas"]["MisdirectedDetails"] | components["schemas"]["ReadinessDetails"] | components["schemas"]["NodeDetails"] | components["schemas"]["CapacityDetails"] | components["schemas"]["NoDetails"];
         /**
          * ErrorEnvelope
          * @description `{"error": {"code", "message", "details"}}`, for every error.
@@ -1244,6 +1280,63 @@ export interface components {
          */
         NoDetails: Record<string, never>;
         /**
+         * NodeDetails
+         * @description `NODE_UNAVAILABLE`: the node that runs the session, where it was reached, and why it could not
+         *     be.
+         */
+        NodeDetails: {
+            node_id: string;
+            reason: string;
+            session_id?: string | null;
+            url: string;
+        };
+        /**
+         * @description `live` while the node renews its lease; `lost` once it stopped or its lease ran out.
+         * @enum {string}
+         */
+        NodeStatusView: "live" | "lost";
+        /**
+         * NodeView
+         * @description One daemon process serving the database.
+         */
+        NodeView: {
+            /**
+             * Format: uint32
+             * @description Its sessions that are `starting` or `ready`.
+             */
+            active_sessions: number;
+            /**
+             * Format: date-time
+             * @description When it last renewed its lease.
+             */
+            heartbeat_at: string;
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it is found lost unless it renews the lease first.
+             */
+            lease_expires_at: string;
+            /**
+             * Format: date-time
+             * @description When it was found lost or stopped.
+             */
+            lost_at?: string | null;
+            /**
+             * Format: uint32
+             * @description Live sessions it runs at most (`--max-sessions`).
+             */
+            max_sessions: number;
+            /** Format: date-time */
+            started_at: string;
+            status: components["schemas"]["NodeStatusView"];
+            /** @description Whether this is the node that answered. */
+            this_node: boolean;
+            /** @description Where the other nodes reach it (`--advertise-url`). */
+            url: string;
+            version: string;
+        };
+        /**
          * PathDetails
          * @description `FILE_NOT_FOUND`; `INVALID_PATH` adds the `reason`.
          */
@@ -1251,6 +1344,12 @@ export interface components {
             path: string;
             reason?: string | null;
         };
+        /**
+         * @description Where `POST /sessions` runs the new session: `auto`, the live node with the most free
+         *     capacity; `local`, the node that received the request.
+         * @enum {string}
+         */
+        PlacementView: "auto" | "local";
         /**
          * ReadinessDetails
          * @description `GET /ready`'s 503 (`STORE_UNAVAILABLE`, `RUNTIME_UNAVAILABLE`, `SHUTTING_DOWN`): each
@@ -1447,6 +1546,11 @@ export interface components {
             /** Format: uuid */
             id: string;
             last_error?: string | null;
+            /**
+             * Format: uuid
+             * @description The node that runs (or ran) the session's worker; null for sessions from before nodes.
+             */
+            node_id?: string | null;
             status: components["schemas"]["SessionStatusView"];
             /** Format: uuid */
             template_id: string;
@@ -1830,6 +1934,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -1940,6 +2047,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2055,6 +2165,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2217,6 +2330,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2379,6 +2495,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2491,6 +2610,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2615,6 +2737,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2737,6 +2862,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2870,6 +2998,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -2980,6 +3111,122 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORAGE_FULL`: the disk holding the store is full. With `details.execution_id`, that
+             *     execution ran and is stored once there is room again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listNodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["NodeView"][];
+                };
+            };
+            /** @description `VALIDATION_ERROR` or `INVALID_REQUEST`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no bearer token, or one that is unknown, revoked or expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token lacks the scope, or the `Origin` is refused. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `TEMPLATE_NOT_FOUND`, `SESSION_NOT_FOUND`, `EXECUTION_NOT_FOUND`, `FILE_NOT_FOUND`, `TOKEN_NOT_FOUND`, `NOT_FOUND`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `SESSION_NOT_READY`, `SESSION_BUSY`, `EXECUTION_NOT_RUNNING`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `MISDIRECTED_REQUEST`: the `Host` header names no address this daemon serves. */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `INTERNAL`: always a bug. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description `STORE_UNAVAILABLE`: the store cannot be reached or is overloaded; retry after `Retry-After`
+             *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
+             *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
+             *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3124,6 +3371,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3237,6 +3487,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3264,7 +3517,13 @@ export interface operations {
     };
     createSession: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Which node runs the session: `auto` (default) or `local`. Placement happens before
+                 *     this operation runs (see the forwarding between nodes); here it is only read.
+                 */
+                placement?: components["schemas"]["PlacementView"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3382,6 +3641,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3494,6 +3756,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3618,6 +3883,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3742,6 +4010,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3872,6 +4143,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -3982,6 +4256,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -4126,6 +4403,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -4238,6 +4518,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -4361,6 +4644,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -4473,6 +4759,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -4619,6 +4908,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -4731,6 +5023,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -4878,6 +5173,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5003,6 +5301,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5115,6 +5416,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5262,6 +5566,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5387,6 +5694,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5499,6 +5809,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5645,6 +5958,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5757,6 +6073,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -5903,6 +6222,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -6013,6 +6335,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -6158,6 +6483,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -6270,6 +6598,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -6394,6 +6725,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {
@@ -6504,6 +6838,9 @@ export interface operations {
              *     seconds. With `details.execution_id`, that execution ran and is stored once the store is back.
              *     `SHUTTING_DOWN`: the daemon is draining before it stops and takes no new execution, session
              *     or fork; retry on another instance, or here after its restart.
+             *     `NODE_UNAVAILABLE`: the node that runs the session cannot be reached and its lease has not
+             *     run out; retry (its sessions are failed over once it has). `NO_CAPACITY`: no live node (with
+             *     `placement=local`: this node) has room for another session.
              */
             503: {
                 headers: {

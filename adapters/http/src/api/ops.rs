@@ -7,7 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::OpenApi;
 
 use super::Tag;
-use crate::dto::{HealthView, ReadyView, RuntimeSummaryView};
+use crate::dto::{HealthView, NodeView, ReadyView, RuntimeSummaryView};
 use crate::error::{ApiResult, NotReady, Readiness};
 use crate::guard::Reader;
 use crate::Services;
@@ -53,5 +53,16 @@ impl OpsApi {
             active_sessions: ids.len() as u64,
             active_session_ids: ids.iter().map(|id| id.as_uuid()).collect(),
         }))
+    }
+
+    /// The nodes serving this database, live ones first, then newest first.
+    ///
+    /// Every daemon is a node: it registers when it starts and renews a lease while it lives
+    /// (`--node-lease`). A node whose lease runs out is `lost` and another node fails its sessions
+    /// over; a restarted daemon is a new node. `this_node` marks the node that answered.
+    #[oai(path = "/nodes", method = "get", operation_id = "listNodes")]
+    async fn nodes(&self, _caller: Reader) -> ApiResult<Json<Vec<NodeView>>> {
+        let this = self.0.nodes.id();
+        Ok(Json(self.0.nodes.list().await?.into_iter().map(|node| NodeView::new(node, this)).collect()))
     }
 }

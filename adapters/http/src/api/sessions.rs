@@ -9,7 +9,7 @@ use uuid::Uuid;
 use vm_domain::session::SessionStatus;
 
 use super::{session_id, Tag};
-use crate::dto::{CreateSessionBody, SessionStatusView, SessionView};
+use crate::dto::{CreateSessionBody, PlacementView, SessionStatusView, SessionView};
 use crate::error::ApiResult;
 use crate::guard::{Executor, Reader};
 use crate::payload::JsonBody;
@@ -52,8 +52,21 @@ impl SessionsApi {
     }
 
     /// Start a session from a template, bound to an existing worktree directory.
+    ///
+    /// With several nodes on one database, the session runs on the live node with the most free
+    /// capacity (`placement=auto`, the receiving node on a tie) or on the receiving node
+    /// (`placement=local`); the request is forwarded to that node and `node_id` names it.
+    /// 503 `NO_CAPACITY` when no node has room.
     #[oai(path = "/sessions", method = "post", operation_id = "createSession")]
-    async fn create(&self, _caller: Executor, body: JsonBody<CreateSessionBody>) -> ApiResult<SessionCreated> {
+    async fn create(
+        &self,
+        _caller: Executor,
+        body: JsonBody<CreateSessionBody>,
+        /// Which node runs the session: `auto` (default) or `local`. Placement happens before
+        /// this operation runs (see the forwarding between nodes); here it is only read.
+        #[oai(name = "placement")]
+        _placement: Query<Option<PlacementView>>,
+    ) -> ApiResult<SessionCreated> {
         let session = self.0.sessions.create(body.0.try_into()?).await?;
         Ok(SessionCreated::Created(Json(session.into())))
     }

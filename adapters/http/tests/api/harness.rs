@@ -96,6 +96,7 @@ pub async fn services_and_store(db: &Database, cache_dir: PathBuf) -> (Arc<Servi
         sessions: store.sessions.clone(),
         executions: store.executions.clone(),
         tokens: store.tokens.clone(),
+        nodes: store.nodes.clone(),
         health: store.health.clone(),
     };
     // Worktrees live in the tests' temporary directories.
@@ -106,9 +107,21 @@ pub async fn services_and_store(db: &Database, cache_dir: PathBuf) -> (Arc<Servi
         Arc::new(FsLibraryCache::new(cache_dir.clone())),
         Arc::new(SystemClock),
         WorktreePolicy::new(&roots, &[cache_dir]).expect("the temporary directory exists"),
+        node_config(),
     );
-    services.sessions.reconcile_after_restart().await.expect("reconciliation succeeds");
+    services.nodes.join("a-test-node-credential").await.expect("the node joins its database");
     (Arc::new(services), store)
+}
+
+/// The test daemon as a node: alone on its database (each test has its own).
+pub fn node_config() -> vm_domain::node::NodeConfig {
+    vm_domain::node::NodeConfig {
+        url: format!("http://{LISTEN}"),
+        version: "test".to_owned(),
+        max_sessions: 64,
+        lease: std::time::Duration::from_secs(10),
+        exclusive: true,
+    }
 }
 
 /// The guard's rules of the test app: tokens required, `LISTEN` served.

@@ -55,6 +55,7 @@ async fn ready_answers_503_runtime_unavailable_when_no_session_could_start() {
         sessions: store.sessions.clone(),
         executions: store.executions.clone(),
         tokens: store.tokens.clone(),
+        nodes: store.nodes.clone(),
         health: store.health.clone(),
     };
     // No worker can start from a program that does not exist.
@@ -65,6 +66,7 @@ async fn ready_answers_503_runtime_unavailable_when_no_session_could_start() {
         Arc::new(FsLibraryCache::new(cache.clone())),
         Arc::new(SystemClock),
         WorktreePolicy::new(&[std::env::temp_dir()], &[cache]).unwrap(),
+        crate::harness::node_config(),
     );
     let client = TestClient::new(vm_http::app(Arc::new(services), access(AuthMode::Required, &[], &[]), None).boxed());
     let started = Instant::now();

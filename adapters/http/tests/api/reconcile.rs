@@ -30,6 +30,7 @@ async fn a_restart_closes_live_sessions_and_finalises_running_executions() {
             closed_at: None,
             last_error: None,
             forked_from: None,
+            node_id: None,
         };
         store.sessions.insert(&session).await.unwrap();
         let execution = Execution {
