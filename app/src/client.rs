@@ -17,7 +17,7 @@ use serde_json::Value;
 use vm_http::dto::{
     CapabilityView, CatalogLibraryView, CatalogModuleView, CreateCapabilityBody, CreateSessionBody,
     CreateStartupFileBody, CreateTemplateBody, CreateTokenBody, CreatedTokenView, EventView, ExecutionView,
-    ExecutionWithEventsView, HealthView, ReadyView, ReplBody, RunFileBody, RuntimeSummaryView, SessionView,
+    ExecutionWithEventsView, HealthView, NodeView, ReadyView, ReplBody, RunFileBody, RuntimeSummaryView, SessionView,
     SettingsBody, SettingsView, StartupFileView, TemplateDetailView, TemplateView, TokenView, WhoAmIView,
 };
 use vm_http::API_PREFIX;
@@ -207,6 +207,12 @@ impl Client {
 
     pub async fn runtime_summary(&self) -> Result<RuntimeSummaryView> {
         self.call(Method::GET, &["runtime", "summary"], &[], None).await
+    }
+
+    /// The daemons (nodes) sharing the database: live ones first, then lost ones, newest first;
+    /// `this_node` marks the one that answered.
+    pub async fn nodes(&self) -> Result<Vec<NodeView>> {
+        self.call(Method::GET, &["nodes"], &[], None).await
     }
 
     // ------------------------------------------------------------ templates
