@@ -105,7 +105,7 @@ pub trait NodeStore: Send + Sync {
     async fn list(&self) -> Result<Vec<Node>, DomainError>;
     /// Marks lost, at `now`, one live node other than `except` whose lease
     /// expired before `now` (any live node but `except` when `all_others`)
-    /// and returns it as it was; `None` when there is none. Each node is
+    /// and returns it, lost; `None` when there is none. Each node is
     /// returned to one caller only, however many ask at once.
     async fn claim_lost(&self, except: NodeId, now: Timestamp, all_others: bool) -> Result<Option<Node>, DomainError>;
     /// Marks a live node lost at `at` (as it stops).

@@ -319,3 +319,239 @@ impl NodeService {
             && secret.iter().zip(given).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::ports::runtime::MockJsRuntime;
+    use crate::ports::store::{MockExecutionStore, MockNodeStore, MockSessionStore};
+    use crate::services::fixtures::{a_session, an_execution, fixed_clock};
+
+    struct Parts {
+        nodes: MockNodeStore,
+        sessions: MockSessionStore,
+        executions: MockExecutionStore,
+        runtime: MockJsRuntime,
+    }
+
+    impl Parts {
+        fn new() -> Self {
+            Self {
+                nodes: MockNodeStore::new(),
+                sessions: MockSessionStore::new(),
+                executions: MockExecutionStore::new(),
+                runtime: MockJsRuntime::new(),
+            }
+        }
+
+        fn build(self) -> NodeService {
+            let config = NodeConfig {
+                url: "http://127.0.0.1:3211".into(),
+                version: "test".into(),
+                max_sessions: 4,
+                lease: std::time::Duration::from_secs(8),
+                exclusive: false,
+            };
+            NodeService::new(
+                Arc::new(self.nodes),
+                Arc::new(self.sessions),
+                Arc::new(self.executions),
+                Arc::new(self.runtime),
+                fixed_clock(),
+                config,
+            )
+        }
+    }
+
+    fn a_node(id: NodeId, max_sessions: u32, active_sessions: u32) -> Node {
+        let now = fixed_clock().now();
+        Node {
+            id,
+            url: format!("http://node-{}", &id.to_string()[..8]),
+            version: "test".into(),
+            status: NodeStatus::Live,
+            started_at: now,
+            heartbeat_at: now,
+            lease_expires_at: now + chrono::Duration::seconds(8),
+            lost_at: None,
+            max_sessions,
+            active_sessions,
+        }
+    }
+
+    /// The service and the id it will have, with `others` beside it and
+    /// this node at `(max, active)`.
+    fn placing(here: (u32, u32), others: Vec<Node>) -> NodeService {
+        let parts = Parts::new();
+        let service = parts.build();
+        let this = a_node(service.id(), here.0, here.1);
+        let mut listed = vec![this];
+        listed.extend(others);
+        let mut nodes = MockNodeStore::new();
+        nodes.expect_list().returning(move || Ok(listed.clone()));
+        NodeService { nodes: Arc::new(nodes), ..service }
+    }
+
+    #[test]
+    fn a_new_session_goes_to_the_node_with_the_most_room_and_this_one_on_a_tie() {
+        let roomy = a_node(NodeId::new(), 10, 2);
+        let service = placing((4, 1), vec![roomy.clone(), a_node(NodeId::new(), 3, 0)]);
+        assert_eq!(block_on(service.place(false)).unwrap(), Route::Node { node: roomy, session_id: None });
+        let service = placing((4, 1), vec![a_node(NodeId::new(), 5, 2)]);
+        assert_eq!(block_on(service.place(false)).unwrap(), Route::Here, "3 free each: this node");
+    }
+
+    #[test]
+    fn nodes_that_are_lost_or_past_their_lease_take_no_session() {
+        let mut lost = a_node(NodeId::new(), 50, 0);
+        lost.status = NodeStatus::Lost;
+        let mut stale = a_node(NodeId::new(), 50, 0);
+        stale.lease_expires_at = fixed_clock().now() - chrono::Duration::seconds(1);
+        let service = placing((4, 3), vec![lost, stale]);
+        assert_eq!(block_on(service.place(false)).unwrap(), Route::Here);
+    }
+
+    #[test]
+    fn no_room_anywhere_is_no_capacity_and_local_looks_only_here() {
+        let service = placing((4, 4), vec![a_node(NodeId::new(), 2, 2)]);
+        assert_eq!(block_on(service.place(false)).unwrap_err().code(), "NO_CAPACITY");
+        let service = placing((4, 4), vec![a_node(NodeId::new(), 9, 0)]);
+        let err = block_on(service.place(true)).unwrap_err();
+        assert_eq!(err.code(), "NO_CAPACITY");
+        assert!(err.to_string().contains("placement=local"), "{err}");
+        let service = placing((4, 3), vec![a_node(NodeId::new(), 9, 0)]);
+        assert_eq!(block_on(service.place(true)).unwrap(), Route::Here);
+    }
+
+    #[test]
+    fn a_live_session_of_another_live_node_is_served_there_and_others_here() {
+        let owner = a_node(NodeId::new(), 4, 1);
+        let mut parts = Parts::new();
+        let (owned, closed, mine) = (SessionId::new(), SessionId::new(), SessionId::new());
+        let owner_id = owner.id;
+        parts.nodes.expect_get().returning(move |_| Ok(Some(owner.clone())));
+        let service_id = std::sync::Arc::new(std::sync::Mutex::new(None::<NodeId>));
+        let me = service_id.clone();
+        parts.sessions.expect_get().returning(move |id| {
+            let mut session = a_session(id, SessionStatus::Ready);
+            session.node_id = Some(owner_id);
+            if id == closed {
+                session.status = SessionStatus::Closed;
+            }
+            if id == mine {
+                session.node_id = *me.lock().unwrap();
+            }
+            Ok(Some(session))
+        });
+        let service = parts.build();
+        *service_id.lock().unwrap() = Some(service.id());
+        match block_on(service.route_session(owned)).unwrap() {
+            Route::Node { node, session_id } => assert_eq!((node.id, session_id), (owner_id, Some(owned))),
+            Route::Here => panic!("the owner serves it"),
+        }
+        assert_eq!(block_on(service.route_session(closed)).unwrap(), Route::Here, "nothing runs it");
+        assert_eq!(block_on(service.route_session(mine)).unwrap(), Route::Here);
+    }
+
+    #[test]
+    fn a_live_session_of_a_lost_node_not_yet_failed_over_is_node_unavailable() {
+        let mut gone = a_node(NodeId::new(), 4, 1);
+        gone.status = NodeStatus::Lost;
+        let gone_id = gone.id;
+        let mut parts = Parts::new();
+        parts.nodes.expect_get().returning(move |_| Ok(Some(gone.clone())));
+        parts.sessions.expect_get().returning(move |id| {
+            let mut session = a_session(id, SessionStatus::Ready);
+            session.node_id = Some(gone_id);
+            Ok(Some(session))
+        });
+        let err = block_on(parts.build().route_session(SessionId::new())).unwrap_err();
+        assert_eq!(err.code(), "NODE_UNAVAILABLE");
+        assert_eq!(err.details()["node_id"], gone_id.to_string());
+    }
+
+    #[test]
+    fn a_node_found_lost_by_another_must_stop() {
+        let mut parts = Parts::new();
+        parts.nodes.expect_renew().returning(|_, _, _| Ok(false));
+        parts.nodes.expect_claim_lost().never();
+        assert_eq!(block_on(parts.build().heartbeat()).unwrap(), Heartbeat::Lost);
+    }
+
+    #[test]
+    fn a_heartbeat_fails_over_a_lost_node_its_sessions_crashed_and_executions_cancelled() {
+        let lost = a_node(NodeId::new(), 4, 1);
+        let lost_id = lost.id;
+        let mut parts = Parts::new();
+        parts.nodes.expect_renew().times(1).returning(|_, _, _| Ok(true));
+        let mut claims = vec![None, Some(lost.clone())];
+        parts.nodes.expect_claim_lost().times(2).returning(move |_, _, all| {
+            assert!(!all, "only expired nodes are claimed");
+            Ok(claims.pop().unwrap())
+        });
+        let session_id = SessionId::new();
+        parts.sessions.expect_live_on().withf(move |node| *node == Some(lost_id)).returning(move |_| {
+            let mut session = a_session(session_id, SessionStatus::Ready);
+            session.node_id = Some(lost_id);
+            Ok(vec![session])
+        });
+        parts
+            .sessions
+            .expect_update_state()
+            .withf(move |s| {
+                s.id == session_id
+                    && s.status == SessionStatus::Crashed
+                    && s.last_error.as_deref().is_some_and(|e| e.starts_with("node lost"))
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        parts.sessions.expect_get().returning(move |id| {
+            let mut session = a_session(id, SessionStatus::Crashed);
+            session.node_id = Some(if id == session_id { lost_id } else { NodeId::new() });
+            Ok(Some(session))
+        });
+        let mut running = an_execution(crate::ids::ExecutionId::new(), session_id);
+        running.status = ExecutionStatus::Running;
+        let elsewhere = {
+            let mut e = an_execution(crate::ids::ExecutionId::new(), SessionId::new());
+            e.status = ExecutionStatus::Running;
+            e
+        };
+        let running_id = running.id;
+        parts.executions.expect_running().returning(move || Ok(vec![running.clone(), elsewhere.clone()]));
+        parts.executions.expect_events_after().returning(|_, _| Ok(vec![]));
+        parts
+            .executions
+            .expect_finish()
+            .withf(move |e, events| {
+                e.id == running_id
+                    && e.status == ExecutionStatus::Cancelled
+                    && matches!(&events[..], [Event { seq: 1, payload: EventPayload::System { .. }, .. }])
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let beat = block_on(parts.build().heartbeat()).unwrap();
+        let released = ReconcileReport { closed_sessions: 1, finalised_executions: 1 };
+        assert_eq!(beat, Heartbeat::Renewed { lost_nodes: vec![lost_id], released });
+    }
+
+    #[test]
+    fn only_the_shared_secret_is_accepted_and_nothing_before_joining() {
+        let mut parts = Parts::new();
+        parts.nodes.expect_claim_lost().returning(|_, _, _| Ok(None));
+        parts.nodes.expect_insert().returning(|_| Ok(()));
+        parts.nodes.expect_shared_secret().returning(|_| Ok("s3cret-of-the-cluster".into()));
+        parts.nodes.expect_list().returning(|| Ok(vec![]));
+        parts.sessions.expect_live_on().returning(|_| Ok(vec![]));
+        parts.executions.expect_running().returning(|| Ok(vec![]));
+        let service = parts.build();
+        assert!(!service.accepts(""), "before joining");
+        block_on(service.join("mine")).unwrap();
+        assert!(service.accepts("s3cret-of-the-cluster"));
+        assert!(!service.accepts("s3cret-of-the-clustex"));
+        assert!(!service.accepts("s3cret"));
+        assert!(!service.accepts(""));
+    }
+}

@@ -37,6 +37,7 @@ mod seed;
 
 mod executions;
 mod full_disk;
+mod nodes;
 mod pg_outage;
 mod postgres;
 mod reconcile;
