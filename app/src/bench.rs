@@ -48,6 +48,14 @@ pub struct BenchArgs {
     /// Repetitions of each live-execution measurement (stream, cancel, fork).
     #[arg(long, default_value_t = 50)]
     live: usize,
+    /// Create the bench sessions through this node (`placement=local`), so that they run there
+    /// while every call goes to --server-url: against another node of the same database, the
+    /// difference to a run with --server-url set to this one is the cost of forwarding.
+    #[arg(long, value_name = "URL")]
+    pub sessions_on: Option<String>,
+    /// Measure the REPL round trips only (with checkpoints on), e.g. to compare nodes.
+    #[arg(long)]
+    repl_only: bool,
 }
 
 /// The daemon's API through the CLI's typed client, plus the worktree the
@@ -55,19 +63,27 @@ pub struct BenchArgs {
 #[derive(Clone)]
 struct Api {
     client: Client,
+    /// Where sessions are created, with `placement=local` (`--sessions-on`).
+    creator: Option<Client>,
     worktree: String,
 }
 
-pub async fn run(client: Client, args: BenchArgs) -> anyhow::Result<()> {
+/// Runs the bench through `client`; `creator` creates the sessions when
+/// `--sessions-on` names another node.
+pub async fn run(client: Client, creator: Option<Client>, args: BenchArgs) -> anyhow::Result<()> {
     let worktree = match &args.worktree {
         Some(path) => path.clone(),
         None => std::env::current_dir()?,
     };
     let worktree = worktree.canonicalize().context("the bench worktree must exist")?;
-    let api = Api { client, worktree: worktree.to_string_lossy().into_owned() };
+    let api = Api { client, creator, worktree: worktree.to_string_lossy().into_owned() };
     let template = api.template("bench", &[], None).await?;
     println!("checkpoints on (the default)");
     repl_levels(&api, &template, &args).await?;
+    if args.repl_only {
+        api.client.delete_template(&template).await?;
+        return Ok(());
+    }
     let runtime = RuntimeSwitchesBody { checkpoints: Some(false), ..RuntimeSwitchesBody::default() };
     let without = api
         .template("bench-no-checkpoints", &[], Some(SettingsBody { runtime: Some(runtime), ..SettingsBody::default() }))
@@ -348,7 +364,11 @@ impl Api {
             base_commit_oid: "bench".into(),
             worktree_path: self.worktree.clone(),
         };
-        Ok(self.client.create_session(&body).await?.value.id.to_string())
+        let session = match &self.creator {
+            Some(creator) => creator.create_session(&body, true).await?,
+            None => self.client.create_session(&body, false).await?,
+        };
+        Ok(session.value.id.to_string())
     }
 
     async fn close(&self, session: &str) -> anyhow::Result<()> {

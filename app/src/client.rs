@@ -301,8 +301,11 @@ impl Client {
         self.call(Method::GET, &["sessions"], &query, None).await
     }
 
-    pub async fn create_session(&self, body: &CreateSessionBody) -> Result<SessionView> {
-        self.call(Method::POST, &["sessions"], &[], Some(json(body)?)).await
+    /// A new session; with `local`, on the node this client talks to
+    /// (`placement=local`), otherwise where placement puts it.
+    pub async fn create_session(&self, body: &CreateSessionBody, local: bool) -> Result<SessionView> {
+        let query = if local { vec![("placement", "local".to_owned())] } else { Vec::new() };
+        self.call(Method::POST, &["sessions"], &query, Some(json(body)?)).await
     }
 
     pub async fn session(&self, id: &str) -> Result<SessionView> {

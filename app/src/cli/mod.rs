@@ -157,7 +157,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => {
             let credentials =
                 Credentials::resolve(cli.token.as_deref(), &cli.server_url).map_err(anyhow::Error::msg)?;
-            crate::bench::run(Client::new(&cli.server_url, credentials)?, args).await
+            let creator = match &args.sessions_on {
+                Some(url) => {
+                    let credentials = Credentials::resolve(cli.token.as_deref(), url).map_err(anyhow::Error::msg)?;
+                    Some(Client::new(url, credentials)?)
+                }
+                None => None,
+            };
+            crate::bench::run(Client::new(&cli.server_url, credentials)?, creator, args).await
         }
         Command::Template(command) => output::finish(async { template::run(&context()?, *command).await }.await),
         Command::Session(command) => output::finish(async { session::run(&context()?, command).await }.await),

@@ -56,6 +56,17 @@ pub struct CreateArgs {
     /// The commit the worktree was made from.
     #[arg(long, value_name = "OID", default_value = "HEAD")]
     base_commit_oid: String,
+    /// Which node runs the session when several share the database: `auto`, the one with the
+    /// most free capacity; `local`, the node this command talks to.
+    #[arg(long, value_enum, default_value_t = Placement::Auto)]
+    placement: Placement,
+}
+
+/// `--placement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    Auto,
+    Local,
 }
 
 pub async fn run(ctx: &Ctx, command: SessionCommand) -> Outcome {
@@ -72,7 +83,7 @@ pub async fn run(ctx: &Ctx, command: SessionCommand) -> Outcome {
                 base_commit_oid: args.base_commit_oid,
                 worktree_path: worktree.to_string_lossy().into_owned(),
             };
-            let reply = client.create_session(&body).await?;
+            let reply = client.create_session(&body, args.placement == Placement::Local).await?;
             ctx.show(&reply.raw, || session_text(&reply.value), || vec![reply.value.id.to_string()])
         }
         SessionCommand::List { status } => {
@@ -133,6 +144,7 @@ pub(super) fn session_text(s: &SessionView) -> String {
         ("closed", time_or_dash(&s.closed_at)),
         ("last error", or_dash(&s.last_error)),
         ("forked from", or_dash(&s.forked_from.map(|id| id.to_string()))),
+        ("node", or_dash(&s.node_id.map(|id| id.to_string()))),
     ])
 }
 
