@@ -12,6 +12,7 @@ mod javascript;
 mod libraries;
 mod live;
 mod metrics;
+mod nodes;
 mod operations;
 mod outages;
 mod postgres;
