@@ -33,6 +33,9 @@ export type ExecutionEvent = Schemas["EventView"];
 export type RunFileBody = Schemas["RunFileBody"];
 export type RuntimeSummary = Schemas["RuntimeSummaryView"];
 export type MetricsSummary = Schemas["MetricsSummaryView"];
+/** One daemon serving the database (every daemon is a node). */
+export type DaemonNode = Schemas["NodeView"];
+export type NodeStatus = Schemas["NodeStatusView"];
 export type Health = Schemas["HealthView"];
 export type Ready = Schemas["ReadyView"];
 export type Scope = Schemas["ScopeView"];
@@ -199,4 +202,9 @@ export async function unwrap<D>(call: Promise<Outcome<D>>): Promise<D> {
 export function whoAmI(token: string | null): Promise<WhoAmI> {
   const headers = token === null ? {} : { authorization: bearer(token) };
   return unwrap(api.GET("/whoami", { headers }));
+}
+
+/** The nodes serving the daemon's database (`GET /nodes`): live ones first, then newest first. */
+export function listNodes(): Promise<DaemonNode[]> {
+  return unwrap(api.GET("/nodes"));
 }

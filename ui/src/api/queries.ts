@@ -4,7 +4,7 @@
  */
 import { useSyncExternalStore } from "react";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
-import { ApiError, api, tokens, unwrap, type SessionStatus } from "./client";
+import { ApiError, api, listNodes, tokens, unwrap, type SessionStatus } from "./client";
 
 export const keys = {
   whoami: ["whoami"] as const,
@@ -15,6 +15,7 @@ export const keys = {
   ready: ["ready"] as const,
   summary: ["runtime-summary"] as const,
   metrics: ["metrics-summary"] as const,
+  nodes: ["nodes"] as const,
   templates: ["templates"] as const,
   template: (id: string) => ["templates", id] as const,
   catalogModules: ["catalog", "modules"] as const,
@@ -75,6 +76,21 @@ export function useMetricsSummary() {
   return useQuery({
     queryKey: keys.metrics,
     queryFn: () => unwrap(api.GET("/metrics/summary")),
+    refetchInterval: (query) => (isRefusal(query.state.error) ? false : METRICS_POLL_MS),
+    refetchIntervalInBackground: false,
+    staleTime: 0,
+  });
+}
+
+/**
+ * The nodes serving the database, read as often as the metrics (their
+ * heartbeats and session counts move every few seconds) while this tab is
+ * visible. A refusal stops the polling, as for the metrics.
+ */
+export function useNodes() {
+  return useQuery({
+    queryKey: keys.nodes,
+    queryFn: listNodes,
     refetchInterval: (query) => (isRefusal(query.state.error) ? false : METRICS_POLL_MS),
     refetchIntervalInBackground: false,
     staleTime: 0,

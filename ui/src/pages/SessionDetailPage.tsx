@@ -3,6 +3,7 @@ import { Link, useParams } from "react-router";
 import { useSession, useTemplates } from "../api/queries";
 import { CopyId, PageHeader, StatusBadge, Time, useTitle } from "../components/bits";
 import { ErrorPanel, QueryState } from "../components/feedback";
+import { shortId } from "../lib/format";
 import { SessionConsole } from "./session/Console";
 import { ExecutionHistory } from "./session/History";
 import { useConsoleBusy } from "./session/useTranscript";
@@ -55,6 +56,14 @@ export function SessionDetailPage() {
                       </span>
                     ) : null}
                     <ForkedFrom session={detail} />
+                    {detail.node_id ? (
+                      <span data-testid="session-node">
+                        node{" "}
+                        <Link to="/system" className="mono" title={detail.node_id}>
+                          {shortId(detail.node_id)}
+                        </Link>
+                      </span>
+                    ) : null}
                     <CopyId id={detail.id} />
                   </span>
                 }

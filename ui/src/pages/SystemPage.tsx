@@ -1,9 +1,13 @@
-/** The daemon: health, its database, what is alive, its live metrics, the catalogs, and where the API docs are. */
+/**
+ * The daemon: health, its database, what is alive, the nodes serving the database, its live
+ * metrics, the catalogs, and where the API docs are.
+ */
 import { Link } from "react-router";
 import { useCatalogLibraries, useCatalogModules, useHealth, useReady, useRuntimeSummary } from "../api/queries";
 import { Card, PageHeader, Tag, useTitle } from "../components/bits";
 import { ErrorPanel, Loading, QueryState } from "../components/feedback";
 import { LiveMetrics } from "./system/LiveMetrics";
+import { Nodes } from "./system/Nodes";
 
 export function SystemPage() {
   useTitle("System");
@@ -16,7 +20,7 @@ export function SystemPage() {
     <div className="page" data-testid="system-page">
       <PageHeader
         title="System"
-        subtitle="The daemon this UI talks to."
+        subtitle="The daemon this UI talks to, and every daemon serving its database."
         actions={
           <a className="button" href="/docs/" target="_blank" rel="noreferrer">
             API docs (Swagger UI) ↗
@@ -80,6 +84,7 @@ export function SystemPage() {
           </div>
         </div>
       </div>
+      <Nodes />
       <LiveMetrics />
       <div className="detail-grid">
         <div className="detail-col">
