@@ -813,3 +813,32 @@ fn a_second_daemon_on_the_same_sqlite_file_refuses_to_start_naming_the_holder_an
     let next = Daemon::start(&home);
     assert_eq!(next.get("/health").0, 200);
 }
+
+#[test]
+fn a_node_cut_off_past_its_lease_finds_itself_lost_and_exits_1_while_its_sessions_are_failed_over() {
+    let Some(cluster) = Cluster::new() else { return };
+    let a = cluster.start(3);
+    let mut b = cluster.start(3);
+    let template = cluster.template(&a, json!({}));
+    let on_b = b.session(&cluster.shared, &template, "local");
+    // Frozen (as a node cut off from the database would be) past its lease:
+    // A fails its session over while it cannot renew.
+    b.daemon.signal("STOP");
+    let crashed = eventually(Duration::from_secs(12), "B's session to be failed over", || {
+        let reply = a.get(&format!("/sessions/{}", on_b.id));
+        (reply.body["status"] == "crashed").then_some(reply.body)
+    });
+    assert!(crashed["last_error"].as_str().unwrap().contains("node lost"), "{crashed}");
+    b.daemon.signal("CONT");
+    // Its next renewal finds it lost: it stops rather than serve sessions
+    // that are failed over.
+    let status = b.daemon.exited_within(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", b.daemon.logs());
+    assert!(b.daemon.logs().contains("lease ran out"), "{}", b.daemon.logs());
+    let nodes = a.get("/nodes").body;
+    let lost: Vec<&Value> = nodes.as_array().unwrap().iter().filter(|n| n["id"] == b.id.as_str()).collect();
+    assert_eq!(lost[0]["status"], "lost", "{nodes}");
+    // A goes on serving.
+    let reply = a.repl(&a.session(&cluster.shared, &template, "local").id, "6 * 7");
+    assert_eq!(reply.body["result"]["json"], 42, "{reply:?}");
+}
