@@ -37,7 +37,7 @@ pub struct ServeConfig {
 pub struct NodeArgs {
     /// The URL other nodes reach this daemon at, to forward requests for its sessions.
     /// [default: http://<the listen address>]
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_advertise_url)]
     pub advertise_url: Option<String>,
     /// Live sessions this node runs at once; a create or fork past it is 503 NO_CAPACITY.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
@@ -46,6 +46,15 @@ pub struct NodeArgs {
     /// runs out is lost: another node fails its sessions over.
     #[arg(long, default_value = "10s", value_parser = parse_lease)]
     pub node_lease: Duration,
+}
+
+/// `http://HOST:PORT` without a trailing slash; anything else is refused.
+fn parse_advertise_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']) => Ok(url.to_owned()),
+        _ => Err(format!("{raw:?} is not a URL like http://10.0.0.5:3210 (http, host and port only)")),
+    }
 }
 
 fn parse_lease(raw: &str) -> Result<Duration, String> {
@@ -266,7 +275,12 @@ fn access(config: &ServeConfig) -> anyhow::Result<Access> {
     if auth == AuthMode::Off && security.admin_token_file.is_some() {
         anyhow::bail!("--admin-token-file has no use with --auth=off");
     }
-    Access::new(auth, config.listen, &security.allowed_hosts, &security.allowed_origins).map_err(anyhow::Error::msg)
+    // Requests forwarded by other nodes name this node as they reach it.
+    let mut hosts = security.allowed_hosts.clone();
+    if let Some(host) = config.node.advertise_url.as_deref().and_then(|url| url.strip_prefix("http://")) {
+        hosts.push(host.to_owned());
+    }
+    Access::new(auth, config.listen, &hosts, &security.allowed_origins).map_err(anyhow::Error::msg)
 }
 
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
@@ -389,5 +403,62 @@ async fn notice_lost_runtimes(services: Arc<Services>) {
                 tracing::error!(error = %err, "cannot mark a session crashed after its runtime died while idle")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        security: SecurityArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    fn config(args: &[&str]) -> ServeConfig {
+        let flags = Flags::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).expect("valid flags");
+        ServeConfig {
+            listen: "127.0.0.1:3210".parse().unwrap(),
+            db: "postgres://vm@db:5432/vm".parse().unwrap(),
+            cache_dir: PathBuf::from("/tmp/cache"),
+            sandbox: SandboxMode::Off,
+            shutdown_timeout: Duration::from_secs(1),
+            security: flags.security,
+            node: flags.node,
+        }
+    }
+
+    #[test]
+    fn the_advertised_host_is_served_so_that_forwarded_requests_reach_this_node() {
+        let config = config(&["--advertise-url", "http://vm-node-2.internal:3210/"]);
+        assert_eq!(advertise_url(&config, config.listen).unwrap(), "http://vm-node-2.internal:3210");
+        let access = access(&config).unwrap();
+        assert!(access.hosts.allows("vm-node-2.internal:3210"));
+        assert!(!access.hosts.allows("vm-node-3.internal:3210"));
+    }
+
+    #[test]
+    fn only_a_plain_http_host_and_port_can_be_advertised_and_a_lease_is_a_second_or_more() {
+        for bad in ["https://a:1", "http://", "http://a:1/path", "ftp://a", "http://u@a:1"] {
+            let parsed = Flags::try_parse_from(["serve", "--advertise-url", bad]);
+            assert!(parsed.is_err(), "{bad} was accepted");
+        }
+        assert!(Flags::try_parse_from(["serve", "--node-lease", "500ms"]).is_err());
+        assert_eq!(config(&["--node-lease", "2s"]).node.node_lease, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn listening_on_every_interface_on_postgresql_needs_an_advertised_url() {
+        let mut config = config(&[]);
+        config.listen = "0.0.0.0:3210".parse().unwrap();
+        let err = advertise_url(&config, config.listen).unwrap_err().to_string();
+        assert!(err.contains("--advertise-url"), "{err}");
+        config.db = "/tmp/x.db".parse().unwrap();
+        assert_eq!(advertise_url(&config, config.listen).unwrap(), "http://127.0.0.1:3210");
     }
 }
