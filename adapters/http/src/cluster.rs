@@ -169,10 +169,15 @@ async fn decide(services: &Services, req: &mut Request) -> Decision {
             message: format!("the {CREDENTIAL_HEADER} header does not hold this cluster's node credential"),
         }));
     }
+    // A daemon that holds its database alone (SQLite) serves every session.
+    if services.nodes.config().exclusive {
+        return Decision::Here;
+    }
     let Some(target) = Target::of(req) else { return Decision::Here };
-    // The caller must hold the scope here too: routing answers nobody who
-    // could not ask. The node that serves the request checks it again.
-    if let Err(err) = crate::guard::authorize(req, target.scope()).await {
+    // The caller must hold the scope before anything is routed: routing
+    // answers nobody who could not ask. The node that serves a forwarded
+    // request checks the token again.
+    if let Err(err) = crate::guard::authorize_once(req, target.scope()).await {
         return Decision::Failed(err);
     }
     let has_body = matches!(target, Target::SessionInBody | Target::NewSession { .. });

@@ -249,10 +249,15 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(secret.trim())
 }
 
-/// The caller of `req`, who must hold `scope`.
+/// The caller of `req`, who must hold `scope`. A request authenticated
+/// once (by the routing between nodes) is not looked up again.
 pub(crate) async fn authorize(req: &Request, scope: Scope) -> poem::Result<Principal> {
     let access = req.data::<Arc<Access>>().expect("the app is built with its Access");
     let services = req.data::<Arc<Services>>().expect("the app is built with its Services");
+    if let Some(Authenticated(principal)) = req.extensions().get::<Authenticated>() {
+        principal.require(scope).map_err(|err| poem::Error::from_response(refusal(err)))?;
+        return Ok(principal.clone());
+    }
     let principal = match access.auth {
         AuthMode::Off => Principal::unauthenticated_admin(),
         AuthMode::Required => services.tokens.authenticate(bearer(req)).await.map_err(|err| {
@@ -270,6 +275,17 @@ pub(crate) async fn authorize(req: &Request, scope: Scope) -> poem::Result<Princ
     }
     principal.require(scope).map_err(|err| poem::Error::from_response(refusal(err)))?;
     Ok(principal)
+}
+
+/// The caller a request was authenticated as, kept in its extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated(pub Principal);
+
+/// [`authorize`], keeping the caller on `req` for the operation's own check.
+pub(crate) async fn authorize_once(req: &mut Request, scope: Scope) -> poem::Result<()> {
+    let principal = authorize(req, scope).await?;
+    req.extensions_mut().insert(Authenticated(principal));
+    Ok(())
 }
 
 fn register_scheme(registry: &mut Registry) {
