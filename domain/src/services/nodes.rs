@@ -528,7 +528,7 @@ mod tests {
             .withf(move |e, events| {
                 e.id == running_id
                     && e.status == ExecutionStatus::Cancelled
-                    && matches!(&events[..], [Event { seq: 1, payload: EventPayload::System { .. }, .. }])
+                    && matches!(events, [Event { seq: 1, payload: EventPayload::System { .. }, .. }])
             })
             .times(1)
             .returning(|_, _| Ok(()));

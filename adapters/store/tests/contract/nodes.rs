@@ -85,7 +85,7 @@ contract!(a_node_whose_lease_ran_out_is_claimed_lost_once, async |h: &Harness| {
     // Many claim at once: exactly one gets the expired node; `me` (expired
     // too) is never claimed by itself, and the fresh node is left alone.
     let claims = futures::future::join_all((0..6).map(|_| h.nodes.claim_lost(me.id, now, false))).await;
-    let won: Vec<Node> = claims.into_iter().map(Result::unwrap).flatten().collect();
+    let won: Vec<Node> = claims.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(won.len(), 1, "{won:?}");
     assert_eq!((won[0].id, won[0].status, won[0].lost_at), (expired.id, NodeStatus::Lost, Some(now)));
     let read = h.nodes.get(expired.id).await.unwrap().unwrap();
