@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { expect, inject, type TestContext } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, inject, type TestContext } from "vitest";
 
 export interface Daemon {
   url: string;
@@ -184,4 +184,41 @@ export async function screenshotOnFailure(page: Page | undefined, context: TestC
   if (!page || context.task.result?.state !== "fail") return;
   const name = context.task.name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
   await screenshot(page, `failed-${name}`).catch(() => undefined);
+}
+
+/** What {@link signedInPage} hands a `describe` block once it is up. */
+export interface SignedIn {
+  daemon: Daemon;
+  browser: Browser;
+  page: Page;
+  errors: string[];
+}
+
+/**
+ * The usual fixture of a `describe` block: before its tests, a daemon (with
+ * `files` in its worktree), a browser and a page signed in with the bootstrap
+ * token, handed to `ready`; a screenshot after each failed test; everything
+ * stopped after the last one. Hooks registered after this call run after it.
+ */
+export function signedInPage(
+  ready: (signedIn: SignedIn) => void,
+  files: Record<string, string> = {},
+  options: DaemonOptions = {},
+): void {
+  let daemon: Daemon | undefined;
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  beforeAll(async () => {
+    daemon = await startDaemon(files, options);
+    browser = await launchBrowser();
+    const opened = await openPage(browser, daemon.url);
+    page = opened.page;
+    await signIn(page, daemon);
+    ready({ daemon, browser, page, errors: opened.errors });
+  });
+  afterEach((context) => screenshotOnFailure(page, context));
+  afterAll(async () => {
+    await browser?.close();
+    await daemon?.stop();
+  });
 }

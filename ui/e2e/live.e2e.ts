@@ -4,24 +4,14 @@
  * code runs, cancels it (rolling the session back), attaches to a run
  * started elsewhere, and forks the session. One session serves every test.
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  expectNoPageErrors,
-  launchBrowser,
-  openPage,
-  screenshot,
-  screenshotOnFailure,
-  signIn,
-  startDaemon,
-  type Daemon,
-} from "./harness";
+import type { Page } from "playwright-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { expectNoPageErrors, screenshot, signedInPage, type Daemon } from "./harness";
 
 const poll = { timeout: 15_000 };
 
 describe("live executions in a browser", () => {
   let daemon: Daemon;
-  let browser: Browser;
   let page: Page;
   let errors: string[];
   let templateId = "";
@@ -50,11 +40,9 @@ describe("live executions in a browser", () => {
     await expect.poll(() => entry.getAttribute("data-state"), poll).toBe("done");
   }
 
+  signedInPage((signedIn) => ({ daemon, page, errors } = signedIn));
+
   beforeAll(async () => {
-    daemon = await startDaemon();
-    browser = await launchBrowser();
-    ({ page, errors } = await openPage(browser, daemon.url));
-    await signIn(page, daemon);
     templateId = (await post<{ id: string }>("/templates", { name: "live" })).id;
     sessionId = (
       await post<{ id: string }>("/sessions", {
@@ -69,13 +57,6 @@ describe("live executions in a browser", () => {
       session_id: sessionId,
       input: 'var before = "from before";\nconsole.log("earlier line");\n40 + 1',
     });
-  });
-
-  afterEach((context) => screenshotOnFailure(page, context));
-
-  afterAll(async () => {
-    await browser?.close();
-    await daemon?.stop();
   });
 
   it("opens the console on the session's earlier executions", async () => {

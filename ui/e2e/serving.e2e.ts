@@ -2,38 +2,16 @@
  * How the daemon serves the UI: deep links reload, the API and Swagger UI
  * are never shadowed, and failures show a code and message, never a blank page.
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  expectNoPageErrors,
-  launchBrowser,
-  openPage,
-  screenshot,
-  screenshotOnFailure,
-  signIn,
-  startDaemon,
-  type Daemon,
-} from "./harness";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { expectNoPageErrors, screenshot, signedInPage, type Daemon } from "./harness";
 
 describe("the daemon serving the UI", () => {
   let daemon: Daemon;
-  let browser: Browser;
   let page: Page;
   let errors: string[];
 
-  beforeAll(async () => {
-    daemon = await startDaemon();
-    browser = await launchBrowser();
-    ({ page, errors } = await openPage(browser, daemon.url));
-    await signIn(page, daemon);
-  });
-
-  afterEach((context) => screenshotOnFailure(page, context));
-
-  afterAll(async () => {
-    await browser?.close();
-    await daemon?.stop();
-  });
+  signedInPage((signedIn) => ({ daemon, page, errors } = signedIn));
 
   it("serves the app for a deep link and shows a missing session's error code", async () => {
     const response = await page.goto("/sessions/00000000-0000-4000-8000-000000000000");

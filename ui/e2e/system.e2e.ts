@@ -6,18 +6,9 @@
  * the one live node, marked as this node, and its session count follows the
  * sessions started through the API.
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  expectNoPageErrors,
-  launchBrowser,
-  openPage,
-  screenshot,
-  screenshotOnFailure,
-  signIn,
-  startDaemon,
-  type Daemon,
-} from "./harness";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { expectNoPageErrors, screenshot, signedInPage, type Daemon } from "./harness";
 
 const poll = { timeout: 20_000 };
 
@@ -34,7 +25,6 @@ async function postTo<T>(daemon: Daemon, path: string, body: unknown, status = 2
 
 describe("live metrics on the system page", () => {
   let daemon: Daemon;
-  let browser: Browser;
   let page: Page;
   let errors: string[];
 
@@ -48,19 +38,7 @@ describe("live metrics on the system page", () => {
     return page.getByTestId(testId).getByTestId("metric-value").textContent();
   }
 
-  beforeAll(async () => {
-    daemon = await startDaemon();
-    browser = await launchBrowser();
-    ({ page, errors } = await openPage(browser, daemon.url));
-    await signIn(page, daemon);
-  });
-
-  afterEach((context) => screenshotOnFailure(page, context));
-
-  afterAll(async () => {
-    await browser?.close();
-    await daemon?.stop();
-  });
+  signedInPage((signedIn) => ({ daemon, page, errors } = signedIn));
 
   it("follows executions run while the page is open: their count, rate and median duration", async () => {
     await page.getByRole("link", { name: "System", exact: true }).click();
@@ -135,7 +113,6 @@ describe("live metrics on the system page", () => {
 
 describe("nodes on the system page", () => {
   let daemon: Daemon;
-  let browser: Browser;
   let page: Page;
   let errors: string[];
 
@@ -146,19 +123,7 @@ describe("nodes on the system page", () => {
     return (await response.json()) as { id: string; url: string; this_node: boolean; max_sessions: number }[];
   }
 
-  beforeAll(async () => {
-    daemon = await startDaemon();
-    browser = await launchBrowser();
-    ({ page, errors } = await openPage(browser, daemon.url));
-    await signIn(page, daemon);
-  });
-
-  afterEach((context) => screenshotOnFailure(page, context));
-
-  afterAll(async () => {
-    await browser?.close();
-    await daemon?.stop();
-  });
+  signedInPage((signedIn) => ({ daemon, page, errors } = signedIn));
 
   it("shows the daemon as the one live node, marked as this node, and follows its sessions", async () => {
     const [node, ...others] = await apiNodes();

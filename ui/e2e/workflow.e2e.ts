@@ -4,48 +4,26 @@
  * REPL value and console lines → an exception → an API error → run a file →
  * event log → close. Each main page is saved as a screenshot.
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  expectNoPageErrors,
-  launchBrowser,
-  openPage,
-  screenshot,
-  screenshotOnFailure,
-  signIn,
-  startDaemon,
-  type Daemon,
-} from "./harness";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { expectNoPageErrors, screenshot, signedInPage, type Daemon } from "./harness";
 
 const poll = { timeout: 15_000 };
 
 describe("the workflow in a browser", () => {
   let daemon: Daemon;
-  let browser: Browser;
   let page: Page;
   let errors: string[];
   let sessionUrl = "";
 
-  beforeAll(async () => {
-    daemon = await startDaemon({
-      "setup.js": 'var greeting = "hello from setup";\nconsole.log("setup ran");\n',
-      "scripts/hello.js": [
-        'console.log("hello " + __ARGS__.who);',
-        'console.info("mode=" + __ENV__.MODE);',
-        "({ ok: true, who: __ARGS__.who, chunks: _.chunk([1, 2, 3, 4], 2) })",
-        "",
-      ].join("\n"),
-    });
-    browser = await launchBrowser();
-    ({ page, errors } = await openPage(browser, daemon.url));
-    await signIn(page, daemon);
-  });
-
-  afterEach((context) => screenshotOnFailure(page, context));
-
-  afterAll(async () => {
-    await browser?.close();
-    await daemon?.stop();
+  signedInPage((signedIn) => ({ daemon, page, errors } = signedIn), {
+    "setup.js": 'var greeting = "hello from setup";\nconsole.log("setup ran");\n',
+    "scripts/hello.js": [
+      'console.log("hello " + __ARGS__.who);',
+      'console.info("mode=" + __ENV__.MODE);',
+      "({ ok: true, who: __ARGS__.who, chunks: _.chunk([1, 2, 3, 4], 2) })",
+      "",
+    ].join("\n"),
   });
 
   it("starts on an empty sessions page that points to templates", async () => {
