@@ -222,3 +222,14 @@ export function signedInPage(
     await daemon?.stop();
   });
 }
+
+/** A POST to the daemon's API with its bootstrap token; fails the test on an unexpected status. */
+export async function postTo<T>(daemon: Daemon, path: string, body: unknown, status = 201): Promise<T> {
+  const response = await daemon.api(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  expect(response.status, `${path}: ${await response.clone().text()}`).toBe(status);
+  return (await response.json()) as T;
+}

@@ -6,7 +6,7 @@
  */
 import type { Page } from "playwright-core";
 import { beforeAll, describe, expect, it } from "vitest";
-import { expectNoPageErrors, screenshot, signedInPage, type Daemon } from "./harness";
+import { expectNoPageErrors, screenshot, signedInPage, type Daemon, postTo } from "./harness";
 
 const poll = { timeout: 15_000 };
 
@@ -18,14 +18,8 @@ describe("live executions in a browser", () => {
   let sessionId = "";
 
   /** A POST to the API with the bootstrap token; fails the test on an unexpected status. */
-  async function post<T>(path: string, body: unknown, status = 201): Promise<T> {
-    const response = await daemon.api(path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    expect(response.status, `${path}: ${await response.clone().text()}`).toBe(status);
-    return (await response.json()) as T;
+  function post<T>(path: string, body: unknown, status = 201): Promise<T> {
+    return postTo<T>(daemon, path, body, status);
   }
 
   /** Types `source` into the console's editor and runs it; returns its transcript entry. */

@@ -8,20 +8,9 @@
  */
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { expectNoPageErrors, screenshot, signedInPage, type Daemon } from "./harness";
+import { expectNoPageErrors, screenshot, signedInPage, type Daemon, postTo } from "./harness";
 
 const poll = { timeout: 20_000 };
-
-/** A POST to the daemon's API with its bootstrap token; fails the test on an unexpected status. */
-async function postTo<T>(daemon: Daemon, path: string, body: unknown, status = 201): Promise<T> {
-  const response = await daemon.api(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  expect(response.status, `${path}: ${await response.clone().text()}`).toBe(status);
-  return (await response.json()) as T;
-}
 
 describe("live metrics on the system page", () => {
   let daemon: Daemon;
