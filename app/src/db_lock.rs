@@ -42,8 +42,8 @@ impl DbLock {
             .map_err(|err| anyhow::anyhow!("cannot open the lock file {}: {err}", path.display()))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(file) => {
-                let mut lock = DbLock { path, file };
-                lock.write(&format!("pid {}\n", std::process::id()));
+                let lock = DbLock { path, file };
+                lock.record(&format!("pid {}\n", std::process::id()));
                 Ok(lock)
             }
             Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -62,19 +62,18 @@ impl DbLock {
     /// Writes this daemon's pid and URL into the lock file, for the next
     /// daemon's refusal.
     pub fn describe(&self, url: &str) {
+        self.record(&format!("pid {}\nurl {url}\n", std::process::id()));
+    }
+
+    /// Replaces the lock file's text; a failure only makes the next
+    /// daemon's refusal say less, so it is logged.
+    fn record(&self, text: &str) {
         let mut file: &File = &self.file;
-        let text = format!("pid {}\nurl {url}\n", std::process::id());
         let written =
             file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(text.as_bytes()));
         if let Err(err) = written {
             tracing::warn!(file = %self.path.display(), error = %err, "cannot describe this daemon in the lock file");
         }
-    }
-
-    fn write(&mut self, text: &str) {
-        let file: &File = &self.file;
-        let _ = file.set_len(0);
-        let _ = (&*file).seek(SeekFrom::Start(0)).and_then(|_| (&*file).write_all(text.as_bytes()));
     }
 }
 

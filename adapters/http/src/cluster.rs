@@ -12,6 +12,7 @@ use hyper::body::Bytes;
 use poem::http::{header, HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use vm_domain::ids::{ExecutionId, SessionId};
+use vm_domain::node::Node;
 use vm_domain::services::Route;
 use vm_domain::token::Scope;
 use vm_domain::DomainError;
@@ -107,8 +108,7 @@ pub async fn route<E: Endpoint>(next: Arc<E>, mut req: Request, forwarder: Arc<F
         Decision::Here => next.call(req).await.map(IntoResponse::into_response)?,
         Decision::Refused(response) => response,
         Decision::Failed(err) => return Err(err),
-        Decision::Forward { route: Route::Here, .. } => next.call(req).await.map(IntoResponse::into_response)?,
-        Decision::Forward { route: Route::Node { node, session_id }, body } => {
+        Decision::Forward { node, session_id, body } => {
             let headers = forwarded_headers(&req);
             let forward = Forward {
                 base_url: &node.url,
@@ -154,8 +154,10 @@ enum Decision {
     Refused(Response),
     /// Answered in the envelope by the application's error handler.
     Failed(poem::Error),
+    /// To `node`, which runs the session.
     Forward {
-        route: Route,
+        node: Node,
+        session_id: Option<SessionId>,
         body: Bytes,
     },
 }
@@ -200,11 +202,14 @@ async fn decide(services: &Services, req: &mut Request) -> Decision {
         Target::Execution(id) => services.nodes.route_execution(id, false).await,
         Target::LiveEvents(id) => services.nodes.route_execution(id, true).await,
     };
-    if has_body {
-        req.set_body(body.clone());
-    }
     match route {
-        Ok(route) => Decision::Forward { route, body },
+        Ok(Route::Here) => {
+            if has_body {
+                req.set_body(body);
+            }
+            Decision::Here
+        }
+        Ok(Route::Node { node, session_id }) => Decision::Forward { node, session_id, body },
         Err(err) => Decision::Refused(refusal(err)),
     }
 }

@@ -78,14 +78,19 @@ pub(crate) fn startup_file(row: &impl ReadRow) -> Result<StartupFile, DomainErro
     })
 }
 
-/// The columns of a `nodes n` row with its live sessions counted as
-/// `active_sessions`.
-pub(crate) const NODE_COLUMNS: &str = "n.id, n.url, n.version, n.status, n.started_at, n.heartbeat_at, \
-     n.lease_expires_at, n.lost_at, n.max_sessions, \
-     (SELECT COUNT(*) FROM sessions s WHERE s.node_id = n.id AND s.status IN ('starting', 'ready')) \
-     AS active_sessions";
+/// The columns of a `nodes` row named `table` (an alias, or the table
+/// itself where no alias may be used, as in SQLite's `RETURNING`), with its
+/// live sessions counted as `active_sessions`.
+pub(crate) fn node_columns(table: &str) -> String {
+    format!(
+        "{table}.id, {table}.url, {table}.version, {table}.status, {table}.started_at, {table}.heartbeat_at, \
+         {table}.lease_expires_at, {table}.lost_at, {table}.max_sessions, \
+         (SELECT COUNT(*) FROM sessions s WHERE s.node_id = {table}.id AND s.status IN ('starting', 'ready')) \
+         AS active_sessions"
+    )
+}
 
-/// A `nodes` row read with [`NODE_COLUMNS`].
+/// A `nodes` row read with [`node_columns`].
 pub(crate) fn node(row: &impl ReadRow) -> Result<Node, DomainError> {
     const TABLE: &str = "nodes";
     let count = |column: &str| -> Result<u32, DomainError> {

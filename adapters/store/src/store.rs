@@ -543,14 +543,14 @@ impl<D: Dialect> NodeStore for Store<D> {
     }
 
     async fn get(&self, id: NodeId) -> Result<Option<Node>, DomainError> {
-        let sql = format!("SELECT {} FROM nodes n WHERE n.id = $1", rows::NODE_COLUMNS);
+        let sql = format!("SELECT {} FROM nodes n WHERE n.id = $1", rows::node_columns("n"));
         self.one(&sql, &[Value::id(id)], rows::node).await
     }
 
     async fn list(&self) -> Result<Vec<Node>, DomainError> {
         let sql = format!(
             "SELECT {} FROM nodes n ORDER BY CASE WHEN n.status = 'live' THEN 0 ELSE 1 END, n.started_at DESC, n.pk DESC",
-            rows::NODE_COLUMNS
+            rows::node_columns("n")
         );
         self.all(&sql, &[], rows::node).await
     }
@@ -563,7 +563,7 @@ impl<D: Dialect> NodeStore for Store<D> {
              WHERE status = 'live' AND id = (SELECT id FROM nodes WHERE status = 'live' AND id <> $1 \
                                               AND ($3 OR lease_expires_at < $2) ORDER BY pk LIMIT 1) \
              RETURNING {}",
-            rows::NODE_COLUMNS.replace("n.", "nodes.")
+            rows::node_columns("nodes")
         );
         let mut tx = self.db.begin().await.map_err(db_error)?;
         let row = tx

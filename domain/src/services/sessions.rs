@@ -31,8 +31,8 @@ pub struct SessionService {
     worktrees: WorktreePolicy,
     /// The node whose sessions this service starts.
     node: NodeId,
-    /// Live sessions this node runs at most.
-    max_sessions: u32,
+    /// Live sessions this node runs at most; no bound until [`SessionService::on_node`].
+    max_sessions: Option<u32>,
 }
 
 impl SessionService {
@@ -48,7 +48,7 @@ impl SessionService {
     ) -> (Self, ExecutionService) {
         let recorder = Arc::new(Recorder::new(sessions, executions, runtime, clock));
         let service =
-            Self { templates, recorder: recorder.clone(), worktrees, node: NodeId::new(), max_sessions: u32::MAX };
+            Self { templates, recorder: recorder.clone(), worktrees, node: NodeId::new(), max_sessions: None };
         (service, ExecutionService::new(recorder))
     }
 
@@ -56,14 +56,15 @@ impl SessionService {
     /// past it a create or fork is `NO_CAPACITY`.
     pub fn on_node(mut self, node: NodeId, max_sessions: u32) -> Self {
         self.node = node;
-        self.max_sessions = max_sessions;
+        self.max_sessions = Some(max_sessions);
         self
     }
 
     /// `NO_CAPACITY` when this node runs `max_sessions` live sessions.
     fn ensure_room(&self) -> Result<(), DomainError> {
-        if self.max_sessions != u32::MAX && self.runtime().live_sessions().len() >= self.max_sessions as usize {
-            return Err(DomainError::NoCapacity { scope: "on this node".to_owned(), max_sessions: self.max_sessions });
+        let Some(max_sessions) = self.max_sessions else { return Ok(()) };
+        if self.runtime().live_sessions().len() >= max_sessions as usize {
+            return Err(DomainError::NoCapacity { scope: "on this node".to_owned(), max_sessions });
         }
         Ok(())
     }
@@ -610,6 +611,22 @@ mod tests {
         let err = block_on(parts.build().fork(SessionId::new())).unwrap_err();
         assert_eq!(err.code(), "STARTUP_FAILED");
         assert_eq!(states.lock().unwrap().last().unwrap().status, SessionStatus::Crashed);
+    }
+
+    #[test]
+    fn a_node_at_its_max_sessions_starts_and_forks_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut parts = Parts::new();
+        parts.runtime.expect_live_sessions().returning(|| vec![SessionId::new(), SessionId::new()]);
+        parts.sessions.expect_get().returning(|id| Ok(Some(a_session(id, SessionStatus::Ready))));
+        parts.runtime.expect_take_lost().returning(Vec::new);
+        parts.runtime.expect_start().never();
+        parts.runtime.expect_fork().never();
+        parts.sessions.expect_insert().never();
+        let sessions = parts.build().on_node(crate::ids::NodeId::new(), 2);
+        let err = block_on(sessions.create(new_session(dir.path()))).unwrap_err();
+        assert_eq!((err.code(), err.details()["max_sessions"].as_u64()), ("NO_CAPACITY", Some(2)));
+        assert_eq!(block_on(sessions.fork(SessionId::new())).unwrap_err().code(), "NO_CAPACITY");
     }
 
     #[test]
