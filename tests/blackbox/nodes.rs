@@ -842,3 +842,41 @@ fn a_node_cut_off_past_its_lease_finds_itself_lost_and_exits_1_while_its_session
     let reply = a.repl(&a.session(&cluster.shared, &template, "local").id, "6 * 7");
     assert_eq!(reply.body["result"]["json"], 42, "{reply:?}");
 }
+
+#[test]
+fn the_node_credential_is_checked_never_stands_in_for_a_token_and_a_misrouted_forward_is_refused() {
+    let Some(cluster) = Cluster::new() else { return };
+    let a = cluster.start(3);
+    let b = cluster.start(3);
+    let template = cluster.template(&a, json!({}));
+    let on_b = b.session(&cluster.shared, &template, "local");
+    let pg = vm_testpg::shared().expect("the cluster made the database");
+    let secret = pg.sql_in(&cluster.db, "SELECT value FROM cluster_secrets WHERE name = 'node_credential'").unwrap();
+    assert!(secret.len() >= 32, "a long random credential: {secret:?}");
+    let repl_on_b = json!({ "session_id": on_b.id, "input": "1 + 1" });
+    let send = |http: &reqwest::blocking::Client, headers: &[(&str, &str)]| {
+        let mut request = http.post(format!("{}/api/v1/executions/repl", a.url)).json(&repl_on_b);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+
+    // A forged credential, even beside a valid token.
+    let (status, body) = send(&a.http, &[("x-vm-node-credential", "forged-credential")]);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHENTICATED")), "{body}");
+    // The true credential is no token: without one the call is refused.
+    let (status, body) = send(&client(None), &[("x-vm-node-credential", &secret)]);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHENTICATED")), "{body}");
+    // Meant for B but arriving at A (two nodes advertising one URL): refused,
+    // rather than run where the session is not and crash it.
+    let (status, body) = send(&a.http, &[("x-vm-node-credential", &secret), ("x-vm-forwarded-to", &b.id)]);
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("NODE_UNAVAILABLE")), "{body}");
+    assert_eq!(body["error"]["details"]["node_id"], b.id.as_str(), "{body}");
+    let session = a.get(&format!("/sessions/{}", on_b.id)).body;
+    assert_eq!(session["status"], "ready", "{session}");
+    let reply = a.repl(&on_b.id, "6 * 7");
+    assert_eq!(reply.body["result"]["json"], 42, "{reply:?}");
+}

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use hyper::body::Bytes;
 use poem::http::{header, HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Request, Response};
-use vm_domain::ids::{ExecutionId, SessionId};
+use vm_domain::ids::{ExecutionId, NodeId, SessionId};
 use vm_domain::node::Node;
 use vm_domain::services::Route;
 use vm_domain::token::Scope;
 use vm_domain::DomainError;
 
 use crate::error::ApiError;
-use crate::forward::{Forward, ForwardError, Forwarder, CREDENTIAL_HEADER};
+use crate::forward::{Forward, ForwardError, Forwarder, CREDENTIAL_HEADER, FORWARDED_TO_HEADER};
 use crate::payload::{BodyError, MAX_BODY_BYTES};
 use crate::request_id::{RequestId, HEADER as REQUEST_ID_HEADER};
 use crate::Services;
@@ -118,6 +118,7 @@ pub async fn route<E: Endpoint>(next: Arc<E>, mut req: Request, forwarder: Arc<F
                 body,
                 credential: services.nodes.secret(),
                 from_node: &this,
+                to_node: &node.id.to_string(),
             };
             match forwarder.send(forward).await {
                 Ok(response) => return Ok(response),
@@ -149,6 +150,23 @@ fn forwarded_headers(req: &Request) -> poem::http::HeaderMap {
     headers
 }
 
+/// A forwarded request that names another node as its target: its node
+/// advertises this node's URL too. Serving it here would run a session this
+/// node does not hold (and crash it), so it is refused.
+fn meant_for_another(services: &Services, req: &Request) -> Option<DomainError> {
+    let target = req.headers().get(FORWARDED_TO_HEADER).and_then(|value| value.to_str().ok())?;
+    let this = services.nodes.id();
+    let meant = uuid::Uuid::parse_str(target).ok().map(NodeId::from).filter(|meant| *meant != this)?;
+    Some(DomainError::NodeUnavailable {
+        node_id: meant,
+        url: services.nodes.config().url.clone(),
+        session_id: None,
+        reason: format!(
+            "its address answers as node {this}: two nodes advertise the same URL (see their --advertise-url)"
+        ),
+    })
+}
+
 enum Decision {
     Here,
     Refused(Response),
@@ -164,12 +182,15 @@ enum Decision {
 
 async fn decide(services: &Services, req: &mut Request) -> Decision {
     if let Some(given) = req.headers().get(CREDENTIAL_HEADER) {
-        if services.nodes.accepts(given.to_str().unwrap_or_default()) {
-            return Decision::Here;
+        if !services.nodes.accepts(given.to_str().unwrap_or_default()) {
+            return Decision::Refused(refusal(DomainError::Unauthenticated {
+                message: format!("the {CREDENTIAL_HEADER} header does not hold this cluster's node credential"),
+            }));
         }
-        return Decision::Refused(refusal(DomainError::Unauthenticated {
-            message: format!("the {CREDENTIAL_HEADER} header does not hold this cluster's node credential"),
-        }));
+        return match meant_for_another(services, req) {
+            None => Decision::Here,
+            Some(err) => Decision::Refused(refusal(err)),
+        };
     }
     // A daemon that holds its database alone (SQLite) serves every session.
     if services.nodes.config().exclusive {

@@ -8,7 +8,8 @@
 //! on an open connection, not a TCP handshake.
 //!
 //! The forwarded request carries the cluster secret in [`CREDENTIAL_HEADER`]
-//! and this node's id in [`FORWARDED_BY_HEADER`]; whatever the client sent
+//! this node's id in [`FORWARDED_BY_HEADER`] and the target's in
+//! [`FORWARDED_TO_HEADER`]; whatever the client sent
 //! under those names is dropped, so a client cannot pass for a node.
 
 use std::error::Error as StdError;
@@ -28,6 +29,11 @@ pub const CREDENTIAL_HEADER: &str = "x-vm-node-credential";
 
 /// Carries the id of the node that forwarded the request.
 pub const FORWARDED_BY_HEADER: &str = "x-vm-forwarded-by";
+
+/// Carries the id of the node the request is meant for: a node that is not
+/// that one (two nodes advertising one URL) refuses it rather than serve a
+/// session it does not run.
+pub const FORWARDED_TO_HEADER: &str = "x-vm-forwarded-to";
 
 /// How long a new connection to a node may take before the node counts as
 /// unreachable. Nodes are on one network; two seconds is already a failure.
@@ -63,6 +69,8 @@ pub struct Forward<'a> {
     pub credential: &'a str,
     /// This node's id, sent in [`FORWARDED_BY_HEADER`].
     pub from_node: &'a str,
+    /// The target node's id, sent in [`FORWARDED_TO_HEADER`].
+    pub to_node: &'a str,
 }
 
 /// Why a request could not be forwarded.
@@ -121,7 +129,7 @@ impl Forwarder {
 /// The request to the node: target URL, the client's end-to-end headers, our
 /// own `Host`, credential, forwarder id and `Content-Length`.
 fn build_request(forward: Forward<'_>) -> Result<Request<Full<Bytes>>, ForwardError> {
-    let Forward { base_url, method, path_and_query, headers, body, credential, from_node } = forward;
+    let Forward { base_url, method, path_and_query, headers, body, credential, from_node, to_node } = forward;
     let base = base_url.strip_suffix('/').unwrap_or(base_url);
     let slash = if path_and_query.starts_with('/') { "" } else { "/" };
     let uri: Uri = format!("{base}{slash}{path_and_query}")
@@ -133,14 +141,19 @@ fn build_request(forward: Forward<'_>) -> Result<Request<Full<Bytes>>, ForwardEr
         .ok_or_else(|| ForwardError::Unreachable(format!("invalid node URL {base}: no host")))?;
     let credential = HeaderValue::from_str(credential)
         .map_err(|_| ForwardError::Unreachable("the cluster credential is not a valid header value".to_owned()))?;
-    let from_node = HeaderValue::from_str(from_node)
-        .map_err(|_| ForwardError::Unreachable("the node id is not a valid header value".to_owned()))?;
+    let node_id = |id: &str| {
+        HeaderValue::from_str(id)
+            .map_err(|_| ForwardError::Unreachable("the node id is not a valid header value".to_owned()))
+    };
+    let (from_node, to_node) = (node_id(from_node)?, node_id(to_node)?);
 
     let mut out = HeaderMap::with_capacity(headers.len() + 4);
     let listed_by_connection = headers.contains_key(header::CONNECTION);
     for (name, value) in headers {
-        let ours =
-            matches!(name.as_str(), "host" | "content-length" | "expect" | CREDENTIAL_HEADER | FORWARDED_BY_HEADER);
+        let ours = matches!(
+            name.as_str(),
+            "host" | "content-length" | "expect" | CREDENTIAL_HEADER | FORWARDED_BY_HEADER | FORWARDED_TO_HEADER
+        );
         if ours || is_hop_by_hop(name) || (listed_by_connection && named_by_connection(headers, name)) {
             continue;
         }
@@ -153,6 +166,7 @@ fn build_request(forward: Forward<'_>) -> Result<Request<Full<Bytes>>, ForwardEr
     }
     out.insert(HeaderName::from_static(CREDENTIAL_HEADER), credential);
     out.insert(HeaderName::from_static(FORWARDED_BY_HEADER), from_node);
+    out.insert(HeaderName::from_static(FORWARDED_TO_HEADER), to_node);
 
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = method;
@@ -179,26 +193,26 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Whether the `Connection` header lists `name`, which makes it hop-by-hop too.
-fn named_by_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+/// The header names the `Connection` header lists, which makes them hop-by-hop too.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()))
+        .map(str::trim)
+}
+
+/// Whether the `Connection` header lists `name`.
+fn named_by_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    connection_tokens(headers).any(|token| token.eq_ignore_ascii_case(name.as_str()))
 }
 
 /// Removes the hop-by-hop headers of a response, and those its `Connection`
 /// header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
+    let listed: Vec<HeaderName> =
+        connection_tokens(headers).filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok()).collect();
     for name in listed {
         headers.remove(name);
     }
@@ -257,6 +271,7 @@ mod tests {
 
     const SECRET: &str = "cluster-secret";
     const NODE: &str = "3f1c0b7e-8a39-4d7e-9b0e-2f4f0a6f9a11";
+    const TARGET: &str = "9d2e7a40-1b6c-4f35-8e21-7c0a5b3d6e98";
 
     /// Serves `app` on a fresh loopback port; returns its base URL.
     async fn serve(app: impl Endpoint + 'static) -> String {
@@ -267,7 +282,16 @@ mod tests {
     }
 
     fn forward<'a>(base_url: &'a str, method: Method, path_and_query: &'a str, headers: &'a HeaderMap) -> Forward<'a> {
-        Forward { base_url, method, path_and_query, headers, body: Bytes::new(), credential: SECRET, from_node: NODE }
+        Forward {
+            base_url,
+            method,
+            path_and_query,
+            headers,
+            body: Bytes::new(),
+            credential: SECRET,
+            from_node: NODE,
+            to_node: TARGET,
+        }
     }
 
     /// Echoes what arrived: method, URI, body, and every header's values.
@@ -305,6 +329,7 @@ mod tests {
             ("content-length", "999"),
             (CREDENTIAL_HEADER, "forged"),
             (FORWARDED_BY_HEADER, "forged-node"),
+            (FORWARDED_TO_HEADER, "forged-target"),
             ("connection", "keep-alive, x-private-hop"),
             ("x-private-hop", "1"),
             ("keep-alive", "timeout=5"),
@@ -344,6 +369,7 @@ mod tests {
             ("content-length", &body.len().to_string()),
             (CREDENTIAL_HEADER, SECRET),
             (FORWARDED_BY_HEADER, NODE),
+            (FORWARDED_TO_HEADER, TARGET),
         ] {
             assert_eq!(seen[name], serde_json::json!([value]), "{name}");
         }
